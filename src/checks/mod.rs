@@ -1,0 +1,372 @@
+//! Checks: the rows of the health matrix, and how a row turns observations into a status.
+//!
+//! A check is declared in config: which collector and signal it reads (and which tags the
+//! observation must carry), its identifying tags, its condition (`<5m`), an optional looser
+//! `warn` condition and how its value is encoded. Evaluating it gives `pass`, `warn`, `fail` or
+//! `unknown`, never a guess: a row with no data is `unknown`, not a placeholder zero.
+
+pub mod condition;
+pub mod duration;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::observation::{Observation, Value};
+use crate::schema::{RowId, Status};
+pub use condition::Condition;
+
+/// How a row's value is sent to Datadog (the seed's encoding rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// A health check: GAUGE 1 = pass, 0 = fail.
+    Status,
+    /// A number: GAUGE of the value (with its `unit` tag).
+    Gauge,
+    /// A count: COUNT over the row's `interval`.
+    Count,
+    /// Durations and latencies: DISTRIBUTION of every sample, plus optional p50/p90 gauges.
+    Distribution,
+}
+
+/// Which single number a row compares when its observation is a set of samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Summary {
+    P50,
+    P90,
+    P95,
+    P99,
+    Max,
+    Min,
+    Mean,
+    Count,
+    Sum,
+}
+
+impl Summary {
+    pub fn of(self, samples: &[f64]) -> Option<f64> {
+        let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return match self {
+                Summary::Count | Summary::Sum => Some(0.0),
+                _ => None,
+            };
+        }
+        v.sort_by(f64::total_cmp);
+        let pct = |p: f64| -> f64 {
+            // Nearest-rank percentile: a value that was actually observed.
+            let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+            v[rank.clamp(1, v.len()) - 1]
+        };
+        Some(match self {
+            Summary::P50 => pct(50.0),
+            Summary::P90 => pct(90.0),
+            Summary::P95 => pct(95.0),
+            Summary::P99 => pct(99.0),
+            Summary::Max => v[v.len() - 1],
+            Summary::Min => v[0],
+            Summary::Mean => v.iter().sum::<f64>() / v.len() as f64,
+            Summary::Count => v.len() as f64,
+            Summary::Sum => v.iter().sum(),
+        })
+    }
+}
+
+/// How to combine several matching observations into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The most recent one (ties: the last listed).
+    #[default]
+    Latest,
+    Sum,
+    Max,
+    Min,
+    /// How many observations matched.
+    Count,
+    /// Every sample of every match, as one set of samples.
+    Merge,
+}
+
+/// A validated row of the matrix.
+#[derive(Debug, Clone)]
+pub struct CheckDef {
+    pub row: RowId,
+    /// Collector instance name.
+    pub collector: String,
+    pub signal: String,
+    /// Tags an observation must carry (all of them) to feed this row.
+    pub matches: BTreeMap<String, String>,
+    pub aggregate: Aggregate,
+    pub condition: Condition,
+    pub warn: Option<Condition>,
+    pub encoding: Encoding,
+    /// `<domain>.<signal>` part of the metric name, e.g. `ci.workflow.success`.
+    pub metric: String,
+    pub summary: Summary,
+    /// Emit `<metric>.p50` and `<metric>.p90` gauges next to a distribution.
+    pub percentiles: bool,
+    /// COUNT interval in seconds.
+    pub interval: u64,
+    pub unit: Option<String>,
+    /// How long the last observation may be carried forward as "inferred".
+    pub carry_forward: Duration,
+    /// Extra tags for this row's metrics.
+    pub tags: BTreeMap<String, String>,
+    /// Human description for the terminal and board.
+    pub title: String,
+}
+
+/// The result of evaluating one row in one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckResult {
+    pub row: RowId,
+    pub status: Status,
+    /// The observed value (samples kept whole for the distribution).
+    pub value: Option<Value>,
+    /// The number the condition was compared with, when there was one.
+    pub compared: Option<f64>,
+    pub unit: Option<String>,
+    pub observed_at: Option<DateTime<Utc>>,
+    /// Why the status is `unknown`, or other context.
+    pub reason: Option<String>,
+    /// Optional tags taken from the observation (`repo`, `branch`, …).
+    pub tags: BTreeMap<String, String>,
+    /// Carried forward from an earlier run ("light green").
+    #[serde(default)]
+    pub inferred: bool,
+    /// Which collector fed it.
+    pub collector: String,
+}
+
+impl CheckDef {
+    /// Evaluate this row against its collector's output (`Err` = the collector failed).
+    pub fn evaluate(&self, observations: Result<&[Observation], &str>) -> CheckResult {
+        let mut result = CheckResult {
+            row: self.row.clone(),
+            status: Status::Unknown,
+            value: None,
+            compared: None,
+            unit: self.unit.clone(),
+            observed_at: None,
+            reason: None,
+            tags: BTreeMap::new(),
+            inferred: false,
+            collector: self.collector.clone(),
+        };
+        let observations = match observations {
+            Ok(o) => o,
+            Err(reason) => {
+                result.reason = Some(format!("collector {} failed: {reason}", self.collector));
+                return result;
+            }
+        };
+        let matching: Vec<&Observation> = observations
+            .iter()
+            .filter(|o| {
+                o.signal == self.signal
+                    && self
+                        .matches
+                        .iter()
+                        .all(|(k, v)| o.tags.get(k).is_some_and(|ov| ov == v))
+            })
+            .collect();
+        let Some(latest) = matching.iter().max_by_key(|o| o.timestamp) else {
+            result.reason = Some(format!(
+                "no observation of signal {:?}{} from collector {}",
+                self.signal,
+                describe_matches(&self.matches),
+                self.collector
+            ));
+            return result;
+        };
+        result.observed_at = Some(latest.timestamp);
+        if result.unit.is_none() {
+            result.unit = latest.unit.clone();
+        }
+        for key in crate::schema::OPTIONAL_TAGS {
+            if let Some(v) = latest.tags.get(*key) {
+                result.tags.insert((*key).to_string(), v.clone());
+            }
+        }
+        let value = match self.combine(&matching) {
+            Ok(v) => v,
+            Err(reason) => {
+                result.reason = Some(reason);
+                return result;
+            }
+        };
+        let compared_value = match &value {
+            Value::Samples(s) => match self.summary.of(s) {
+                Some(n) => Value::Number(n),
+                None => {
+                    result.value = Some(value);
+                    result.reason = Some("no samples to summarise".into());
+                    return result;
+                }
+            },
+            other => other.clone(),
+        };
+        result.compared = compared_value.as_number();
+        result.value = Some(value);
+        result.status = match self.condition.evaluate(&compared_value) {
+            Ok(true) => Status::Pass,
+            Ok(false) => match &self.warn {
+                Some(w) if matches!(w.evaluate(&compared_value), Ok(true)) => Status::Warn,
+                _ => Status::Fail,
+            },
+            Err(e) => {
+                result.reason = Some(e.to_string());
+                Status::Unknown
+            }
+        };
+        result
+    }
+
+    fn combine(&self, matching: &[&Observation]) -> Result<Value, String> {
+        let numbers = || -> Result<Vec<f64>, String> {
+            matching
+                .iter()
+                .map(|o| {
+                    o.value.as_number().ok_or_else(|| {
+                        format!(
+                            "aggregate {:?} needs numbers, signal {:?} has {}",
+                            self.aggregate, self.signal, o.value
+                        )
+                    })
+                })
+                .collect()
+        };
+        Ok(match self.aggregate {
+            Aggregate::Latest => {
+                // max_by_key keeps the last of equal keys, so "latest" is stable for ties.
+                matching
+                    .iter()
+                    .max_by_key(|o| o.timestamp)
+                    .map(|o| o.value.clone())
+                    .ok_or("no observation")?
+            }
+            Aggregate::Sum => Value::Number(numbers()?.iter().sum()),
+            Aggregate::Max => Value::Number(numbers()?.into_iter().fold(f64::NAN, f64::max)),
+            Aggregate::Min => Value::Number(numbers()?.into_iter().fold(f64::NAN, f64::min)),
+            Aggregate::Count => Value::Number(matching.len() as f64),
+            Aggregate::Merge => {
+                let mut all = Vec::new();
+                for o in matching {
+                    match &o.value {
+                        Value::Samples(s) => all.extend_from_slice(s),
+                        v => all.push(v.as_number().ok_or_else(|| {
+                            format!("aggregate merge needs numbers or samples, got {v}")
+                        })?),
+                    }
+                }
+                Value::Samples(all)
+            }
+        })
+    }
+}
+
+fn describe_matches(m: &BTreeMap<String, String>) -> String {
+    if m.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" with {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(condition: &str) -> CheckDef {
+        CheckDef {
+            row: RowId {
+                source: "cron".into(),
+                workflow_category: "ci".into(),
+                workflow_name: "ci_smoothness".into(),
+                task: "duration".into(),
+                check: "p90".into(),
+            },
+            collector: "c".into(),
+            signal: "s".into(),
+            matches: BTreeMap::new(),
+            aggregate: Aggregate::Latest,
+            condition: Condition::parse(condition).unwrap(),
+            warn: None,
+            encoding: Encoding::Gauge,
+            metric: "ci.x".into(),
+            summary: Summary::P90,
+            percentiles: false,
+            interval: 600,
+            unit: None,
+            carry_forward: Duration::from_secs(1800),
+            tags: BTreeMap::new(),
+            title: String::new(),
+        }
+    }
+
+    fn obs(v: Value) -> Observation {
+        Observation::new("s", v, Utc::now())
+    }
+
+    #[test]
+    fn exact_comparisons() {
+        let d = def("<1");
+        assert_eq!(
+            d.evaluate(Ok(&[obs(Value::Number(1.0))])).status,
+            Status::Fail
+        );
+        assert_eq!(
+            d.evaluate(Ok(&[obs(Value::Number(0.99))])).status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn unknown_for_missing_nan_and_failed_collector() {
+        let d = def("<1");
+        let r = d.evaluate(Ok(&[]));
+        assert_eq!(r.status, Status::Unknown);
+        assert!(r.reason.unwrap().contains("no observation"));
+        assert_eq!(
+            d.evaluate(Ok(&[obs(Value::Number(f64::NAN))])).status,
+            Status::Unknown
+        );
+        let r = d.evaluate(Err("timed out after 5s"));
+        assert_eq!(r.status, Status::Unknown);
+        assert!(r.reason.unwrap().contains("timed out"));
+    }
+
+    #[test]
+    fn warn_sits_between_pass_and_fail() {
+        let mut d = def("<5m");
+        d.warn = Some(Condition::parse("<8m").unwrap());
+        let secs = |s: f64| d.evaluate(Ok(&[obs(Value::Samples(vec![s; 10]))])).status;
+        assert_eq!(secs(200.0), Status::Pass);
+        assert_eq!(secs(400.0), Status::Warn);
+        assert_eq!(secs(600.0), Status::Fail);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(Summary::P50.of(&v), Some(5.0));
+        assert_eq!(Summary::P90.of(&v), Some(9.0));
+        assert_eq!(Summary::Max.of(&v), Some(10.0));
+        assert_eq!(Summary::P90.of(&[]), None);
+        assert_eq!(Summary::Count.of(&[]), Some(0.0));
+    }
+
+    #[test]
+    fn matches_select_by_tag() {
+        let mut d = def("==success");
+        d.matches.insert("workflow".into(), "tests".into());
+        let a = obs(Value::Text("failure".into())).with_tag("workflow", "bench");
+        let b = obs(Value::Text("success".into())).with_tag("workflow", "tests");
+        assert_eq!(d.evaluate(Ok(&[a, b])).status, Status::Pass);
+    }
+}

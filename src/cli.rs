@@ -1,0 +1,191 @@
+//! Command-line interface: clap definitions and the code that runs each command.
+//!
+//! `main` only parses, calls [`execute`] and maps the result to an exit code; each command here
+//! loads what it needs, calls the library and prints for a person.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Plan};
+use crate::exit;
+use crate::run::{self, RunOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "infra-health",
+    version,
+    about = "Evaluate infrastructure health checks and ship the matrix to Datadog",
+    long_about = None
+)]
+pub struct Cli {
+    /// Config file (default: $INFRA_HEALTH_CONFIG, then ./infra-health.toml).
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect, evaluate and deliver once (the CronJob entrypoint).
+    Run(RunArgs),
+    /// Check the config: unknown keys, bad conditions, schema violations, with file:line.
+    Validate,
+    /// List the rows of the health matrix.
+    Checks,
+    /// List the available collector types and the configured instances.
+    Collectors,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print the exact request bodies instead of sending them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only these collectors (instance names or types; comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub only: Vec<String>,
+    /// With --dry-run, write the request bodies to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// State store URL (file://…, s3://bucket/prefix or a directory); default
+    /// $INFRA_HEALTH_STATE, then config, then ./.infra-health.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+}
+
+fn load_plan(cli: &Cli) -> anyhow::Result<Plan> {
+    let path = config::resolve_path(cli.config.as_deref());
+    let plan = config::load(&path)?;
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(plan)
+}
+
+/// Run the parsed command; the `u8` is the process exit code.
+pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Run(args) => {
+            let plan = load_plan(&cli)?;
+            let opts = RunOptions {
+                only: args.only.clone(),
+                dry_run: args.dry_run,
+                output: args.output.clone(),
+                state: args.state.clone(),
+                now: None,
+            };
+            let summary = run::run(&plan, opts).await?;
+            print_run(&plan, &summary, args.dry_run);
+            Ok(summary.exit_code())
+        }
+        Command::Validate => {
+            let path = config::resolve_path(cli.config.as_deref());
+            let plan = config::load(&path)?;
+            for w in &plan.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: ok ({} collectors, {} rows)",
+                path.display(),
+                plan.collectors.len(),
+                plan.checks.len()
+            );
+            Ok(exit::OK)
+        }
+        Command::Checks => {
+            let plan = load_plan(&cli)?;
+            for def in &plan.checks {
+                let name = plan
+                    .schema
+                    .metric_name(&def.row.pipeline(), &def.metric)
+                    .context("metric name")?;
+                println!(
+                    "{:<45} {:<14} {:<12} {:<22} {}",
+                    def.row.to_string(),
+                    def.condition.human(),
+                    format!("{:?}", def.encoding).to_lowercase(),
+                    def.collector,
+                    name
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Collectors => {
+            println!("Available collector types:");
+            for kind in crate::collectors::REGISTRY {
+                println!("  {:<16} {}", kind.name, kind.description);
+            }
+            let path = config::resolve_path(cli.config.as_deref());
+            if path.exists() {
+                let plan = config::load(&path)?;
+                println!("\nConfigured in {}:", path.display());
+                for c in &plan.collectors {
+                    println!(
+                        "  {:<24} type {:<16} timeout {}",
+                        c.name,
+                        c.kind,
+                        crate::checks::duration::format_duration(c.timeout)
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn print_run(plan: &Plan, summary: &run::RunSummary, dry_run: bool) {
+    let rows: Vec<_> = summary
+        .results
+        .iter()
+        .map(|(i, r)| (&plan.checks[*i], r))
+        .collect();
+    // A dry run's stdout is the JSON document; the matrix goes to stderr with the logs.
+    let to_stdout = !dry_run || summary.delivery.destination != "stdout (dry run)";
+    let color = if to_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let mut text = crate::matrix::render(&rows, color);
+    let count = |s| rows.iter().filter(|(_, r)| r.status == s).count();
+    use crate::schema::Status;
+    text.push_str(&format!(
+        "\n{} rows: {} pass, {} warn, {} fail, {} unknown. {} metrics to {}{}.\n",
+        rows.len(),
+        count(Status::Pass),
+        count(Status::Warn),
+        count(Status::Fail),
+        count(Status::Unknown),
+        summary.metrics,
+        summary.delivery.destination,
+        if summary.delivery.ok {
+            ""
+        } else {
+            " (NOT delivered)"
+        },
+    ));
+    for c in summary.failed_collectors() {
+        if let Err(e) = &c.result {
+            text.push_str(&format!("collector {} failed: {e}\n", c.name));
+        }
+    }
+    if to_stdout {
+        print!("{text}");
+    } else {
+        eprint!("{text}");
+    }
+}
+
+/// Map an error chain to the documented exit code.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<clap::Error>().is_some() {
+        exit::USAGE
+    } else {
+        exit::FATAL
+    }
+}

@@ -1,0 +1,132 @@
+//! Collectors: one per kind of source, each returning [`Observation`]s.
+//!
+//! A collector knows one source (a JSON file, GitHub Actions, an HTTP endpoint, a command) and
+//! nothing else: it never decides pass/fail and never builds a Datadog payload. Collectors are
+//! built once from config (`build` is the init step that validates everything it can without
+//! touching the network) and then only collect.
+//!
+//! Adding a collector is one file in this folder plus one line in [`REGISTRY`]: the file holds its
+//! config struct (`#[serde(deny_unknown_fields)]`), its `build` function and its `Collector` impl,
+//! and documents the signals it produces in its module docs and in `docs/collectors.md`.
+
+pub mod file;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::observation::Observation;
+use crate::state::StateStore;
+
+/// Everything a collector may use while collecting. Built once per run and shared.
+pub struct CollectContext {
+    /// The moment this run is taken at; collectors compute windows ("last 7 days") from it so a
+    /// run is consistent with itself.
+    pub now: DateTime<Utc>,
+    /// One HTTP client for the whole run, with a real User-Agent and timeouts.
+    pub http: reqwest::Client,
+    /// Where collectors keep caches and checkpoints between runs.
+    pub state: Arc<StateStore>,
+    /// Set by `--dry-run`: collectors must not advance checkpoints.
+    pub dry_run: bool,
+}
+
+/// Why a collector produced nothing. Its rows become `unknown` with this as the reason.
+#[derive(Debug, Error)]
+pub enum CollectError {
+    #[error("{0}")]
+    Source(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl CollectError {
+    /// A short stable tag for the `error_type` tag of self-metrics.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            CollectError::Source(_) => "source",
+            CollectError::Io { .. } => "io",
+            CollectError::Other(_) => "other",
+        }
+    }
+}
+
+/// A source of observations.
+pub trait Collector: Send + Sync {
+    /// Collect once. Called at most once per run; may be cancelled at its timeout.
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a CollectContext,
+    ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>>;
+}
+
+/// What `build` gets: the instance's own options (everything in its `[[collector]]` table but
+/// the common keys) and where relative paths are resolved from.
+pub struct BuildContext<'a> {
+    pub name: &'a str,
+    pub options: toml::Table,
+    /// Directory of the config file: relative paths in options are relative to it.
+    pub config_dir: PathBuf,
+}
+
+impl BuildContext<'_> {
+    /// Deserialize the options into the collector's config struct; the error names the field.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, String> {
+        toml::Value::Table(self.options.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())
+    }
+
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        let p = PathBuf::from(path);
+        if p.is_absolute() {
+            p
+        } else {
+            self.config_dir.join(p)
+        }
+    }
+}
+
+/// A built collector with its instance settings.
+#[derive(Clone)]
+pub struct CollectorInstance {
+    pub name: String,
+    pub kind: &'static str,
+    pub timeout: Duration,
+    pub collector: Arc<dyn Collector>,
+}
+
+/// One kind of collector, as listed by `infra-health collectors`.
+pub struct CollectorKind {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The signals it produces, for `infra-health collectors` and the docs.
+    pub signals: &'static [&'static str],
+    pub build: fn(&BuildContext) -> Result<Arc<dyn Collector>, String>,
+}
+
+/// Every collector kind. Add a line here when you add a collector file.
+pub const REGISTRY: &[CollectorKind] = &[file::KIND];
+
+pub fn find_kind(name: &str) -> Option<&'static CollectorKind> {
+    REGISTRY.iter().find(|k| k.name == name)
+}
+
+pub fn kind_names() -> String {
+    REGISTRY
+        .iter()
+        .map(|k| k.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,718 @@
+//! Configuration: raw TOML in, a validated [`Plan`] out.
+//!
+//! Two stages, as ripgrep and Telegraf do it: the file is read into loosely typed tables that
+//! remember where they came from, then every part is validated and resolved once into a plan
+//! (parsed conditions, built collectors, checked metric names). Nothing downstream re-parses
+//! config, and every problem is collected rather than the first one only, each with file, line
+//! and key, so `infra-health validate` can show a user all of them at once.
+
+pub mod locate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::checks::duration::parse_duration;
+use crate::checks::{Aggregate, CheckDef, Condition, Encoding, Summary};
+use crate::collectors::{self, BuildContext, CollectorInstance};
+use crate::schema::{self, RowId, Schema};
+use locate::{header_line, key_in_message, key_line, line_of};
+
+/// Where the config is looked for when `--config` and `INFRA_HEALTH_CONFIG` are not given.
+pub const DEFAULT_CONFIG_FILE: &str = "infra-health.toml";
+pub const DEFAULT_COLLECTOR_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CARRY_FORWARD: Duration = Duration::from_secs(30 * 60);
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    /// The key at fault (`check.condition`), when there is one.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if let Some(k) = &self.key {
+            write!(f, "`{k}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Which sink delivers the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// Datadog when `DD_API_KEY` is set, otherwise the local sink with a notice.
+    Auto,
+    /// Datadog; a missing key is an error, never a silent fallback.
+    Datadog,
+    /// Files under the state directory plus the terminal matrix.
+    Local,
+    /// Print the request bodies.
+    DryRun,
+}
+
+/// The `[sink]` table: the kind, and the rest of the table for the sink to read.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub kind: SinkKind,
+    /// Send a Datadog event when a row changes status.
+    pub events: bool,
+    /// Options for the Datadog sink (`site`, `endpoint`, `compression`, timeouts, …).
+    pub datadog: toml::Table,
+}
+
+/// Run-wide defaults from `[defaults]`.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub prefix: String,
+    pub env: String,
+    pub service: String,
+    pub source: String,
+    pub carry_forward: Duration,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A validated configuration, ready to run.
+#[derive(Clone)]
+pub struct Plan {
+    pub file: PathBuf,
+    pub defaults: Defaults,
+    pub schema: Schema,
+    /// State store URL from config (`INFRA_HEALTH_STATE` and `--state` win over it).
+    pub state_url: Option<String>,
+    pub sink: SinkSettings,
+    pub collectors: Vec<CollectorInstance>,
+    pub checks: Vec<CheckDef>,
+    /// Things that are allowed but worth saying (normalised names).
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field("file", &self.file)
+            .field("collectors", &self.collectors.len())
+            .field("checks", &self.checks.len())
+            .finish()
+    }
+}
+
+/// Which config file to use: the flag, then `INFRA_HEALTH_CONFIG`, then `./infra-health.toml`.
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("INFRA_HEALTH_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_CONFIG_FILE),
+    }
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: None,
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    parse(path, &text)
+}
+
+// ---- raw stage -------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct RawTop {
+    #[serde(default)]
+    defaults: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    state: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    sink: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    collector: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    check: Vec<Spanned<toml::Table>>,
+}
+
+const TOP_KEYS: &[&str] = &["defaults", "state", "sink", "collector", "check"];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    prefix: Option<String>,
+    env: Option<String>,
+    service: Option<String>,
+    source: Option<String>,
+    carry_forward: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    workflow_category: String,
+    workflow_name: String,
+    task: String,
+    check: String,
+    #[serde(default)]
+    title: Option<String>,
+    collector: String,
+    signal: String,
+    #[serde(default, rename = "match")]
+    matches: BTreeMap<String, String>,
+    #[serde(default)]
+    aggregate: Aggregate,
+    condition: String,
+    #[serde(default)]
+    warn: Option<String>,
+    #[serde(default)]
+    encoding: Option<Encoding>,
+    metric: String,
+    #[serde(default)]
+    summary: Option<Summary>,
+    #[serde(default)]
+    percentiles: bool,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
+    carry_forward: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+/// Collects errors with positions while the plan is built.
+struct Problems<'a> {
+    file: &'a Path,
+    text: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, line: usize, key: Option<String>, message: impl Into<String>) {
+        self.list.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            key,
+            message: message.into(),
+        });
+    }
+
+    /// An error about `key` inside the table at `span`.
+    fn key(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        section: &str,
+        key: &str,
+        message: impl Into<String>,
+    ) {
+        let line = key_line(self.text, span, key);
+        self.at(line, Some(format!("{section}.{key}")), message);
+    }
+
+    /// A serde error for the table at `span`: point at the key it names, if any.
+    fn serde(&mut self, span: &std::ops::Range<usize>, section: &str, err: &toml::de::Error) {
+        let message = err.message().trim().to_string();
+        match key_in_message(&message) {
+            Some(key) => self.key(span, section, &key, message),
+            None => {
+                // "invalid type: string "x", expected u64" has no key; find the bad value's key
+                // by deserialising field by field is overkill: point at the table.
+                self.at(
+                    header_line(self.text, span),
+                    Some(section.to_string()),
+                    message,
+                )
+            }
+        }
+    }
+}
+
+/// Validate config text. `path` is used for messages and to resolve relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
+    let mut p = Problems {
+        file: path,
+        text,
+        list: Vec::new(),
+    };
+
+    // Syntax and top-level keys first: without them nothing else can be located.
+    let top_keys: BTreeMap<String, Spanned<toml::Value>> = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            p.at(line, None, format!("invalid TOML: {}", e.message().trim()));
+            return Err(ConfigErrors(p.list));
+        }
+    };
+    for (key, value) in &top_keys {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            p.at(
+                header_line(text, &value.span()),
+                Some(key.clone()),
+                format!("unknown section; expected one of: {}", TOP_KEYS.join(", ")),
+            );
+        }
+    }
+    let raw: RawTop = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            p.at(line, None, e.message().trim().to_string());
+            return Err(ConfigErrors(p.list));
+        }
+    };
+
+    let defaults = resolve_defaults(&mut p, raw.defaults.as_ref());
+    let state_url = raw.state.as_ref().and_then(|s| {
+        match toml::Value::Table(s.get_ref().clone()).try_into::<RawState>() {
+            Ok(r) => r.url,
+            Err(e) => {
+                p.serde(&s.span(), "state", &e);
+                None
+            }
+        }
+    });
+    let sink = resolve_sink(&mut p, raw.sink.as_ref());
+    let schema = match Schema::new(
+        &defaults.prefix,
+        &defaults.env,
+        &defaults.service,
+        &defaults.tags,
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let span = raw.defaults.as_ref().map(|d| d.span()).unwrap_or(0..0);
+            p.key(&span, "defaults", "prefix", e.to_string());
+            None
+        }
+    };
+
+    let config_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let collectors = resolve_collectors(&mut p, &raw.collector, &config_dir);
+    let mut warnings = Vec::new();
+    let checks = match &schema {
+        Some(schema) => resolve_checks(
+            &mut p,
+            &raw.check,
+            &defaults,
+            schema,
+            &collectors,
+            &mut warnings,
+        ),
+        None => Vec::new(),
+    };
+
+    match schema {
+        Some(schema) if p.list.is_empty() => Ok(Plan {
+            file: path.to_path_buf(),
+            defaults,
+            schema,
+            state_url,
+            sink,
+            collectors,
+            checks,
+            warnings,
+        }),
+        _ => {
+            p.list.sort_by_key(|e| e.line);
+            Err(ConfigErrors(p.list))
+        }
+    }
+}
+
+fn resolve_defaults(p: &mut Problems, raw: Option<&Spanned<toml::Table>>) -> Defaults {
+    let span = raw.map(|r| r.span()).unwrap_or(0..0);
+    let parsed: RawDefaults = match raw {
+        Some(t) => match toml::Value::Table(t.get_ref().clone()).try_into() {
+            Ok(d) => d,
+            Err(e) => {
+                p.serde(&span, "defaults", &e);
+                RawDefaults::default()
+            }
+        },
+        None => RawDefaults::default(),
+    };
+    let carry_forward = match parsed.carry_forward.as_deref().map(parse_duration) {
+        None => DEFAULT_CARRY_FORWARD,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            p.key(&span, "defaults", "carry_forward", e.to_string());
+            DEFAULT_CARRY_FORWARD
+        }
+    };
+    for (k, v) in &parsed.tags {
+        if let Err(e) = schema::validate_tag_key(k).and_then(|_| schema::validate_tag_value(k, v)) {
+            p.key(&span, "defaults", "tags", e.to_string());
+        }
+    }
+    // DD_ENV wins over the file, as it does for the Datadog Agent and tracers.
+    let env = std::env::var("DD_ENV")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .or(parsed.env)
+        .unwrap_or_else(|| "dev".to_string());
+    let source = parsed.source.unwrap_or_else(|| "cron".into());
+    for (key, value) in [("env", &env), ("source", &source)] {
+        if let Err(e) = schema::validate_tag_value(key, value) {
+            p.key(&span, "defaults", key, e.to_string());
+        }
+    }
+    Defaults {
+        prefix: parsed
+            .prefix
+            .unwrap_or_else(|| schema::DEFAULT_PREFIX.into()),
+        env,
+        service: parsed
+            .service
+            .unwrap_or_else(|| schema::DEFAULT_SERVICE.into()),
+        source,
+        carry_forward,
+        tags: parsed.tags,
+    }
+}
+
+fn resolve_sink(p: &mut Problems, raw: Option<&Spanned<toml::Table>>) -> SinkSettings {
+    let mut settings = SinkSettings {
+        kind: SinkKind::Auto,
+        events: false,
+        datadog: toml::Table::new(),
+    };
+    let Some(raw) = raw else {
+        return settings;
+    };
+    let span = raw.span();
+    let mut table = raw.get_ref().clone();
+    if let Some(v) = table.remove("type") {
+        match v.try_into::<SinkKind>() {
+            Ok(k) => settings.kind = k,
+            Err(_) => p.key(
+                &span,
+                "sink",
+                "type",
+                "expected one of \"auto\", \"datadog\", \"local\", \"dry-run\"",
+            ),
+        }
+    }
+    if let Some(v) = table.remove("events") {
+        match v.as_bool() {
+            Some(b) => settings.events = b,
+            None => p.key(&span, "sink", "events", "expected true or false"),
+        }
+    }
+    settings.datadog = table;
+    settings
+}
+
+fn resolve_collectors(
+    p: &mut Problems,
+    raw: &[Spanned<toml::Table>],
+    config_dir: &Path,
+) -> Vec<CollectorInstance> {
+    let mut out: Vec<CollectorInstance> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for table in raw {
+        let span = table.span();
+        let mut options = table.get_ref().clone();
+        let header = header_line(p.text, &span);
+        let name = match options.remove("name") {
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => s,
+            Some(_) => {
+                p.key(&span, "collector", "name", "expected a non-empty string");
+                continue;
+            }
+            None => {
+                p.at(
+                    header,
+                    Some("collector.name".into()),
+                    "every [[collector]] needs a `name`",
+                );
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&name) {
+            p.key(
+                &span,
+                "collector",
+                "name",
+                format!("duplicate collector name {name:?} (first defined on line {first})"),
+            );
+            continue;
+        }
+        seen.insert(name.clone(), header);
+        let kind_name = match options.remove("type") {
+            Some(toml::Value::String(s)) => s,
+            _ => {
+                p.at(
+                    header,
+                    Some("collector.type".into()),
+                    format!(
+                        "collector {name:?} needs a `type`, one of: {}",
+                        collectors::kind_names()
+                    ),
+                );
+                continue;
+            }
+        };
+        let Some(kind) = collectors::find_kind(&kind_name) else {
+            p.key(
+                &span,
+                "collector",
+                "type",
+                format!(
+                    "unknown collector type {kind_name:?}; available: {}",
+                    collectors::kind_names()
+                ),
+            );
+            continue;
+        };
+        let timeout = match options.remove("timeout") {
+            None => DEFAULT_COLLECTOR_TIMEOUT,
+            Some(toml::Value::String(s)) => match parse_duration(&s) {
+                Ok(d) => d,
+                Err(e) => {
+                    p.key(&span, "collector", "timeout", e.to_string());
+                    continue;
+                }
+            },
+            Some(_) => {
+                p.key(
+                    &span,
+                    "collector",
+                    "timeout",
+                    "expected a duration string such as \"30s\"",
+                );
+                continue;
+            }
+        };
+        let ctx = BuildContext {
+            name: &name,
+            options,
+            config_dir: config_dir.to_path_buf(),
+        };
+        match (kind.build)(&ctx) {
+            Ok(collector) => out.push(CollectorInstance {
+                name,
+                kind: kind.name,
+                timeout,
+                collector,
+            }),
+            Err(message) => {
+                let key = key_in_message(&message)
+                    .or_else(|| message.split(':').next().map(|s| s.trim().to_string()))
+                    .unwrap_or_default();
+                let line = key_line(p.text, &span, &key);
+                p.at(
+                    line,
+                    Some(format!("collector.{key}")),
+                    format!("collector {name:?} ({}): {message}", kind.name),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn resolve_checks(
+    p: &mut Problems,
+    raw: &[Spanned<toml::Table>],
+    defaults: &Defaults,
+    schema: &Schema,
+    collectors: &[CollectorInstance],
+    warnings: &mut Vec<String>,
+) -> Vec<CheckDef> {
+    let mut out = Vec::new();
+    let mut seen: HashMap<RowId, usize> = HashMap::new();
+    for table in raw {
+        let span = table.span();
+        let header = header_line(p.text, &span);
+        let r: RawCheck = match toml::Value::Table(table.get_ref().clone()).try_into() {
+            Ok(r) => r,
+            Err(e) => {
+                p.serde(&span, "check", &e);
+                continue;
+            }
+        };
+        let errors_before = p.list.len();
+        let row = RowId {
+            source: r.source.clone().unwrap_or_else(|| defaults.source.clone()),
+            workflow_category: r.workflow_category.clone(),
+            workflow_name: r.workflow_name.clone(),
+            task: r.task.clone(),
+            check: r.check.clone(),
+        };
+        for (key, value) in [
+            ("source", &row.source),
+            ("workflow_category", &row.workflow_category),
+            ("workflow_name", &row.workflow_name),
+            ("task", &row.task),
+            ("check", &row.check),
+        ] {
+            if let Err(e) = schema::validate_tag_value(key, value) {
+                p.key(&span, "check", key, e.to_string());
+            }
+        }
+        let condition = match Condition::parse(&r.condition) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                p.key(&span, "check", "condition", e.to_string());
+                None
+            }
+        };
+        let warn = match r.warn.as_deref().map(Condition::parse) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                p.key(&span, "check", "warn", e.to_string());
+                None
+            }
+        };
+        if !collectors.iter().any(|c| c.name == r.collector) {
+            let names: Vec<&str> = collectors.iter().map(|c| c.name.as_str()).collect();
+            p.key(
+                &span,
+                "check",
+                "collector",
+                format!(
+                    "no collector named {:?} (defined: {})",
+                    r.collector,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            );
+        }
+        if let Err(e) = schema.metric_name(&row.pipeline(), &r.metric) {
+            p.key(&span, "check", "metric", e.to_string());
+        }
+        for (k, v) in &r.tags {
+            if let Err(e) =
+                schema::validate_tag_key(k).and_then(|_| schema::validate_tag_value(k, v))
+            {
+                p.key(&span, "check", "tags", e.to_string());
+            }
+        }
+        if let Some(u) = &r.unit
+            && let Err(e) = schema::validate_tag_value("unit", u)
+        {
+            p.key(&span, "check", "unit", e.to_string());
+        }
+        let parse_dur =
+            |p: &mut Problems, key: &str, value: &Option<String>, default: Duration| match value
+                .as_deref()
+                .map(parse_duration)
+            {
+                None => default,
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    p.key(&span, "check", key, e.to_string());
+                    default
+                }
+            };
+        let carry_forward = parse_dur(p, "carry_forward", &r.carry_forward, defaults.carry_forward);
+        let interval = parse_dur(p, "interval", &r.interval, Duration::from_secs(600));
+        if interval.as_secs() == 0 {
+            p.key(
+                &span,
+                "check",
+                "interval",
+                "a COUNT interval must be at least 1s",
+            );
+        }
+        if let Some(first) = seen.get(&row) {
+            p.at(
+                header,
+                Some("check".into()),
+                format!("duplicate row {row} (first defined on line {first}); rows are identified by workflow_category, workflow_name, task and check"),
+            );
+            continue;
+        }
+        seen.insert(row.clone(), header);
+        let Some(condition) = condition else { continue };
+        if p.list.len() > errors_before {
+            continue;
+        }
+        let encoding = r.encoding.unwrap_or(match condition.operand() {
+            crate::checks::condition::Operand::Text(_) => Encoding::Status,
+            _ => Encoding::Gauge,
+        });
+        if encoding == Encoding::Distribution && r.summary.is_none() && !r.percentiles {
+            warnings.push(format!(
+                "{}:{header}: row {row} is a distribution compared on p90 (set `summary` to choose)",
+                p.file.display()
+            ));
+        }
+        let title = r.title.clone().unwrap_or_else(|| {
+            format!("{} {}", r.task.replace('_', " "), r.check.replace('_', " "))
+        });
+        out.push(CheckDef {
+            row,
+            collector: r.collector,
+            signal: r.signal,
+            matches: r.matches,
+            aggregate: r.aggregate,
+            condition,
+            warn,
+            encoding,
+            metric: r.metric,
+            summary: r.summary.unwrap_or(Summary::P90),
+            percentiles: r.percentiles,
+            interval: interval.as_secs().max(1),
+            unit: r.unit,
+            carry_forward,
+            tags: r.tags,
+            title,
+        });
+    }
+    out
+}

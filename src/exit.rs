@@ -1,0 +1,12 @@
+//! Exit codes, documented in the README, so a CronJob's failure alert means something.
+
+/// Everything collected and delivered.
+pub const OK: u8 = 0;
+/// A fatal error before delivery: bad config, unreadable state, bad credentials file.
+pub const FATAL: u8 = 1;
+/// Command-line usage error (clap's own code).
+pub const USAGE: u8 = 2;
+/// Delivered, but one or more collectors failed: their rows are `unknown`.
+pub const PARTIAL: u8 = 3;
+/// Delivery failed; what could not be sent is spooled for the next run.
+pub const DELIVERY_FAILED: u8 = 4;

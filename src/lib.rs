@@ -1,0 +1,21 @@
+//! infra-health: watch an engineering organisation's infrastructure and ship a pass/fail health
+//! matrix to Datadog.
+//!
+//! The data flows one way: config → [`collectors`] → [`observation`]s → [`checks`] → metrics
+//! built by the [`schema`] → [`sinks`]. The [`state`] store is the only thing kept between runs.
+//! Each module owns one step and says why in its own docs; `main.rs` only parses arguments and
+//! maps errors to exit codes.
+
+pub mod checks;
+pub mod cli;
+pub mod collectors;
+pub mod config;
+pub mod exit;
+pub mod matrix;
+pub mod net;
+pub mod observation;
+pub mod run;
+pub mod schema;
+pub mod secret;
+pub mod sinks;
+pub mod state;

@@ -1,0 +1,86 @@
+//! What a collector hands back: one measured signal at one moment.
+//!
+//! Collectors know their source and nothing else: they never decide pass/fail and never build
+//! Datadog payloads. An [`Observation`] is the whole contract between a collector and the checks
+//! that read it, so it stays small and source-neutral.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The value of a signal.
+///
+/// `Samples` carries many measurements of one signal (workflow durations, probe latencies): the
+/// checks summarise it (p50/p90) and the schema turns it into a DISTRIBUTION.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Number(f64),
+    Bool(bool),
+    Text(String),
+    Samples(Vec<f64>),
+}
+
+impl Value {
+    /// The single number this value stands for, when it has one. Samples have none: a check
+    /// must say which summary (p50, p90, …) it compares.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(*n),
+            Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            Value::Text(_) | Value::Samples(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Number(n) => write!(f, "{n}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Text(s) => f.write_str(s),
+            Value::Samples(s) => write!(f, "{} samples", s.len()),
+        }
+    }
+}
+
+/// One measured signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The collector-defined name of the signal, e.g. `workflow.conclusion`; checks select on it.
+    pub signal: String,
+    pub value: Value,
+    /// Unit of a numeric value as Datadog names units (`second`, `steps_per_sec`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// When the signal was true of the world (not when we looked).
+    pub timestamp: DateTime<Utc>,
+    /// Qualifiers (`workflow`, `repo`, `label`, …); checks select on them and the optional ones
+    /// (`repo`, `branch`, `runner`, …) become metric tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Observation {
+    pub fn new(signal: impl Into<String>, value: Value, timestamp: DateTime<Utc>) -> Self {
+        Observation {
+            signal: signal.into(),
+            value,
+            unit: None,
+            timestamp,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    pub fn with_unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = Some(unit.into());
+        self
+    }
+
+    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+}

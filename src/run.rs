@@ -1,0 +1,279 @@
+//! One run: collect, evaluate, deliver.
+//!
+//! Collectors run concurrently, each under its own timeout and in its own task, so one that
+//! errors, hangs or panics turns only its own rows `unknown` and never stops the others
+//! (Telegraf's "record the error and continue"). Then every row is evaluated, the schema turns
+//! results into metrics, and the sink delivers them once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::checks::CheckResult;
+use crate::collectors::{CollectContext, CollectorInstance};
+use crate::config::Plan;
+use crate::observation::Observation;
+use crate::schema::Metric;
+use crate::sinks::{self, DeliveryReport};
+use crate::state::{DEFAULT_STATE_DIR, StateStore};
+
+/// Options of `infra-health run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run only these collectors (by instance name or by type).
+    pub only: Vec<String>,
+    pub dry_run: bool,
+    /// Where `--dry-run` writes the request bodies (stdout otherwise).
+    pub output: Option<PathBuf>,
+    /// State store URL from `--state` (wins over `INFRA_HEALTH_STATE` and config).
+    pub state: Option<String>,
+    /// The moment the run is taken at (tests pin it).
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// How one collector did.
+#[derive(Debug, Clone)]
+pub struct CollectorOutcome {
+    pub name: String,
+    pub kind: &'static str,
+    pub duration_secs: f64,
+    /// The observations, or why there are none.
+    pub result: Result<Vec<Observation>, String>,
+    pub error_type: Option<&'static str>,
+}
+
+/// Everything a run did, for the CLI to print and turn into an exit code.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Indexes into `plan.checks`, with the row's result.
+    pub results: Vec<(usize, CheckResult)>,
+    pub collectors: Vec<CollectorOutcome>,
+    pub metrics: usize,
+    pub delivery: DeliveryReport,
+    pub sink: &'static str,
+}
+
+impl RunSummary {
+    pub fn failed_collectors(&self) -> impl Iterator<Item = &CollectorOutcome> {
+        self.collectors.iter().filter(|c| c.result.is_err())
+    }
+
+    /// The documented exit code for this run.
+    pub fn exit_code(&self) -> u8 {
+        if !self.delivery.ok {
+            crate::exit::DELIVERY_FAILED
+        } else if self.failed_collectors().next().is_some() {
+            crate::exit::PARTIAL
+        } else {
+            crate::exit::OK
+        }
+    }
+}
+
+/// The state store URL: `--state`, then `INFRA_HEALTH_STATE`, then config, then `./.infra-health`.
+pub fn state_url(flag: Option<&str>, plan: &Plan) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var("INFRA_HEALTH_STATE")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .or_else(|| plan.state_url.clone())
+        .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string())
+}
+
+/// The one HTTP client of a run: rustls, a real User-Agent (GitHub rejects an empty one),
+/// connect and overall timeouts.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("infra-health/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// Select collectors for `--only` (instance names or types). Unknown names are an error.
+pub fn select_collectors<'a>(
+    plan: &'a Plan,
+    only: &[String],
+) -> anyhow::Result<Vec<&'a CollectorInstance>> {
+    if only.is_empty() {
+        return Ok(plan.collectors.iter().collect());
+    }
+    for name in only {
+        if !plan
+            .collectors
+            .iter()
+            .any(|c| &c.name == name || c.kind == name)
+        {
+            let names: Vec<&str> = plan.collectors.iter().map(|c| c.name.as_str()).collect();
+            anyhow::bail!(
+                "--only {name:?}: no collector with that name or type in {} (defined: {})",
+                plan.file.display(),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(plan
+        .collectors
+        .iter()
+        .filter(|c| only.iter().any(|o| o == &c.name || o == c.kind))
+        .collect())
+}
+
+/// Run every selected collector concurrently, each under its own timeout.
+pub async fn collect(
+    collectors: &[&CollectorInstance],
+    ctx: Arc<CollectContext>,
+) -> Vec<CollectorOutcome> {
+    let mut tasks = Vec::new();
+    for instance in collectors {
+        let task_instance = (*instance).clone();
+        let ctx = ctx.clone();
+        let handle = tokio::spawn(async move {
+            let instance = task_instance;
+            let started = Instant::now();
+            let outcome =
+                tokio::time::timeout(instance.timeout, instance.collector.collect(&ctx)).await;
+            (started.elapsed().as_secs_f64(), outcome)
+        });
+        tasks.push(((*instance).clone(), handle));
+    }
+    let mut out = Vec::new();
+    for (instance, handle) in tasks {
+        let (duration_secs, result, error_type) = match handle.await {
+            Ok((d, Ok(Ok(obs)))) => (d, Ok(obs), None),
+            Ok((d, Ok(Err(e)))) => (d, Err(e.to_string()), Some(e.error_type())),
+            Ok((d, Err(_))) => (
+                d,
+                Err(format!(
+                    "timed out after {}",
+                    crate::checks::duration::format_duration(instance.timeout)
+                )),
+                Some("timeout"),
+            ),
+            Err(join) => {
+                let msg = if join.is_panic() {
+                    let payload = join.into_panic();
+                    let text = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    format!("panicked: {text}")
+                } else {
+                    "was cancelled".to_string()
+                };
+                (instance.timeout.as_secs_f64(), Err(msg), Some("panic"))
+            }
+        };
+        match &result {
+            Ok(obs) => tracing::info!(
+                collector = %instance.name,
+                observations = obs.len(),
+                "collected in {duration_secs:.2}s"
+            ),
+            Err(e) => tracing::error!(collector = %instance.name, "collector failed: {e}"),
+        }
+        out.push(CollectorOutcome {
+            name: instance.name.clone(),
+            kind: instance.kind,
+            duration_secs,
+            result,
+            error_type,
+        });
+    }
+    out
+}
+
+/// Evaluate the rows fed by the collectors that ran.
+pub fn evaluate(plan: &Plan, outcomes: &[CollectorOutcome]) -> Vec<(usize, CheckResult)> {
+    let by_name: HashMap<&str, &CollectorOutcome> =
+        outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
+    plan.checks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, def)| {
+            let outcome = by_name.get(def.collector.as_str())?;
+            let input = match &outcome.result {
+                Ok(obs) => Ok(obs.as_slice()),
+                Err(e) => Err(e.as_str()),
+            };
+            Some((i, def.evaluate(input)))
+        })
+        .collect()
+}
+
+/// Turn results and collector outcomes into metrics. A metric the schema refuses is a bug in
+/// config validation; it is logged and left out rather than sent half-labelled.
+pub fn metrics(
+    plan: &Plan,
+    results: &[(usize, CheckResult)],
+    outcomes: &[CollectorOutcome],
+    now: i64,
+) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for (i, result) in results {
+        let def = &plan.checks[*i];
+        match plan.schema.row_metrics(def, result, now) {
+            Ok(m) => out.extend(m),
+            Err(e) => tracing::error!("row {}: metric refused: {e}", def.row),
+        }
+    }
+    for o in outcomes {
+        let count = o.result.as_ref().map(|v| v.len()).unwrap_or(0);
+        match plan.schema.collector_metrics(
+            &plan.defaults.source,
+            &o.name,
+            o.duration_secs,
+            o.result.is_ok(),
+            count,
+            o.error_type,
+            now,
+        ) {
+            Ok(m) => out.extend(m),
+            Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
+        }
+    }
+    out
+}
+
+/// The whole of `infra-health run`.
+pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
+    let now = opts.now.unwrap_or_else(Utc::now);
+    let state = Arc::new(StateStore::open(&state_url(opts.state.as_deref(), plan))?);
+    let http = http_client()?;
+    let selected = select_collectors(plan, &opts.only)?;
+    let sink = sinks::select(
+        &plan.sink,
+        opts.dry_run,
+        opts.output.clone(),
+        state.clone(),
+        http.clone(),
+    )?;
+    let ctx = Arc::new(CollectContext {
+        now,
+        http,
+        state,
+        dry_run: opts.dry_run,
+    });
+    let outcomes = collect(&selected, ctx).await;
+    let results = evaluate(plan, &outcomes);
+    let metrics = metrics(plan, &results, &outcomes, now.timestamp());
+    let delivery = sink.deliver(&metrics).await;
+    for p in &delivery.problems {
+        tracing::error!("delivery: {p}");
+    }
+    Ok(RunSummary {
+        results,
+        collectors: outcomes,
+        metrics: metrics.len(),
+        delivery,
+        sink: sink.name(),
+    })
+}

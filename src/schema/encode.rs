@@ -1,0 +1,231 @@
+//! From a row's result to the metrics that carry it (the seed's encoding rules).
+//!
+//! Per row, every run:
+//! - the value metric `<prefix>.<pipeline>.<metric>`: GAUGE 1/0 for a health check, GAUGE of the
+//!   number (with `unit`), COUNT over the row's interval, or DISTRIBUTION of every sample plus
+//!   optional `.p50` / `.p90` GAUGEs;
+//! - the health gauge `<prefix>.<pipeline>.check.status` (1 pass, 0.5 warn, 0 fail), which the
+//!   dashboard's matrix reads whatever the row's encoding;
+//! - for an `unknown` row, instead of both, `<prefix>.<pipeline>.check.unknown` = 1 with a
+//!   `reason` tag: missing data is never sent as a placeholder zero.
+//! - for a carried-forward row, the same metrics tagged `inferred:true` plus
+//!   `<prefix>.state.carry_forward` = 1.
+
+use std::collections::BTreeMap;
+
+use super::{Metric, MetricValue, RowId, Schema, SchemaError, Status};
+use crate::checks::{CheckDef, CheckResult, Encoding, Summary};
+use crate::observation::Value;
+
+impl Schema {
+    /// Every metric for one evaluated row, stamped at `now` (Unix seconds).
+    ///
+    /// Metrics are stamped with the run's time, not the observation's: Datadog drops points
+    /// older than an hour, and the dashboard colours rows by what this run concluded.
+    pub fn row_metrics(
+        &self,
+        def: &CheckDef,
+        result: &CheckResult,
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        let pipeline = def.row.pipeline();
+        let condition = def.condition.tag_value();
+        let mut optional: BTreeMap<String, String> = result.tags.clone();
+        optional.extend(def.tags.clone());
+        if let Some(unit) = result.unit.as_ref().or(def.unit.as_ref()) {
+            optional.insert("unit".into(), unit.clone());
+        }
+        if result.inferred {
+            optional.insert("inferred".into(), "true".into());
+        }
+        let mut out = Vec::new();
+        let unit = optional.get("unit").cloned();
+        let metric = |name: String, value: MetricValue, tags: &Vec<String>| Metric {
+            name,
+            value,
+            timestamp: now,
+            tags: tags.clone(),
+            unit: unit.clone(),
+        };
+
+        let Some(status_value) = result.status.gauge_value() else {
+            let name = self.unknown_metric(&pipeline)?;
+            let mut reason_tags = optional.clone();
+            reason_tags.insert(
+                "reason".into(),
+                unknown_reason_tag(result.reason.as_deref()),
+            );
+            let tags = self.tags(&name, &def.row, &condition, Status::Unknown, &reason_tags)?;
+            out.push(metric(name, MetricValue::Gauge(1.0), &tags));
+            return Ok(out);
+        };
+
+        let value_name = self.metric_name(&pipeline, &def.metric)?;
+        let tags = self.tags(&value_name, &def.row, &condition, result.status, &optional)?;
+        match def.encoding {
+            Encoding::Status => {
+                let v = if result.status == Status::Fail {
+                    0.0
+                } else {
+                    1.0
+                };
+                out.push(metric(value_name.clone(), MetricValue::Gauge(v), &tags));
+            }
+            Encoding::Gauge => {
+                if let Some(v) = result.compared {
+                    out.push(metric(value_name.clone(), MetricValue::Gauge(v), &tags));
+                }
+            }
+            Encoding::Count => {
+                if let Some(v) = result.compared {
+                    out.push(metric(
+                        value_name.clone(),
+                        MetricValue::Count {
+                            value: v,
+                            interval: def.interval,
+                        },
+                        &tags,
+                    ));
+                }
+            }
+            Encoding::Distribution => {
+                let samples: Vec<f64> = match &result.value {
+                    Some(Value::Samples(s)) => {
+                        s.iter().copied().filter(|x| x.is_finite()).collect()
+                    }
+                    Some(v) => v.as_number().into_iter().collect(),
+                    None => Vec::new(),
+                };
+                if def.percentiles {
+                    for (suffix, summary) in [("p50", Summary::P50), ("p90", Summary::P90)] {
+                        if let Some(v) = summary.of(&samples) {
+                            let name =
+                                self.metric_name(&pipeline, &format!("{}.{suffix}", def.metric))?;
+                            out.push(metric(name, MetricValue::Gauge(v), &tags));
+                        }
+                    }
+                }
+                if !samples.is_empty() {
+                    out.push(metric(
+                        value_name.clone(),
+                        MetricValue::Distribution(samples),
+                        &tags,
+                    ));
+                }
+            }
+        }
+        let status_name = self.status_metric(&pipeline)?;
+        let status_tags =
+            self.tags(&status_name, &def.row, &condition, result.status, &optional)?;
+        out.push(metric(
+            status_name,
+            MetricValue::Gauge(status_value),
+            &status_tags,
+        ));
+        if result.inferred {
+            let name = self.carry_forward_metric()?;
+            let cf_tags = self.tags(&name, &def.row, &condition, result.status, &optional)?;
+            out.push(metric(name, MetricValue::Gauge(1.0), &cf_tags));
+        }
+        Ok(out)
+    }
+
+    /// The tool's own metrics for one collector: `<prefix>.collector.duration` (seconds),
+    /// `.success` (1/0) and `.series` (observations returned), tagged `collector:NAME`.
+    pub fn collector_metrics(
+        &self,
+        source: &str,
+        collector: &str,
+        duration_secs: f64,
+        ok: bool,
+        observations: usize,
+        error_type: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        let status = if ok { Status::Pass } else { Status::Fail };
+        let mut optional = BTreeMap::new();
+        optional.insert("collector".to_string(), collector.to_string());
+        if let Some(e) = error_type {
+            optional.insert("error_type".to_string(), e.to_string());
+        }
+        let mut out = Vec::new();
+        for (check, value, unit) in [
+            ("duration", duration_secs, Some("second")),
+            ("success", if ok { 1.0 } else { 0.0 }, None),
+            ("series", observations as f64, None),
+        ] {
+            let name = self.self_metric_name(&format!("collector.{check}"))?;
+            out.push(self.self_metric(
+                source,
+                collector,
+                "collector",
+                check,
+                name,
+                value,
+                status,
+                unit,
+                &optional,
+                now,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// One self-metric gauge with the full required tag set (`workflow_category:self`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn self_metric(
+        &self,
+        source: &str,
+        workflow_name: &str,
+        task: &str,
+        check: &str,
+        name: String,
+        value: f64,
+        status: Status,
+        unit: Option<&str>,
+        optional: &BTreeMap<String, String>,
+        now: i64,
+    ) -> Result<Metric, SchemaError> {
+        let row = RowId {
+            source: source.to_string(),
+            workflow_category: "self".into(),
+            workflow_name: workflow_name.to_string(),
+            task: task.to_string(),
+            check: check.to_string(),
+        };
+        let mut optional = optional.clone();
+        if let Some(u) = unit {
+            optional.insert("unit".into(), u.into());
+        }
+        let tags = self.tags(&name, &row, "none", status, &optional)?;
+        Ok(Metric {
+            name,
+            value: MetricValue::Gauge(value),
+            timestamp: now,
+            tags,
+            unit: unit.map(str::to_string),
+        })
+    }
+}
+
+/// A short, bounded `reason` tag value for an unknown row (free text would be a new custom
+/// metric per message).
+fn unknown_reason_tag(reason: Option<&str>) -> String {
+    let r = reason.unwrap_or("");
+    if r.starts_with("collector") && r.contains("timed out") {
+        "collector_timeout"
+    } else if r.starts_with("collector") && r.contains("panicked") {
+        "collector_panic"
+    } else if r.starts_with("collector") {
+        "collector_failed"
+    } else if r.starts_with("no observation") {
+        "no_data"
+    } else if r.contains("stale") || r.contains("older than") {
+        "stale"
+    } else if r.to_ascii_lowercase().contains("nan") || r.contains("not a number") {
+        "not_a_number"
+    } else {
+        "invalid_value"
+    }
+    .to_string()
+}

@@ -1,0 +1,89 @@
+//! The local sink: the request bodies Datadog would get, written to the state store.
+//!
+//! Each run writes `payloads/<UTC time>/series.json` and `distribution_points.json` (the same
+//! documents as a dry run). Only the newest [`KEEP_RUNS`] runs are kept, so a laptop or a
+//! key-less CronJob does not fill its disk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::DeliveryReport;
+use crate::schema::Metric;
+use crate::sinks::datadog::encode;
+use crate::state::StateStore;
+
+pub const KEEP_RUNS: usize = 50;
+
+pub struct LocalSink {
+    state: Arc<StateStore>,
+}
+
+impl LocalSink {
+    pub fn new(state: Arc<StateStore>) -> LocalSink {
+        LocalSink { state }
+    }
+
+    pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
+        let dir = format!(
+            "payloads/{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        );
+        let mut report = DeliveryReport {
+            destination: format!("{}/{dir}", self.state.location()),
+            ..Default::default()
+        };
+        let (series, distributions) = encode::payloads(metrics);
+        let bodies = [
+            ("series.json", serde_json::to_vec_pretty(&series)),
+            (
+                "distribution_points.json",
+                serde_json::to_vec_pretty(&distributions),
+            ),
+        ];
+        for (file, body) in bodies {
+            let key = format!("{dir}/{file}");
+            let result = match body {
+                Ok(b) => self
+                    .state
+                    .put(&key, Bytes::from(b))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot encode {file}: {e}")),
+            };
+            if let Err(e) = result {
+                report.problems.push(e);
+            }
+        }
+        report.ok = report.problems.is_empty();
+        if report.ok {
+            report.delivered_series = metrics.len();
+        }
+        if let Err(e) = self.prune().await {
+            tracing::warn!("could not prune old local payloads: {e}");
+        }
+        report
+    }
+
+    async fn prune(&self) -> Result<(), crate::state::StateError> {
+        let keys = self.state.list("payloads").await?;
+        let mut runs: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("payloads/")?.split('/').next())
+            .collect();
+        runs.dedup();
+        if runs.len() <= KEEP_RUNS {
+            return Ok(());
+        }
+        let cutoff = runs.len() - KEEP_RUNS;
+        for old in &runs[..cutoff] {
+            for k in keys
+                .iter()
+                .filter(|k| k.starts_with(&format!("payloads/{old}/")))
+            {
+                self.state.delete(k).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Sinks: where a run's metrics go.
+//!
+//! - `datadog`: the intake API (batching, compression, retries and the spool live there);
+//! - `dry-run`: the exact request bodies, printed (or written to `--output`), nothing sent;
+//! - `local`: the same bodies written under the state store's `payloads/`, for a laptop or a
+//!   machine with no Datadog key.
+//!
+//! `auto` picks Datadog when `DD_API_KEY` is set and local otherwise, saying so; a config that
+//! names `datadog` and has no key is an error, so a CronJob with a missing secret fails loudly.
+
+pub mod datadog;
+pub mod dry_run;
+pub mod local;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{SinkKind, SinkSettings};
+use crate::schema::Metric;
+use crate::secret::Secret;
+use crate::state::StateStore;
+
+/// What happened to a run's metrics.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryReport {
+    /// Where they went, for the summary line (`Datadog (datadoghq.com)`, a directory, stdout).
+    pub destination: String,
+    pub delivered_series: usize,
+    /// Series written to the spool for the next run.
+    pub spooled_series: usize,
+    /// Points that could not be delivered and were too old to keep.
+    pub dropped_points: usize,
+    /// False when something could not be delivered now (it may be spooled).
+    pub ok: bool,
+    pub problems: Vec<String>,
+}
+
+pub enum Sink {
+    Datadog(datadog::DatadogSink),
+    DryRun(dry_run::DryRunSink),
+    Local(local::LocalSink),
+}
+
+impl Sink {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::Datadog(_) => "datadog",
+            Sink::DryRun(_) => "dry-run",
+            Sink::Local(_) => "local",
+        }
+    }
+
+    pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
+        match self {
+            Sink::Datadog(s) => s.deliver(metrics).await,
+            Sink::DryRun(s) => s.deliver(metrics).await,
+            Sink::Local(s) => s.deliver(metrics).await,
+        }
+    }
+}
+
+/// Pick the sink for this run. `dry_run` (the flag) wins over config.
+pub fn select(
+    settings: &SinkSettings,
+    dry_run: bool,
+    output: Option<PathBuf>,
+    state: Arc<StateStore>,
+    http: reqwest::Client,
+) -> anyhow::Result<Sink> {
+    if dry_run || settings.kind == SinkKind::DryRun {
+        return Ok(Sink::DryRun(dry_run::DryRunSink::new(output)));
+    }
+    let key = Secret::from_env(&["DD_API_KEY"]).map_err(anyhow::Error::msg)?;
+    match (settings.kind, key) {
+        (SinkKind::Local, _) => Ok(Sink::Local(local::LocalSink::new(state))),
+        (SinkKind::Auto, None) => {
+            tracing::info!(
+                "DD_API_KEY is not set: delivering to the local sink under {} instead of Datadog",
+                state.location()
+            );
+            Ok(Sink::Local(local::LocalSink::new(state)))
+        }
+        (SinkKind::Datadog, None) => anyhow::bail!(
+            "the sink is set to \"datadog\" but DD_API_KEY (or DD_API_KEY_FILE) is not set; set the key, or use type = \"auto\" to fall back to the local sink"
+        ),
+        (SinkKind::Datadog | SinkKind::Auto, Some(key)) => Ok(Sink::Datadog(
+            datadog::DatadogSink::new(&settings.datadog, key, state, http)?,
+        )),
+        (SinkKind::DryRun, _) => Ok(Sink::DryRun(dry_run::DryRunSink::new(output))),
+    }
+}
