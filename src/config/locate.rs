@@ -17,10 +17,26 @@ pub fn line_of(text: &str, pos: usize) -> usize {
         + 1
 }
 
-/// The line where `key` is assigned inside `span` (a table's text), or the span's first line.
-pub fn key_line(text: &str, span: &Range<usize>, key: &str) -> usize {
+/// The text range of the table whose header (or first key) is at `span`: from there to the
+/// next table header. TOML spans of a table cover its header only, not its keys.
+pub fn section_range(text: &str, span: &Range<usize>) -> Range<usize> {
     let start = span.start.min(text.len());
-    let end = span.end.clamp(start, text.len());
+    let after_header = span.end.clamp(start, text.len());
+    let mut offset = after_header;
+    for line in text[after_header..].split_inclusive('\n') {
+        if offset > after_header && line.trim_start().starts_with('[') {
+            return start..offset;
+        }
+        offset += line.len();
+    }
+    start..text.len()
+}
+
+/// The line where `key` is assigned inside the table at `span`, or the table's first line.
+pub fn key_line(text: &str, span: &Range<usize>, key: &str) -> usize {
+    let range = section_range(text, span);
+    let start = range.start;
+    let end = range.end;
     let Some(slice) = text.get(start..end) else {
         return line_of(text, start);
     };
@@ -75,12 +91,14 @@ mod tests {
 
     #[test]
     fn finds_lines() {
-        let text = "a = 1\n[[check]]\nname = \"x\"\ncondition = \"<5\"\n";
+        let text = "a = 1\n[[check]]\nname = \"x\"\ncondition = \"<5\"\n[[check]]\ncondition = 1\n";
         assert_eq!(line_of(text, 0), 1);
         let start = text.find("name").unwrap();
         let span = start..text.len();
         assert_eq!(key_line(text, &span, "condition"), 4);
         assert_eq!(key_line(text, &span, "missing"), 3);
+        let header = text.find("[[check]]").unwrap();
+        assert_eq!(key_line(text, &(header..header + 9), "condition"), 4);
         assert_eq!(header_line(text, &span), 2);
         assert_eq!(
             key_in_message("unknown field `tresh`, expected one of"),
