@@ -227,15 +227,17 @@ pub fn metrics(
     }
     for o in outcomes {
         let count = o.result.as_ref().map(|v| v.len()).unwrap_or(0);
-        match plan.schema.collector_metrics(
-            &plan.defaults.source,
-            &o.name,
-            o.duration_secs,
-            o.result.is_ok(),
-            count,
-            o.error_type,
-            now,
-        ) {
+        let stats = crate::schema::encode::CollectorStats {
+            collector: &o.name,
+            duration_secs: o.duration_secs,
+            ok: o.result.is_ok(),
+            observations: count,
+            error_type: o.error_type,
+        };
+        match plan
+            .schema
+            .collector_metrics(&plan.defaults.source, &stats, now)
+        {
             Ok(m) => out.extend(m),
             Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
         }

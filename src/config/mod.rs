@@ -716,3 +716,96 @@ fn resolve_checks(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = include_str!("../../config/infra-health.toml");
+
+    fn path() -> PathBuf {
+        // Relative paths in the bundled config resolve against config/.
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/infra-health.toml")
+    }
+
+    #[test]
+    fn the_bundled_config_is_valid() {
+        let plan = parse(&path(), GOOD).unwrap();
+        assert_eq!(plan.checks.len(), 21);
+        assert_eq!(plan.collectors.len(), 3);
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_line() {
+        let text = "[defaults]\nprefx = \"x\"\n\n[bogus]\na = 1\n\n[[collector]]\nname = \"f\"\ntype = \"nope\"\n\n[[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\ncollector = \"missing\"\nsignal = \"s\"\ncondition = \"=< 5\"\nmetric = \"ci.x\"\n";
+        let errs = parse(Path::new("c.toml"), text).unwrap_err().0;
+        let lines: Vec<(usize, Option<String>)> =
+            errs.iter().map(|e| (e.line, e.key.clone())).collect();
+        assert!(
+            lines.contains(&(2, Some("defaults.prefx".into()))),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&(4, Some("bogus".into()))), "{lines:?}");
+        assert!(
+            lines.contains(&(9, Some("collector.type".into()))),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&(16, Some("check.collector".into()))),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&(18, Some("check.condition".into()))),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_rows_are_refused() {
+        let row = "[[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\ncollector = \"f\"\nsignal = \"s\"\ncondition = \"<5\"\nmetric = \"ci.x\"\n";
+        let text =
+            format!("[[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"x\"\n{row}{row}");
+        let errs = parse(Path::new("c.toml"), &text).unwrap_err().0;
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0]
+                .message
+                .contains("duplicate row ci/w/t/c (first defined on line 5)")
+        );
+        assert_eq!(errs[0].line, 14);
+    }
+
+    #[test]
+    fn names_datadog_would_rewrite_are_errors_not_silent_changes() {
+        let text = "[[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"x\"\n[[check]]\nworkflow_category = \"CI\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\ncollector = \"f\"\nsignal = \"s\"\ncondition = \"<5\"\nmetric = \"ci.p90-x\"\n";
+        let errs = parse(Path::new("c.toml"), text).unwrap_err().0;
+        let keys: Vec<_> = errs.iter().filter_map(|e| e.key.clone()).collect();
+        assert!(
+            keys.contains(&"check.workflow_category".to_string()),
+            "{errs:?}"
+        );
+        assert!(keys.contains(&"check.metric".to_string()), "{errs:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        #[test]
+        fn never_panics_on_arbitrary_text(text in ".{0,400}") {
+            let _ = parse(Path::new("c.toml"), &text);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_configs(cut in 0usize..8000, junk in "[\\[\\]=\"a-z0-9<>\\n. ]{0,12}") {
+            let mut text = GOOD.to_string();
+            let mut at = cut.min(text.len());
+            while !text.is_char_boundary(at) { at -= 1; }
+            text.insert_str(at, &junk);
+            if let Err(errs) = parse(&path(), &text) {
+                for e in errs.0 {
+                    proptest::prop_assert!(e.line <= text.lines().count() + 1);
+                    proptest::prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+    }
+}

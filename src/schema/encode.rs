@@ -135,76 +135,75 @@ impl Schema {
     pub fn collector_metrics(
         &self,
         source: &str,
-        collector: &str,
-        duration_secs: f64,
-        ok: bool,
-        observations: usize,
-        error_type: Option<&str>,
+        stats: &CollectorStats<'_>,
         now: i64,
     ) -> Result<Vec<Metric>, SchemaError> {
-        let status = if ok { Status::Pass } else { Status::Fail };
+        let status = if stats.ok { Status::Pass } else { Status::Fail };
         let mut optional = BTreeMap::new();
-        optional.insert("collector".to_string(), collector.to_string());
-        if let Some(e) = error_type {
+        optional.insert("collector".to_string(), stats.collector.to_string());
+        if let Some(e) = stats.error_type {
             optional.insert("error_type".to_string(), e.to_string());
         }
         let mut out = Vec::new();
         for (check, value, unit) in [
-            ("duration", duration_secs, Some("second")),
-            ("success", if ok { 1.0 } else { 0.0 }, None),
-            ("series", observations as f64, None),
+            ("duration", stats.duration_secs, Some("second")),
+            ("success", if stats.ok { 1.0 } else { 0.0 }, None),
+            ("series", stats.observations as f64, None),
         ] {
+            let row = RowId::self_row(source, stats.collector, "collector", check);
             let name = self.self_metric_name(&format!("collector.{check}"))?;
-            out.push(self.self_metric(
-                source,
-                collector,
-                "collector",
-                check,
-                name,
-                value,
-                status,
-                unit,
-                &optional,
-                now,
-            )?);
+            let mut tags = optional.clone();
+            if let Some(u) = unit {
+                tags.insert("unit".into(), u.into());
+            }
+            out.push(self.self_metric(&row, name, value, status, &tags, now)?);
         }
         Ok(out)
     }
 
-    /// One self-metric gauge with the full required tag set (`workflow_category:self`).
-    #[allow(clippy::too_many_arguments)]
+    /// One self-metric gauge with the full required tag set; `row` comes from
+    /// [`RowId::self_row`] (`workflow_category:self`, `condition:none`). A `unit` among the
+    /// optional tags is also the metric's unit.
     pub fn self_metric(
         &self,
-        source: &str,
-        workflow_name: &str,
-        task: &str,
-        check: &str,
+        row: &RowId,
         name: String,
         value: f64,
         status: Status,
-        unit: Option<&str>,
         optional: &BTreeMap<String, String>,
         now: i64,
     ) -> Result<Metric, SchemaError> {
-        let row = RowId {
-            source: source.to_string(),
-            workflow_category: "self".into(),
-            workflow_name: workflow_name.to_string(),
-            task: task.to_string(),
-            check: check.to_string(),
-        };
-        let mut optional = optional.clone();
-        if let Some(u) = unit {
-            optional.insert("unit".into(), u.into());
-        }
-        let tags = self.tags(&name, &row, "none", status, &optional)?;
+        let tags = self.tags(&name, row, "none", status, optional)?;
         Ok(Metric {
             name,
             value: MetricValue::Gauge(value),
             timestamp: now,
             tags,
-            unit: unit.map(str::to_string),
+            unit: optional.get("unit").cloned(),
         })
+    }
+}
+
+/// How one collector did, for its self-metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectorStats<'a> {
+    pub collector: &'a str,
+    pub duration_secs: f64,
+    pub ok: bool,
+    pub observations: usize,
+    pub error_type: Option<&'a str>,
+}
+
+impl RowId {
+    /// The identity of one of the tool's own metrics: `workflow_category:self`.
+    pub fn self_row(source: &str, workflow_name: &str, task: &str, check: &str) -> RowId {
+        RowId {
+            source: source.to_string(),
+            workflow_category: "self".into(),
+            workflow_name: workflow_name.to_string(),
+            task: task.to_string(),
+            check: check.to_string(),
+        }
     }
 }
 

@@ -1,0 +1,217 @@
+{{/*
+Chart name, truncated to 63 characters (DNS label).
+*/}}
+{{- define "infra-health.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, truncated to 63 characters (DNS label).
+*/}}
+{{- define "infra-health.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version for the helm.sh/chart label.
+*/}}
+{{- define "infra-health.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels.
+*/}}
+{{- define "infra-health.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "infra-health.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Standard labels on every object.
+*/}}
+{{- define "infra-health.labels" -}}
+helm.sh/chart: {{ include "infra-health.chart" . }}
+{{ include "infra-health.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: infra-health
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of a job's CronJob: <fullname>-<job key>. Kubernetes allows 52 characters (it appends 11
+for each Job it creates); a longer name is refused rather than truncated, since truncation could
+give two jobs the same name. Call with (dict "root" $ "name" $jobKey).
+*/}}
+{{- define "infra-health.cronJobName" -}}
+{{- $name := printf "%s-%s" (include "infra-health.fullname" .root) .name }}
+{{- if gt (len $name) 52 }}
+{{- fail (printf "CronJob name %q is %d characters, Kubernetes allows 52: use a shorter release name, set fullnameOverride, or shorten the key jobs.%s" $name (len $name) .name) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
+{{/*
+Service account the pods run as.
+*/}}
+{{- define "infra-health.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "infra-health.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: repository@digest when a digest is given, else repository:tag.
+*/}}
+{{- define "infra-health.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the config is mounted, and the file the binary reads (INFRA_HEALTH_CONFIG).
+*/}}
+{{- define "infra-health.configDir" -}}/etc/infra-health{{- end }}
+{{- define "infra-health.configPath" -}}/etc/infra-health/infra-health.toml{{- end }}
+{{- define "infra-health.configMapName" -}}{{ include "infra-health.fullname" . }}-config{{- end }}
+
+{{/*
+The TOML config text: inline `config` wins, else the chart file named by `configFile`.
+*/}}
+{{- define "infra-health.configContent" -}}
+{{- $content := .Values.config | default (.Files.Get .Values.configFile) -}}
+{{- if not (trim $content) -}}
+{{- fail (printf "the infra-health config is empty: set `config` to the TOML text (or --set-file config=path/to/infra-health.toml), or `configFile` to a file inside the chart (%q was not found or is empty)" .Values.configFile) -}}
+{{- end -}}
+{{- $content -}}
+{{- end }}
+
+{{/*
+State URL (INFRA_HEALTH_STATE). Empty state.url falls back to the pod's /tmp emptyDir.
+*/}}
+{{- define "infra-health.stateUrl" -}}
+{{- default "file:///tmp/infra-health-state/" .Values.state.url }}
+{{- end }}
+
+{{/*
+Name of the Secret holding DD_API_KEY, DD_APP_KEY and GITHUB_TOKEN: the ExternalSecret's
+target when externalSecret.enabled, else secrets.existingSecret (required).
+*/}}
+{{- define "infra-health.secretName" -}}
+{{- if .Values.externalSecret.enabled }}
+{{- default (printf "%s-secrets" (include "infra-health.fullname" .)) .Values.externalSecret.target.name }}
+{{- else }}
+{{- required "secrets.existingSecret is required: name an existing Secret that holds the keys in secrets.keys (dd-api-key, dd-app-key, github-token), or set externalSecret.enabled=true (with externalSecret.secretStoreRef.name) to have External Secrets Operator create it from AWS Secrets Manager" .Values.secrets.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/*
+The secret variables: value key in secrets.keys / externalSecret.remoteRefs -> env var name.
+*/}}
+{{- define "infra-health.secretEnvNames" -}}
+ddApiKey: DD_API_KEY
+ddAppKey: DD_APP_KEY
+githubToken: GITHUB_TOKEN
+{{- end }}
+
+{{/*
+Every env var name that carries a secret; extraEnv may not give these an inline value.
+*/}}
+{{- define "infra-health.forbiddenInlineEnv" -}}
+DD_API_KEY DD_API_KEY_FILE DD_APP_KEY DD_APP_KEY_FILE GITHUB_TOKEN GH_TOKEN GITHUB_TOKEN_FILE
+{{- end }}
+
+{{/*
+Refuse an EnvVar list that sets a secret variable inline. Call with (dict "env" $list "where" "extraEnv").
+*/}}
+{{- define "infra-health.checkNoInlineSecrets" -}}
+{{- $forbidden := splitList " " (include "infra-health.forbiddenInlineEnv" .) }}
+{{- range .env }}
+{{- if and (has .name $forbidden) (hasKey . "value") }}
+{{- fail (printf "%s sets %s with an inline value: secrets must come from a Secret (use valueFrom.secretKeyRef, or secrets.existingSecret / externalSecret)" $.where .name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The container env of one job. Call with (dict "root" $ "job" $resolvedJob "jobName" $key).
+*/}}
+{{- define "infra-health.env" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+- name: INFRA_HEALTH_CONFIG
+  value: {{ include "infra-health.configPath" $root | quote }}
+- name: INFRA_HEALTH_STATE
+  value: {{ include "infra-health.stateUrl" $root | quote }}
+{{- with $v.state.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+- name: DD_SITE
+  value: {{ $v.datadog.site | quote }}
+- name: DD_ENV
+  value: {{ $v.datadog.env | quote }}
+{{- with $v.datadog.url }}
+- name: DD_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.github.apiUrl }}
+- name: GITHUB_API_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.github.repository }}
+- name: GITHUB_REPOSITORY
+  value: {{ . | quote }}
+{{- end }}
+- name: RUST_LOG
+  value: {{ $v.logLevel | quote }}
+- name: HOME
+  value: /tmp
+- name: TMPDIR
+  value: /tmp
+{{- $secretName := include "infra-health.secretName" $root }}
+{{- $names := include "infra-health.secretEnvNames" $root | fromYaml }}
+{{- range $key := list "ddApiKey" "ddAppKey" "githubToken" }}
+{{- $secretKey := index $v.secrets.keys $key }}
+{{- if $secretKey }}
+{{- if $v.secrets.mountAsFiles }}
+- name: {{ index $names $key }}_FILE
+  value: {{ printf "%s/%s" (trimSuffix "/" $v.secrets.mountPath) $secretKey | quote }}
+{{- else }}
+- name: {{ index $names $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secretName }}
+      key: {{ $secretKey }}
+      optional: {{ $v.secrets.optional }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- include "infra-health.checkNoInlineSecrets" (dict "env" $v.extraEnv "where" "extraEnv") }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- include "infra-health.checkNoInlineSecrets" (dict "env" .job.env "where" (printf "jobs.%s.env" .jobName)) }}
+{{- with .job.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
