@@ -4,9 +4,9 @@
 //! `ci/externalsecret-irsa-values.yaml`. The rendered manifests (`helm template`) are parsed and
 //! checked for what production relies on: every CronJob is `Forbid`, bounded in time and
 //! resources, non-root with a read-only root filesystem; the config reaches the pod from the
-//! ConfigMap; secrets arrive only through `secretKeyRef` (the chart renders no Secret); the
-//! ExternalSecret and the IRSA annotation appear exactly when asked for; and misconfigurations
-//! fail at render time with a message that says what to set.
+//! ConfigMap, which `infra-health validate` accepts; secrets arrive only through `secretKeyRef`
+//! (the chart renders no Secret); the ExternalSecret and the IRSA annotation appear exactly when
+//! asked for; and misconfigurations fail at render time with a message that says what to set.
 //!
 //! helm is looked for in `$HELM`, then `$INFRA_HEALTH_TOOLS/bin/helm` (default
 //! `~/.cache/infra-health-tools/bin/helm`, where `scripts/install-tools` puts it), then `PATH`.
@@ -475,6 +475,27 @@ fn default_config_is_the_projects_config_and_changes_roll_the_checksum() {
         before, after,
         "a config change must change the checksum annotation"
     );
+}
+
+/// The binary accepts the config the chart mounts, at the path the pods use it from.
+#[test]
+fn rendered_config_passes_infra_health_validate() {
+    for docs in [default_render(), eso_render()] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("infra-health.toml");
+        std::fs::write(&path, config_text(docs)).expect("write config");
+        let out = Command::new(env!("CARGO_BIN_EXE_infra-health"))
+            .arg("validate")
+            .env("INFRA_HEALTH_CONFIG", &path)
+            .output()
+            .expect("run infra-health validate");
+        assert!(
+            out.status.success(),
+            "infra-health validate rejects the chart's config:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
 }
 
 /// `--only NAME` must name a collector instance or type in the config (the binary refuses an
