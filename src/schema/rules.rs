@@ -104,10 +104,7 @@ pub fn normalize_tag(tag: &str) -> Result<(String, Option<Rewrite>), String> {
         out.drain(..start);
         why = Some("a tag must start with a letter");
     }
-    while out.ends_with(':') {
-        out.pop();
-        why = Some("a tag must not end with ':'");
-    }
+    // Truncate before trimming colons, or the cut could leave a trailing ':'.
     if out.len() > MAX_TAG_LEN {
         let mut cut = MAX_TAG_LEN;
         while !out.is_char_boundary(cut) {
@@ -115,6 +112,10 @@ pub fn normalize_tag(tag: &str) -> Result<(String, Option<Rewrite>), String> {
         }
         out.truncate(cut);
         why = Some("a tag is at most 200 characters");
+    }
+    while out.ends_with(':') {
+        out.pop();
+        why = Some("a tag must not end with ':'");
     }
     let rewrite = why.map(|why| Rewrite {
         original: tag.to_string(),

@@ -5,4 +5,5 @@
 
 mod docs;
 mod foundation;
+mod helm_chart;
 mod support;
