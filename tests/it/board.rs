@@ -13,7 +13,7 @@ use std::process::Command;
 use crate::state::succeed;
 use crate::support;
 
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 [defaults]
 env = "test"
 carry_forward = "1h"

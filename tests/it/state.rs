@@ -375,3 +375,108 @@ fn state_show_and_reset_through_the_binary() {
         "{err}"
     );
 }
+
+/// The whole pipeline with the clock pinned: a daily row observed at t0 is emitted as inferred
+/// (with the carry-forward gauge) by a run 20 h later that does not collect it, and as unknown
+/// 30 h later.
+#[tokio::test]
+async fn run_carries_a_daily_row_20h_but_not_30h() {
+    use chrono::{TimeDelta, Utc};
+    use infra_health::run::{RunOptions, run};
+    use infra_health::schema::Status;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("infra-health.toml");
+    std::fs::write(&cfg, crate::board::CONFIG).unwrap();
+    let t0 = Utc::now() - TimeDelta::hours(30);
+    let at = t0.to_rfc3339();
+    std::fs::write(
+        dir.path().join("main.json"),
+        format!(r#"[{{"signal": "tests", "value": "success", "timestamp": "{at}"}}]"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("nightly.json"),
+        format!(r#"[{{"signal": "reward", "value": 0.63, "timestamp": "{at}"}}]"#),
+    )
+    .unwrap();
+    let plan = infra_health::config::load(&cfg).unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let opts = |hours: i64, only: &[&str]| RunOptions {
+        only: only.iter().map(|s| s.to_string()).collect(),
+        state: Some(state.clone()),
+        now: Some(t0 + TimeDelta::hours(hours)),
+        ..Default::default()
+    };
+    let hearts = |summary: &infra_health::run::RunSummary| {
+        summary
+            .results
+            .iter()
+            .map(|(i, r)| (&plan.checks[*i], r))
+            .find(|(d, _)| d.title == "Arena reward")
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    let first = run(&plan, opts(0, &["main", "nightly"])).await.unwrap();
+    assert_eq!(hearts(&first).status, Status::Pass);
+    assert!(!hearts(&first).inferred);
+
+    let later = run(&plan, opts(20, &["main"])).await.unwrap();
+    let r = hearts(&later);
+    assert_eq!((r.status, r.inferred), (Status::Pass, true), "{r:?}");
+    assert_eq!(r.compared, Some(0.63));
+    assert_eq!(
+        later.results.len(),
+        plan.checks.len(),
+        "every row is emitted"
+    );
+    // The local sink wrote what Datadog would get: the carry-forward gauge for this row.
+    let payloads = dir.path().join("state/payloads");
+    let mut runs: Vec<_> = std::fs::read_dir(&payloads)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    let series = std::fs::read_to_string(runs.last().unwrap().join("series.json")).unwrap();
+    let doc: Value = serde_json::from_str(&series).unwrap();
+    let carried: Vec<&Value> = doc["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["metric"] == "metta.infra.state.carry_forward")
+        .collect();
+    assert_eq!(carried.len(), 1, "{carried:?}");
+    let tags: Vec<&str> = carried[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"inferred:true"), "{tags:?}");
+    assert!(tags.contains(&"check:reward_threshold"), "{tags:?}");
+    // The 1h-limit row from `main` was observed 20h ago: stale, unknown.
+    let tests_row = later
+        .results
+        .iter()
+        .find(|(i, _)| plan.checks[*i].title == "Tests <passing>")
+        .unwrap();
+    assert_eq!(tests_row.1.status, Status::Unknown);
+
+    let stale = run(&plan, opts(30, &["main"])).await.unwrap();
+    let r = hearts(&stale);
+    assert_eq!((r.status, r.inferred), (Status::Unknown, false), "{r:?}");
+    assert!(
+        r.reason
+            .unwrap()
+            .starts_with("stale: last observed 30h ago")
+    );
+    assert_eq!(
+        stale
+            .status_changes
+            .iter()
+            .map(|c| (c.from, c.to))
+            .collect::<Vec<_>>(),
+        vec![(Status::Pass, Status::Unknown)],
+        "only the daily row changed status in this run"
+    );
+}
