@@ -117,6 +117,7 @@ pub struct StateStore {
     owner: String,
     /// The backend supports `If-Match` puts (S3); the local filesystem does not.
     conditional_update: bool,
+    lease_ttl: Duration,
 }
 
 /// A JSON state object as read, with the version it was read at (for a conditional write).
@@ -206,6 +207,7 @@ impl StateStore {
                 local_dir: None,
                 owner,
                 conditional_update: true,
+                lease_ttl: LEASE_TTL,
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -244,7 +246,14 @@ impl StateStore {
             local_dir: Some(abs),
             owner,
             conditional_update: false,
+            lease_ttl: LEASE_TTL,
         })
+    }
+
+    /// Hold leases for `ttl` instead of [`LEASE_TTL`] (a store whose writes are slow).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> StateStore {
+        self.lease_ttl = ttl;
+        self
     }
 
     /// Where the store lives, for messages.
@@ -448,7 +457,7 @@ impl StateStore {
     async fn acquire(&self, lease_key: &str) -> Result<DateTime<Utc>, StateError> {
         let started = std::time::Instant::now();
         let path = self.path(lease_key);
-        let ttl = chrono::TimeDelta::from_std(LEASE_TTL).unwrap_or(chrono::TimeDelta::MAX);
+        let ttl = chrono::TimeDelta::from_std(self.lease_ttl).unwrap_or(chrono::TimeDelta::MAX);
         loop {
             let lease = Lease {
                 owner: self.owner.clone(),
@@ -653,6 +662,30 @@ mod tests {
         let aside: Vec<&String> = keys.iter().filter(|k| k.contains(".corrupt-")).collect();
         assert_eq!(aside.len(), 1, "{keys:?}");
         assert_eq!(store.get(aside[0]).await.unwrap().unwrap().as_ref(), newer);
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_lease_ran_out_does_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path().to_str().unwrap())
+            .unwrap()
+            .with_lease_ttl(LEASE_MARGIN + Duration::from_millis(500));
+        store.put_json("x.json", &vec![1u32]).await.unwrap();
+        let err = store
+            .update_json("x.json", |v: &mut Vec<u32>| {
+                // A stalled writer: by the time it writes, another run may own the lease.
+                std::thread::sleep(Duration::from_millis(700));
+                v.push(2);
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StateError::LeaseLost { .. }), "{err}");
+        let v: Vec<u32> = store.get_json("x.json").await.unwrap().unwrap();
+        assert_eq!(v, vec![1]);
+        assert!(
+            store.list("locks").await.unwrap().is_empty(),
+            "lease released"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
