@@ -39,6 +39,42 @@ pub enum Command {
     Checks,
     /// List the available collector types and the configured instances.
     Collectors,
+    /// Write the local HTML health board from the state store.
+    Board(BoardArgs),
+    /// Look at or edit what the state store remembers about each row.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BoardArgs {
+    /// Write the board here (default: board.html in a local state directory, else ./board.html).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// State store URL (as for `run`).
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Show each row's remembered status, value, observation time and recent history.
+    Show {
+        /// Print the stored row memory as JSON.
+        #[arg(long)]
+        json: bool,
+        /// State store URL (as for `run`).
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+    },
+    /// Forget one row (`category/workflow/task/check`, as `state show` prints it).
+    Reset {
+        #[arg(value_name = "ROW")]
+        row: String,
+        /// State store URL (as for `run`).
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +169,31 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                     );
                 }
             }
+            Ok(exit::OK)
+        }
+        Command::Board(args) => {
+            let plan = load_plan(&cli)?;
+            let at = crate::state::inspect::write_board(
+                &plan,
+                args.state.as_deref(),
+                args.out.as_deref(),
+            )
+            .await?;
+            println!("health board written to {at}");
+            Ok(exit::OK)
+        }
+        Command::State(StateCommand::Show { json, state }) => {
+            let plan = load_plan(&cli)?;
+            print!(
+                "{}",
+                crate::state::inspect::show(&plan, state.as_deref(), *json).await?
+            );
+            Ok(exit::OK)
+        }
+        Command::State(StateCommand::Reset { row, state }) => {
+            let plan = load_plan(&cli)?;
+            crate::state::inspect::reset(&plan, state.as_deref(), row).await?;
+            println!("forgot row {row}");
             Ok(exit::OK)
         }
     }

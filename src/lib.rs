@@ -6,6 +6,7 @@
 //! Each module owns one step and says why in its own docs; `main.rs` only parses arguments and
 //! maps errors to exit codes.
 
+pub mod board;
 pub mod checks;
 pub mod cli;
 pub mod collectors;

@@ -49,8 +49,11 @@ pub struct CollectorOutcome {
 /// Everything a run did, for the CLI to print and turn into an exit code.
 #[derive(Debug)]
 pub struct RunSummary {
-    /// Indexes into `plan.checks`, with the row's result.
+    /// Every row of `plan.checks` (by index) with its result: fresh, carried forward
+    /// (`inferred`) or `unknown`.
     pub results: Vec<(usize, CheckResult)>,
+    /// Rows whose status differs from what the previous run emitted.
+    pub status_changes: Vec<crate::checks::StatusChange>,
     pub collectors: Vec<CollectorOutcome>,
     pub metrics: usize,
     pub delivery: DeliveryReport,
@@ -261,18 +264,32 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
     let ctx = Arc::new(CollectContext {
         now,
         http,
-        state,
+        state: state.clone(),
         dry_run: opts.dry_run,
     });
     let outcomes = collect(&selected, ctx).await;
-    let results = evaluate(plan, &outcomes);
+    let fresh = evaluate(plan, &outcomes);
+    // Carry-forward: every row of the plan, remembered under the state lease (not on a dry run).
+    let (rows, state_error) =
+        crate::state::rows::remember(&state, &plan.checks, &fresh, now, !opts.dry_run).await;
+    if let Some(e) = state_error {
+        tracing::error!("row memory: {e}; no row is carried forward in this run");
+    }
+    let results = rows.results;
     let metrics = metrics(plan, &results, &outcomes, now.timestamp());
     let delivery = sink.deliver(&metrics).await;
     for p in &delivery.problems {
         tracing::error!("delivery: {p}");
     }
+    if !opts.dry_run {
+        match crate::board::publish(&state, &plan.checks, &rows.memory, now).await {
+            Ok(at) => tracing::info!("health board written to {at}"),
+            Err(e) => tracing::error!("could not write the health board: {e}"),
+        }
+    }
     Ok(RunSummary {
         results,
+        status_changes: rows.changes,
         collectors: outcomes,
         metrics: metrics.len(),
         delivery,

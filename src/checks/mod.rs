@@ -143,20 +143,45 @@ pub struct CheckResult {
     pub collector: String,
 }
 
+/// A row whose status differs from the one the previous run emitted (for Datadog events).
+///
+/// Computed by the row memory ([`crate::state::rows`]) under the state lease, so of two
+/// overlapping runs only one reports a given transition. A row seen for the first time is not a
+/// change, and a row going from `pass` to `pass (inferred)` is not either: the status is the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub row: RowId,
+    pub title: String,
+    pub from: Status,
+    pub to: Status,
+    /// The new value as the terminal shows it, when there is one.
+    pub value: Option<String>,
+    /// The row's condition in human form (`<5m`).
+    pub condition: String,
+}
+
 impl CheckDef {
-    /// Evaluate this row against its collector's output (`Err` = the collector failed).
-    pub fn evaluate(&self, observations: Result<&[Observation], &str>) -> CheckResult {
-        let mut result = CheckResult {
+    /// An `unknown` result for this row, with no value (missing data is never a zero).
+    pub fn unknown_result(&self, reason: impl Into<String>) -> CheckResult {
+        CheckResult {
             row: self.row.clone(),
             status: Status::Unknown,
             value: None,
             compared: None,
             unit: self.unit.clone(),
             observed_at: None,
-            reason: None,
+            reason: Some(reason.into()),
             tags: BTreeMap::new(),
             inferred: false,
             collector: self.collector.clone(),
+        }
+    }
+
+    /// Evaluate this row against its collector's output (`Err` = the collector failed).
+    pub fn evaluate(&self, observations: Result<&[Observation], &str>) -> CheckResult {
+        let mut result = CheckResult {
+            reason: None,
+            ..self.unknown_result("")
         };
         let observations = match observations {
             Ok(o) => o,

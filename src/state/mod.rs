@@ -8,8 +8,22 @@
 //! Writes are whole-object puts, which `object_store` makes atomic on both backends (a temp file
 //! and a rename locally, a single PUT on S3), so a reader never sees a torn file.
 //! Read-modify-write goes through [`StateStore::update_json`], which holds a lease (an object
-//! created with put-if-absent, which both backends honour) so two overlapping runs cannot lose
-//! each other's updates; a lease left by a crashed run expires.
+//! created with put-if-absent, which both backends honour: `If-None-Match: *` on S3, a hard link
+//! locally) so two overlapping runs cannot lose each other's updates; a lease left by a crashed
+//! run expires after [`LEASE_TTL`]. Belt and braces against a lease that expired under a stalled
+//! writer:
+//! - taking over an expired lease is itself claimed with put-if-absent (a marker named after the
+//!   expired lease's content), so two waiters cannot both delete it and both think they hold it;
+//! - a writer whose lease is about to expire refuses to write ([`StateError::LeaseLost`]);
+//! - on S3 the write is conditional on the ETag read (`If-Match`), or `If-None-Match: *` for a new
+//!   object, so even a writer that lost its lease cannot overwrite a newer version
+//!   ([`StateError::Conflict`]).
+//!
+//! Layout: `rows.json` (each row's memory, see [`rows`]), `board.html`, `payloads/…` (local
+//! sink), `locks/…` (leases), plus whatever collectors and sinks keep under their own prefixes.
+
+pub mod inspect;
+pub mod rows;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -18,7 +32,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -27,9 +41,14 @@ use thiserror::Error;
 pub const DEFAULT_STATE_DIR: &str = ".infra-health";
 
 /// How long a lease is honoured before another run may take it over.
-const LEASE_TTL: Duration = Duration::from_secs(60);
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
 /// How long a run waits for a lease before giving up.
 const LEASE_WAIT: Duration = Duration::from_secs(120);
+/// A holder with less than this left on its lease does not write: the write might land after
+/// another run took the lease over.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// Takeover markers older than this are deleted by the next takeover.
+const MARKER_KEEP: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -53,6 +72,14 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "state store {location}: {key} was changed by another run while this one held the lease; nothing was overwritten, the update is lost for this run only"
+    )]
+    Conflict { location: String, key: String },
+    #[error(
+        "state store {location}: the lease on {key} ran out before the write (the store is too slow?); not writing, so another run's update is not overwritten"
+    )]
+    LeaseLost { location: String, key: String },
     #[error(
         "state store {location}: timed out after {waited:?} waiting for the lease on {key} (held by {holder})"
     )]
@@ -88,6 +115,15 @@ pub struct StateStore {
     location: String,
     local_dir: Option<PathBuf>,
     owner: String,
+    /// The backend supports `If-Match` puts (S3); the local filesystem does not.
+    conditional_update: bool,
+    lease_ttl: Duration,
+}
+
+/// A JSON state object as read, with the version it was read at (for a conditional write).
+struct Versioned<T> {
+    value: Option<T>,
+    version: Option<UpdateVersion>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -104,6 +140,21 @@ impl StateStore {
     /// S3 settings come from the usual AWS environment (`AWS_REGION`, credentials or IRSA web
     /// identity, `AWS_ENDPOINT_URL` for S3-compatible servers).
     pub fn open(url: &str) -> Result<StateStore, StateError> {
+        Self::open_with(url, std::env::vars())
+    }
+
+    /// [`open`](Self::open) with the environment given explicitly (`AWS_*` variables are read
+    /// from it), so a caller can point one store at another S3 endpoint than the process's.
+    pub fn open_with(
+        url: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<StateStore, StateError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
         let owner = format!(
             "{}-{}-{}",
             hostname(),
@@ -118,11 +169,21 @@ impl StateStore {
                     why: "no bucket name".into(),
                 });
             }
-            let mut builder =
-                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Ok(endpoint) =
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT_URL_S3"))
-            {
+            let mut builder = object_store::aws::AmazonS3Builder::new();
+            for (key, value) in &env {
+                if key.starts_with("AWS_")
+                    && let Ok(config_key) = key.to_ascii_lowercase().parse()
+                {
+                    builder = builder.with_config(config_key, value);
+                }
+            }
+            // PutMode::Create / Update become `If-None-Match: *` / `If-Match: <etag>`, which
+            // S3 (since 2024), MinIO, R2 and moto honour. This is object_store's default; it
+            // is set here so the lease never silently degrades to an unconditional put.
+            builder = builder
+                .with_bucket_name(bucket)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+            if let Some(endpoint) = var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")) {
                 let loopback = crate::net::is_loopback_url(&endpoint);
                 if endpoint.starts_with("http://") && !loopback {
                     return Err(StateError::BadUrl {
@@ -145,6 +206,8 @@ impl StateStore {
                 location: url.to_string(),
                 local_dir: None,
                 owner,
+                conditional_update: true,
+                lease_ttl: LEASE_TTL,
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -182,7 +245,15 @@ impl StateStore {
             location: abs.display().to_string(),
             local_dir: Some(abs),
             owner,
+            conditional_update: false,
+            lease_ttl: LEASE_TTL,
         })
+    }
+
+    /// Hold leases for `ttl` instead of [`LEASE_TTL`] (a store whose writes are slow).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> StateStore {
+        self.lease_ttl = ttl;
+        self
     }
 
     /// Where the store lives, for messages.
@@ -263,70 +334,134 @@ impl StateStore {
     /// is reported, moved aside to `<key>.corrupt-<time>` and treated as absent: the run goes
     /// on from empty instead of crashing on yesterday's bad write.
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
-        let Some(bytes) = self.get(key).await? else {
-            return Ok(None);
+        Ok(self.get_json_versioned(key).await?.value)
+    }
+
+    async fn get_json_versioned<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Versioned<T>, StateError> {
+        let (bytes, version) = match self.store.get(&self.path(key)).await {
+            Ok(r) => {
+                let version = UpdateVersion {
+                    e_tag: r.meta.e_tag.clone(),
+                    version: r.meta.version.clone(),
+                };
+                (r.bytes().await.map_err(|e| self.err(e))?, version)
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                return Ok(Versioned {
+                    value: None,
+                    version: None,
+                });
+            }
+            Err(e) => return Err(self.err(e)),
         };
-        let problem = match serde_json::from_slice::<Envelope<serde_json::Value>>(&bytes) {
-            Ok(env) if env.format != STATE_FORMAT => format!(
-                "written in state format {}, this build reads format {STATE_FORMAT}",
-                env.format
-            ),
-            Ok(env) => match serde_json::from_value::<T>(env.data) {
-                Ok(v) => return Ok(Some(v)),
-                Err(e) => format!("unexpected content: {e}"),
-            },
-            Err(e) => format!("not valid JSON: {e}"),
+        let problem = match decode::<T>(&bytes) {
+            Ok(v) => {
+                return Ok(Versioned {
+                    value: Some(v),
+                    version: Some(version),
+                });
+            }
+            Err(problem) => problem,
         };
-        let aside = format!("{key}.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%S"));
+        let aside = format!(
+            "{key}.corrupt-{}-{:08x}",
+            Utc::now().format("%Y%m%dT%H%M%S"),
+            rand::random::<u32>()
+        );
         tracing::warn!(
             "state object {key} in {} is unusable ({problem}); moved it to {aside} and starting from empty",
             self.location
         );
         self.put(&aside, bytes).await?;
         self.delete(key).await?;
-        Ok(None)
+        Ok(Versioned {
+            value: None,
+            version: None,
+        })
     }
 
-    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+    fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, StateError> {
         let env = Envelope {
             format: STATE_FORMAT,
             written_at: Utc::now(),
             data: value,
         };
-        let bytes = serde_json::to_vec_pretty(&env).map_err(|source| StateError::Encode {
-            key: key.into(),
-            source,
-        })?;
-        self.put(key, Bytes::from(bytes)).await
+        serde_json::to_vec_pretty(&env)
+            .map(Bytes::from)
+            .map_err(|source| StateError::Encode {
+                key: key.into(),
+                source,
+            })
+    }
+
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        self.put(key, Self::encode(key, value)?).await
     }
 
     /// Read-modify-write `key` under a lease so overlapping runs never lose an update.
+    ///
+    /// `f` runs once, on the current value (or `T::default()` when the object is absent or was
+    /// unusable and moved aside). If the write cannot be made safely (the lease ran out, or on
+    /// S3 the object changed under us) nothing is written and the error says so.
     pub async fn update_json<T, R, F>(&self, key: &str, f: F) -> Result<R, StateError>
     where
         T: Serialize + DeserializeOwned + Default,
         F: FnOnce(&mut T) -> R,
     {
         let lease_key = format!("locks/{}.lease", key.replace('/', "_"));
-        self.acquire(&lease_key).await?;
+        let expires_at = self.acquire(&lease_key).await?;
         let result = async {
-            let mut value: T = self.get_json(key).await?.unwrap_or_default();
+            let read = self.get_json_versioned::<T>(key).await?;
+            let mut value = read.value.unwrap_or_default();
             let r = f(&mut value);
-            self.put_json(key, &value).await?;
-            Ok(r)
+            let bytes = Self::encode(key, &value)?;
+            let margin = chrono::TimeDelta::from_std(LEASE_MARGIN).unwrap_or_default();
+            if Utc::now() + margin > expires_at {
+                return Err(StateError::LeaseLost {
+                    location: self.location.clone(),
+                    key: key.into(),
+                });
+            }
+            let mode = match (self.conditional_update, read.version) {
+                (false, _) => PutMode::Overwrite,
+                (true, None) => PutMode::Create,
+                (true, Some(v)) => PutMode::Update(v),
+            };
+            let opts = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(&self.path(key), PutPayload::from(bytes), opts)
+                .await
+            {
+                Ok(_) => Ok(r),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => Err(StateError::Conflict {
+                    location: self.location.clone(),
+                    key: key.into(),
+                }),
+                Err(e) => Err(self.err(e)),
+            }
         }
         .await;
         self.release(&lease_key).await;
         result
     }
 
-    async fn acquire(&self, lease_key: &str) -> Result<(), StateError> {
+    /// Take the lease `lease_key`; returns when it expires.
+    async fn acquire(&self, lease_key: &str) -> Result<DateTime<Utc>, StateError> {
         let started = std::time::Instant::now();
         let path = self.path(lease_key);
+        let ttl = chrono::TimeDelta::from_std(self.lease_ttl).unwrap_or(chrono::TimeDelta::MAX);
         loop {
             let lease = Lease {
                 owner: self.owner.clone(),
-                expires_at: Utc::now()
-                    + chrono::TimeDelta::from_std(LEASE_TTL).unwrap_or(chrono::TimeDelta::MAX),
+                expires_at: Utc::now() + ttl,
             };
             let body = serde_json::to_vec(&lease).map_err(|source| StateError::Encode {
                 key: lease_key.into(),
@@ -341,19 +476,24 @@ impl StateStore {
                 .put_opts(&path, PutPayload::from(body), opts)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(lease.expires_at),
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. }) => {}
                 Err(e) => return Err(self.err(e)),
             }
-            let holder = match self.get(lease_key).await? {
-                Some(b) => serde_json::from_slice::<Lease>(&b).ok(),
-                None => continue,
+            let Some(held) = self.get(lease_key).await? else {
+                continue;
             };
-            let expired = holder.as_ref().is_none_or(|l| l.expires_at < Utc::now());
-            if expired {
-                tracing::warn!("taking over expired lease {lease_key} in {}", self.location);
-                self.delete(lease_key).await?;
+            let holder = serde_json::from_slice::<Lease>(&held).ok();
+            if let Some(h) = &holder
+                && h.owner == self.owner
+            {
+                // Our own create went through but its answer was lost and the put retried.
+                return Ok(h.expires_at);
+            }
+            // An unreadable lease cannot be honoured; it is treated as expired.
+            if holder.as_ref().is_none_or(|l| l.expires_at < Utc::now()) {
+                self.take_over(lease_key, &held).await?;
                 continue;
             }
             if started.elapsed() > LEASE_WAIT {
@@ -369,6 +509,72 @@ impl StateStore {
         }
     }
 
+    /// Remove an expired lease, claiming the removal first: of several runs that saw the same
+    /// expired lease, only the one that creates the marker deletes it, so none of them can delete
+    /// a fresh lease another has just taken.
+    async fn take_over(&self, lease_key: &str, expired: &[u8]) -> Result<(), StateError> {
+        let marker = format!("{lease_key}.taken-{:016x}", fnv1a(expired));
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(
+                &self.path(&marker),
+                PutPayload::from(self.owner.clone().into_bytes()),
+                opts,
+            )
+            .await
+        {
+            Ok(_) => {
+                tracing::warn!(
+                    "taking over expired lease {lease_key} in {} (a run crashed or stalled)",
+                    self.location
+                );
+                self.delete(lease_key).await?;
+                self.prune_markers(lease_key).await;
+                Ok(())
+            }
+            // Another run claimed this takeover; wait for the lease it takes.
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => {
+                tokio::time::sleep(Duration::from_millis(20 + rand::random::<u64>() % 80)).await;
+                Ok(())
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    async fn prune_markers(&self, lease_key: &str) {
+        use futures::TryStreamExt;
+        let base = self.path("locks");
+        let items: Vec<_> = match self.store.list(Some(&base)).try_collect().await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!("could not list old lease markers: {e}");
+                return;
+            }
+        };
+        let keep = chrono::TimeDelta::from_std(MARKER_KEEP).unwrap_or(chrono::TimeDelta::MAX);
+        let lease_name = lease_key.rsplit('/').next().unwrap_or(lease_key);
+        let prefix = format!("{lease_name}.taken-");
+        for m in items {
+            let old = m.last_modified + keep < Utc::now();
+            if !old
+                || !m
+                    .location
+                    .filename()
+                    .is_some_and(|n| n.starts_with(&prefix))
+            {
+                continue;
+            }
+            if let Err(e) = self.store.delete(&m.location).await {
+                tracing::warn!("could not delete old lease marker {}: {e}", m.location);
+            }
+        }
+    }
+
     async fn release(&self, lease_key: &str) {
         // Only delete our own lease: if ours expired and another run took over, leave theirs.
         if let Ok(Some(b)) = self.get(lease_key).await
@@ -379,6 +585,27 @@ impl StateStore {
             tracing::warn!("could not release lease {lease_key}: {e}");
         }
     }
+}
+
+/// Decode an envelope, or say why it cannot be used.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match serde_json::from_slice::<Envelope<serde_json::Value>>(bytes) {
+        Ok(env) if env.format != STATE_FORMAT => Err(format!(
+            "written in state format {}, this build reads format {STATE_FORMAT}",
+            env.format
+        )),
+        Ok(env) => {
+            serde_json::from_value::<T>(env.data).map_err(|e| format!("unexpected content: {e}"))
+        }
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}
+
+/// FNV-1a: a stable, dependency-free name for an expired lease's content.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn hostname() -> String {
@@ -412,6 +639,95 @@ mod tests {
         let keys = store.list("a").await.unwrap();
         assert_eq!(keys.len(), 1, "{keys:?}");
         assert!(keys[0].starts_with("a/b.json.corrupt-"));
+    }
+
+    #[tokio::test]
+    async fn unknown_format_version_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path().to_str().unwrap()).unwrap();
+        let newer = br#"{"format": 99, "written_at": "2030-01-01T00:00:00Z", "data": [1]}"#;
+        store
+            .put("rows.json", Bytes::from_static(newer))
+            .await
+            .unwrap();
+        let added = store
+            .update_json("rows.json", |v: &mut Vec<u32>| {
+                v.push(7);
+                v.len()
+            })
+            .await
+            .unwrap();
+        assert_eq!(added, 1, "started from empty");
+        let keys = store.list("").await.unwrap();
+        let aside: Vec<&String> = keys.iter().filter(|k| k.contains(".corrupt-")).collect();
+        assert_eq!(aside.len(), 1, "{keys:?}");
+        assert_eq!(store.get(aside[0]).await.unwrap().unwrap().as_ref(), newer);
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_lease_ran_out_does_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path().to_str().unwrap())
+            .unwrap()
+            .with_lease_ttl(LEASE_MARGIN + Duration::from_millis(500));
+        store.put_json("x.json", &vec![1u32]).await.unwrap();
+        let err = store
+            .update_json("x.json", |v: &mut Vec<u32>| {
+                // A stalled writer: by the time it writes, another run may own the lease.
+                std::thread::sleep(Duration::from_millis(700));
+                v.push(2);
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StateError::LeaseLost { .. }), "{err}");
+        let v: Vec<u32> = store.get_json("x.json").await.unwrap().unwrap();
+        assert_eq!(v, vec![1]);
+        assert!(
+            store.list("locks").await.unwrap().is_empty(),
+            "lease released"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_expired_lease_is_taken_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().to_str().unwrap().to_string();
+        let store = StateStore::open(&url).unwrap();
+        let crashed = Lease {
+            owner: "crashed-run".into(),
+            expires_at: Utc::now() - chrono::TimeDelta::seconds(5),
+        };
+        store
+            .put(
+                "locks/n.json.lease",
+                Bytes::from(serde_json::to_vec(&crashed).unwrap()),
+            )
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..6u32 {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let store = StateStore::open(&url).unwrap();
+                store
+                    .update_json("n.json", |v: &mut Vec<u32>| v.push(i))
+                    .await
+                    .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut v: Vec<u32> = store.get_json("n.json").await.unwrap().unwrap();
+        v.sort();
+        assert_eq!(v, vec![0, 1, 2, 3, 4, 5]);
+        let locks = store.list("locks").await.unwrap();
+        assert_eq!(
+            locks.len(),
+            1,
+            "one takeover marker, no lease left: {locks:?}"
+        );
+        assert!(locks[0].starts_with("locks/n.json.lease.taken-"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,7 +3,9 @@
 //! Every server these tests talk to is started here on 127.0.0.1 (see `support/`) and stops by
 //! itself; nothing else is mocked.
 
+mod board;
 mod docs;
 mod foundation;
 mod helm_chart;
+mod state;
 mod support;

@@ -1,0 +1,156 @@
+//! Operator commands on the state store: `state show`, `state reset ROW` and `board`.
+//!
+//! They read and edit the row memory ([`super::rows`]) through the same store, lease and format
+//! checks as `run`, so using them while a CronJob runs is safe.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{SecondsFormat, Utc};
+
+use super::StateStore;
+use super::rows::{self, RowMemory, displayed};
+use crate::board;
+use crate::checks::duration::format_duration;
+use crate::config::Plan;
+
+fn open(plan: &Plan, flag: Option<&str>) -> anyhow::Result<StateStore> {
+    Ok(StateStore::open(&crate::run::state_url(flag, plan))?)
+}
+
+/// Write the board: to `out`, else `board.html` in a local state directory, else `./board.html`.
+pub async fn write_board(
+    plan: &Plan,
+    state_flag: Option<&str>,
+    out: Option<&Path>,
+) -> anyhow::Result<String> {
+    let state = open(plan, state_flag)?;
+    let memory = rows::load(&state).await?;
+    let now = Utc::now();
+    let html = board::render(&plan.checks, &memory, now, state.location());
+    let path = match (out, state.local_dir()) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(dir)) => dir.join(board::BOARD_KEY),
+        (None, None) => Path::new(board::BOARD_KEY).to_path_buf(),
+    };
+    // Written next to its destination and renamed, so a browser never loads half a file.
+    let tmp = path.with_extension("html.tmp");
+    std::fs::write(&tmp, html).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
+/// The row memory as a table (or JSON), rows of the config first, then stored rows the config
+/// no longer has.
+pub async fn show(plan: &Plan, state_flag: Option<&str>, json: bool) -> anyhow::Result<String> {
+    let state = open(plan, state_flag)?;
+    let memory = rows::load(&state).await?;
+    if json {
+        let mut text = serde_json::to_string_pretty(&memory).context("cannot encode the state")?;
+        text.push('\n');
+        return Ok(text);
+    }
+    Ok(table(plan, &memory, state.location()))
+}
+
+fn table(plan: &Plan, memory: &RowMemory, location: &str) -> String {
+    let now = Utc::now();
+    let mut lines = vec![[
+        "ROW".to_string(),
+        "STATUS".into(),
+        "VALUE".into(),
+        "OBSERVED".into(),
+        "AGE".into(),
+        "LAST RUNS".into(),
+    ]];
+    for stored in &memory.rows {
+        let def = plan.checks.iter().find(|d| d.row == stored.row);
+        let result = match def {
+            Some(d) => displayed(stored, d.carry_forward, now),
+            None => stored.current.clone(),
+        };
+        let mut status = board::look(result.status, result.inferred)
+            .label
+            .to_string();
+        if def.is_none() {
+            status.push_str(" (not in config)");
+        }
+        let value = if result.value.is_some() {
+            crate::matrix::format_value(&result)
+        } else {
+            "-".into()
+        };
+        let observed = stored
+            .last_known
+            .as_ref()
+            .and_then(|r| r.observed_at)
+            .or(result.observed_at);
+        let age = observed
+            .map(|t| {
+                let secs = (now - t).num_seconds().max(0).unsigned_abs();
+                format_duration(std::time::Duration::from_secs(secs))
+            })
+            .unwrap_or_else(|| "-".into());
+        let strip: String = stored
+            .history
+            .iter()
+            .map(|h| board::look(h.status, h.inferred).icon)
+            .collect();
+        lines.push([
+            stored.row.to_string(),
+            status,
+            value,
+            observed
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "never".into()),
+            age,
+            strip,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for l in &lines {
+        for (i, c) in l.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for l in &lines {
+        let mut line = String::new();
+        for (i, c) in l.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            let _ = write!(line, "{c}{}  ", " ".repeat(pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "\n{} rows remembered in {location}. History: ✓ pass, ~ inferred, ! warn, ✗ fail, ? unknown (oldest first).",
+        memory.rows.len()
+    );
+    out
+}
+
+/// Forget one row, under the lease. An unknown row is an error that lists the known ones.
+pub async fn reset(plan: &Plan, state_flag: Option<&str>, row: &str) -> anyhow::Result<()> {
+    let state = open(plan, state_flag)?;
+    let (removed, known) = state
+        .update_json(rows::ROWS_KEY, |m: &mut RowMemory| {
+            let known: Vec<String> = m.rows.iter().map(|r| r.row.to_string()).collect();
+            (m.remove(row), known)
+        })
+        .await?;
+    if !removed {
+        anyhow::bail!(
+            "no row {row:?} in the state at {}; rows are written category/workflow/task/check, known: {}",
+            state.location(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    Ok(())
+}

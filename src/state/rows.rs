@@ -1,0 +1,556 @@
+//! Row memory: each row's last result, carried forward between runs ("light green = inferred").
+//!
+//! The dashboard's query layer cannot bridge a gap longer than ten minutes (`fill(last, N)` caps
+//! N at 600 s), yet a stable-suite row is observed once a day and a CronJob may run only some
+//! collectors (`--only`). So the tool itself remembers, per row, the last *known* result (value,
+//! compared number, status, observation time, unit, tags), the one before it
+//! (`previous_value`, for deltas), what the latest run emitted, and a short history of statuses
+//! for the board's strip. It lives in one state object, [`ROWS_KEY`], updated under the store's
+//! lease so overlapping runs merge instead of overwriting each other.
+//!
+//! Rules, applied to every row of the plan in every run ([`reconcile`]):
+//! - **refreshed**: the row got a result with a value this run (pass, warn or fail; or unknown
+//!   with a value, e.g. NaN). It is emitted as is and, unless unknown, becomes the row's last
+//!   known result. If its observation is older than the row's `carry_forward` limit it is
+//!   emitted as `unknown` ("stale: …"): old data is not news.
+//! - **not refreshed**: the collector was not run (`--only`), failed, timed out, or returned no
+//!   matching observation. If the last known result was observed within `carry_forward` of now
+//!   it is emitted again with its value and status and `inferred = true` (the schema adds the
+//!   `inferred:true` tag and `<prefix>.state.carry_forward`); otherwise the row is `unknown`,
+//!   saying how long ago it was last observed.
+//! - Age is measured from the observation's own time (when it was true of the world), falling
+//!   back to the run that stored it.
+//! - A status that differs from what the previous run emitted is a [`StatusChange`]; a row seen
+//!   for the first time is not.
+//! - A result older than the stored last known one (an overlapping run that collected earlier but
+//!   wrote later) does not replace it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{StateError, StateStore};
+use crate::checks::duration::format_duration;
+use crate::checks::{CheckDef, CheckResult, StatusChange};
+use crate::schema::{RowId, Status};
+
+/// The state object holding every row's memory.
+pub const ROWS_KEY: &str = "rows.json";
+/// How many past statuses each row keeps for the board's history strip.
+pub const HISTORY_LEN: usize = 24;
+
+/// Every row's memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RowMemory {
+    #[serde(default)]
+    pub rows: Vec<StoredRow>,
+}
+
+/// What is remembered about one row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRow {
+    pub row: RowId,
+    pub title: String,
+    /// The condition in human form when the row was last written.
+    pub condition: String,
+    /// The last result that had a status other than `unknown` (never an inferred one).
+    #[serde(default)]
+    pub last_known: Option<CheckResult>,
+    /// When the run that stored `last_known` took place.
+    #[serde(default)]
+    pub last_known_at: Option<DateTime<Utc>>,
+    /// The compared value of the last known result before `last_known`, for deltas.
+    #[serde(default)]
+    pub previous_value: Option<f64>,
+    /// What the latest run emitted for this row (possibly inferred or unknown).
+    pub current: CheckResult,
+    /// When the latest run that wrote this row took place.
+    pub updated_at: DateTime<Utc>,
+    /// The latest statuses, oldest first, at most [`HISTORY_LEN`].
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl StoredRow {
+    /// Change of the compared value between the last two known results.
+    pub fn delta(&self) -> Option<f64> {
+        Some(self.last_known.as_ref()?.compared? - self.previous_value?)
+    }
+}
+
+/// One past status of a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub status: Status,
+    #[serde(default)]
+    pub inferred: bool,
+}
+
+impl RowMemory {
+    pub fn get(&self, row: &RowId) -> Option<&StoredRow> {
+        self.rows.iter().find(|r| &r.row == row)
+    }
+
+    /// Find a row by the `category/workflow/task/check` form [`RowId`] displays as.
+    pub fn find(&self, text: &str) -> Option<&StoredRow> {
+        self.rows.iter().find(|r| r.row.to_string() == text)
+    }
+
+    /// Forget a row (by its displayed form); true when it was there.
+    pub fn remove(&mut self, text: &str) -> bool {
+        let before = self.rows.len();
+        self.rows.retain(|r| r.row.to_string() != text);
+        self.rows.len() != before
+    }
+}
+
+/// What reconciling one run with the memory gives.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// One result per row of the plan (index into `checks`), carried forward where due.
+    pub results: Vec<(usize, CheckResult)>,
+    pub changes: Vec<StatusChange>,
+    /// The memory after this run, for the board.
+    pub memory: RowMemory,
+}
+
+/// Apply one run's fresh results (`fresh`: indexes into `checks`) to the memory, returning what
+/// to emit for every row. See the module docs for the rules.
+pub fn reconcile(
+    memory: &mut RowMemory,
+    checks: &[CheckDef],
+    fresh: &[(usize, CheckResult)],
+    now: DateTime<Utc>,
+) -> Reconciled {
+    let fresh: BTreeMap<usize, &CheckResult> = fresh.iter().map(|(i, r)| (*i, r)).collect();
+    let mut out = Reconciled::default();
+    for (i, def) in checks.iter().enumerate() {
+        let stored = memory.rows.iter().position(|r| r.row == def.row);
+        let last_known = stored.and_then(|p| memory.rows[p].last_known.as_ref());
+        let last_known_at = stored.and_then(|p| memory.rows[p].last_known_at);
+        let emitted = decide(def, fresh.get(&i).copied(), last_known, last_known_at, now);
+
+        let entry = HistoryEntry {
+            at: now,
+            status: emitted.status,
+            inferred: emitted.inferred,
+        };
+        let fresh_known = fresh
+            .get(&i)
+            .filter(|r| r.status != Status::Unknown)
+            .copied();
+        match stored {
+            Some(p) => {
+                let row = &mut memory.rows[p];
+                if row.current.status != emitted.status {
+                    out.changes.push(StatusChange {
+                        row: def.row.clone(),
+                        title: def.title.clone(),
+                        from: row.current.status,
+                        to: emitted.status,
+                        value: emitted
+                            .value
+                            .as_ref()
+                            .map(|_| crate::matrix::format_value(&emitted)),
+                        condition: def.condition.human(),
+                    });
+                }
+                if let Some(new) = fresh_known {
+                    let newer = match (&row.last_known, new.observed_at) {
+                        (Some(old), Some(t)) => old.observed_at.is_none_or(|o| t >= o),
+                        _ => true,
+                    };
+                    if newer {
+                        if let Some(old) = &row.last_known
+                            && old.observed_at != new.observed_at
+                        {
+                            row.previous_value = old.compared;
+                        }
+                        row.last_known = Some(new.clone());
+                        row.last_known_at = Some(now);
+                    }
+                }
+                row.title = def.title.clone();
+                row.condition = def.condition.human();
+                row.current = emitted.clone();
+                row.updated_at = now;
+                push_history(&mut row.history, entry);
+            }
+            None => memory.rows.push(StoredRow {
+                row: def.row.clone(),
+                title: def.title.clone(),
+                condition: def.condition.human(),
+                last_known: fresh_known.cloned(),
+                last_known_at: fresh_known.map(|_| now),
+                previous_value: None,
+                current: emitted.clone(),
+                updated_at: now,
+                history: vec![entry],
+            }),
+        }
+        out.results.push((i, emitted));
+    }
+    out.memory = memory.clone();
+    out
+}
+
+/// The result to emit for one row this run.
+fn decide(
+    def: &CheckDef,
+    fresh: Option<&CheckResult>,
+    last_known: Option<&CheckResult>,
+    last_known_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> CheckResult {
+    let limit = def.carry_forward;
+    if let Some(r) = fresh
+        && r.value.is_some()
+    {
+        let mut r = r.clone();
+        if r.status != Status::Unknown
+            && let Some(age) = age(r.observed_at, None, now)
+            && age > limit
+        {
+            r.reason = Some(stale_reason(age, limit, None));
+            r.status = Status::Unknown;
+            r.value = None;
+            r.compared = None;
+        }
+        return r;
+    }
+    let why = match fresh {
+        Some(r) => r
+            .reason
+            .clone()
+            .unwrap_or_else(|| "no usable observation".into()),
+        None => format!(
+            "no observation: collector {} was not run in this run",
+            def.collector
+        ),
+    };
+    if let Some(last) = last_known {
+        let age = age(last.observed_at, last_known_at, now).unwrap_or(Duration::MAX);
+        if age <= limit {
+            let mut r = last.clone();
+            r.row = def.row.clone();
+            r.inferred = true;
+            r.reason = Some(format!(
+                "carried forward: observed {} ago (limit {}); this run: {why}",
+                format_duration(age),
+                format_duration(limit)
+            ));
+            return r;
+        }
+        let mut r = def.unknown_result(stale_reason(age, limit, Some(&why)));
+        r.observed_at = last.observed_at;
+        r.tags = last.tags.clone();
+        return r;
+    }
+    match fresh {
+        Some(r) => r.clone(),
+        None => def.unknown_result(why),
+    }
+}
+
+/// What a stored row shows at `now` (the board, `state show`): what its latest run emitted,
+/// turned `unknown` once its observation is past the row's `carry_forward` limit.
+pub fn displayed(stored: &StoredRow, carry_forward: Duration, now: DateTime<Utc>) -> CheckResult {
+    let mut r = stored.current.clone();
+    if r.status == Status::Unknown {
+        return r;
+    }
+    let fallback = if r.inferred {
+        stored.last_known_at
+    } else {
+        Some(stored.updated_at)
+    };
+    if let Some(age) = age(r.observed_at, fallback, now)
+        && age > carry_forward
+    {
+        r.status = Status::Unknown;
+        r.inferred = false;
+        r.value = None;
+        r.compared = None;
+        r.reason = Some(stale_reason(age, carry_forward, None));
+    }
+    r
+}
+
+/// How old an observation is at `now` (zero for one from the future).
+fn age(
+    observed_at: Option<DateTime<Utc>>,
+    fallback: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let at = observed_at.or(fallback)?;
+    Some(
+        (now - at)
+            .max(TimeDelta::zero())
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn stale_reason(age: Duration, limit: Duration, now: Option<&str>) -> String {
+    let mut s = format!(
+        "stale: last observed {} ago, past the carry-forward limit of {}",
+        format_duration(Duration::from_secs(age.as_secs())),
+        format_duration(limit)
+    );
+    if let Some(n) = now {
+        s.push_str(&format!("; this run: {n}"));
+    }
+    s
+}
+
+fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry) {
+    history.push(entry);
+    // Overlapping runs may write out of order; keep the strip in time order.
+    history.sort_by_key(|e| e.at);
+    if history.len() > HISTORY_LEN {
+        history.drain(..history.len() - HISTORY_LEN);
+    }
+}
+
+/// Reconcile a run with the stored memory. With `write`, under the store's lease (so two
+/// overlapping runs both land); without (a dry run), on a copy that is not saved.
+///
+/// If the store cannot be read or written, the error is returned along with a reconciliation
+/// against an empty memory, so the run still emits every row (fresh or `unknown`).
+pub async fn remember(
+    state: &StateStore,
+    checks: &[CheckDef],
+    fresh: &[(usize, CheckResult)],
+    now: DateTime<Utc>,
+    write: bool,
+) -> (Reconciled, Option<StateError>) {
+    let stored = if write {
+        state
+            .update_json(ROWS_KEY, |m: &mut RowMemory| {
+                reconcile(m, checks, fresh, now)
+            })
+            .await
+    } else {
+        state
+            .get_json::<RowMemory>(ROWS_KEY)
+            .await
+            .map(|m| reconcile(&mut m.unwrap_or_default(), checks, fresh, now))
+    };
+    match stored {
+        Ok(r) => (r, None),
+        Err(e) => (
+            reconcile(&mut RowMemory::default(), checks, fresh, now),
+            Some(e),
+        ),
+    }
+}
+
+/// Read the memory (empty when there is none yet).
+pub async fn load(state: &StateStore) -> Result<RowMemory, StateError> {
+    Ok(state.get_json(ROWS_KEY).await?.unwrap_or_default())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::checks::{Aggregate, Condition, Encoding, Summary};
+    use crate::observation::{Observation, Value};
+
+    /// A daily stable-suite row (`>0.5`) for tests.
+    pub(crate) fn def(task: &str, carry_forward_hours: u64) -> CheckDef {
+        CheckDef {
+            row: RowId {
+                source: "stable_suite".into(),
+                workflow_category: "training".into(),
+                workflow_name: "multigpu_arena".into(),
+                task: task.into(),
+                check: "reward".into(),
+            },
+            collector: "stable_suite".into(),
+            signal: "reward".into(),
+            matches: BTreeMap::new(),
+            aggregate: Aggregate::Latest,
+            condition: Condition::parse(">0.5").unwrap(),
+            warn: None,
+            encoding: Encoding::Gauge,
+            metric: "training.reward".into(),
+            summary: Summary::P90,
+            percentiles: false,
+            interval: 600,
+            unit: None,
+            carry_forward: Duration::from_secs(carry_forward_hours * 3600),
+            tags: BTreeMap::new(),
+            title: format!("Reward {task}"),
+        }
+    }
+
+    fn t(hours: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + TimeDelta::hours(hours)
+    }
+
+    fn observe(d: &CheckDef, value: f64, at: DateTime<Utc>) -> CheckResult {
+        d.evaluate(Ok(&[Observation::new("reward", Value::Number(value), at)]))
+    }
+
+    /// A daily row observed at hour 0, then runs in which its collector does not run.
+    fn run_without_data(hours_later: i64) -> CheckResult {
+        let d = def("hearts", 26);
+        let mut memory = RowMemory::default();
+        reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, observe(&d, 0.8, t(0)))],
+            t(0),
+        );
+        let out = reconcile(&mut memory, &[d], &[], t(hours_later));
+        out.results[0].1.clone()
+    }
+
+    #[test]
+    fn daily_row_observed_20h_ago_is_inferred() {
+        let r = run_without_data(20);
+        assert_eq!(r.status, Status::Pass);
+        assert!(r.inferred);
+        assert_eq!(r.compared, Some(0.8));
+        assert_eq!(r.observed_at, Some(t(0)));
+        assert!(r.reason.unwrap().contains("observed 20h ago"));
+    }
+
+    #[test]
+    fn daily_row_observed_30h_ago_is_unknown() {
+        let r = run_without_data(30);
+        assert_eq!(r.status, Status::Unknown);
+        assert!(!r.inferred);
+        assert_eq!(r.value, None);
+        let reason = r.reason.unwrap();
+        assert!(
+            reason.starts_with("stale: last observed 30h ago"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn failed_collector_is_bridged_and_fresh_stale_data_is_unknown() {
+        let d = def("hearts", 26);
+        let mut memory = RowMemory::default();
+        reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, observe(&d, 0.2, t(0)))],
+            t(0),
+        );
+        let failed = d.evaluate(Err("timed out after 60s"));
+        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, failed)], t(2));
+        let r = &out.results[0].1;
+        assert_eq!((r.status, r.inferred), (Status::Fail, true));
+        assert!(r.reason.as_ref().unwrap().contains("timed out"));
+        // A fresh observation that is itself 27h old is not news.
+        let old = observe(&d, 0.9, t(3) - TimeDelta::hours(27));
+        let out = reconcile(&mut memory, &[d], &[(0, old)], t(3));
+        assert_eq!(out.results[0].1.status, Status::Unknown);
+        assert!(
+            out.results[0]
+                .1
+                .reason
+                .as_ref()
+                .unwrap()
+                .starts_with("stale")
+        );
+    }
+
+    #[test]
+    fn status_changes_and_deltas() {
+        let d = def("hearts", 26);
+        let mut memory = RowMemory::default();
+        let first = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, observe(&d, 0.8, t(0)))],
+            t(0),
+        );
+        assert!(first.changes.is_empty(), "a first sighting is not a change");
+        let second = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, observe(&d, 0.3, t(1)))],
+            t(1),
+        );
+        assert_eq!(second.changes.len(), 1);
+        let c = &second.changes[0];
+        assert_eq!((c.from, c.to), (Status::Pass, Status::Fail));
+        assert_eq!(c.value.as_deref(), Some("0.3"));
+        assert_eq!(c.condition, ">0.5");
+        let row = memory.get(&d.row).unwrap();
+        assert_eq!(row.previous_value, Some(0.8));
+        assert!((row.delta().unwrap() + 0.5).abs() < 1e-9);
+        // Fail carried forward is still fail: no change.
+        let third = reconcile(&mut memory, std::slice::from_ref(&d), &[], t(2));
+        assert!(third.changes.is_empty());
+        // Past the limit: fail -> unknown is a change.
+        let fourth = reconcile(&mut memory, &[d], &[], t(40));
+        assert_eq!(fourth.changes[0].to, Status::Unknown);
+        let row = &memory.rows[0];
+        let statuses: Vec<(Status, bool)> =
+            row.history.iter().map(|h| (h.status, h.inferred)).collect();
+        assert_eq!(
+            statuses,
+            [
+                (Status::Pass, false),
+                (Status::Fail, false),
+                (Status::Fail, true),
+                (Status::Unknown, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_older_result_written_later_does_not_replace_a_newer_one() {
+        let d = def("hearts", 26);
+        let mut memory = RowMemory::default();
+        reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, observe(&d, 0.9, t(2)))],
+            t(2),
+        );
+        reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, observe(&d, 0.1, t(1)))],
+            t(2),
+        );
+        let last = memory.rows[0].last_known.as_ref().unwrap();
+        assert_eq!(last.compared, Some(0.9));
+    }
+
+    #[test]
+    fn history_is_bounded_and_displayed_goes_stale() {
+        let d = def("hearts", 1);
+        let mut memory = RowMemory::default();
+        for h in 0..(HISTORY_LEN as i64 + 5) {
+            reconcile(
+                &mut memory,
+                std::slice::from_ref(&d),
+                &[(0, observe(&d, 0.9, t(h)))],
+                t(h),
+            );
+        }
+        let row = &memory.rows[0];
+        assert_eq!(row.history.len(), HISTORY_LEN);
+        let last = t(HISTORY_LEN as i64 + 4);
+        assert_eq!(row.history.last().unwrap().at, last);
+        assert_eq!(
+            displayed(row, d.carry_forward, last + TimeDelta::minutes(30)).status,
+            Status::Pass
+        );
+        let later = displayed(row, d.carry_forward, last + TimeDelta::hours(2));
+        assert_eq!(later.status, Status::Unknown);
+        assert!(later.reason.unwrap().starts_with("stale"));
+    }
+}
