@@ -239,8 +239,31 @@ pub fn metrics(
             Ok(m) => out.extend(m),
             Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
         }
+        out.extend(crate::collectors::stable_suite::self_metrics(
+            &plan.schema,
+            o,
+            now,
+        ));
     }
     out
+}
+
+/// After a delivery that reached its sink (never in a dry run), let the collectors that
+/// succeeded advance their checkpoints; a failure is logged and the data is collected again
+/// next run.
+pub async fn commit(
+    collectors: &[&CollectorInstance],
+    outcomes: &[CollectorOutcome],
+    ctx: &CollectContext,
+) {
+    for instance in collectors {
+        let ok = outcomes
+            .iter()
+            .any(|o| o.name == instance.name && o.result.is_ok());
+        if ok && let Err(e) = instance.collector.commit(ctx).await {
+            tracing::error!(collector = %instance.name, "cannot save checkpoint: {e}");
+        }
+    }
 }
 
 /// The whole of `infra-health run`.
@@ -262,12 +285,15 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         state,
         dry_run: opts.dry_run,
     });
-    let outcomes = collect(&selected, ctx).await;
+    let outcomes = collect(&selected, ctx.clone()).await;
     let results = evaluate(plan, &outcomes);
     let metrics = metrics(plan, &results, &outcomes, now.timestamp());
     let delivery = sink.deliver(&metrics).await;
     for p in &delivery.problems {
         tracing::error!("delivery: {p}");
+    }
+    if delivery.ok && !opts.dry_run && sink.name() != "dry-run" {
+        commit(&selected, &outcomes, &ctx).await;
     }
     Ok(RunSummary {
         results,

@@ -118,26 +118,14 @@ impl StateStore {
                     why: "no bucket name".into(),
                 });
             }
-            let mut builder =
-                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Ok(endpoint) =
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT_URL_S3"))
-            {
-                let loopback = crate::net::is_loopback_url(&endpoint);
-                if endpoint.starts_with("http://") && !loopback {
-                    return Err(StateError::BadUrl {
-                        url: endpoint,
-                        why: "plain http:// is only allowed to loopback addresses".into(),
-                    });
+            let store = crate::store_url::s3(bucket).map_err(|e| match e {
+                crate::store_url::S3Error::BadEndpoint { endpoint, why } => {
+                    StateError::BadUrl { url: endpoint, why }
                 }
-                builder = builder
-                    .with_endpoint(endpoint)
-                    .with_allow_http(loopback)
-                    .with_virtual_hosted_style_request(false);
-            }
-            let store = builder.build().map_err(|source| StateError::Store {
-                location: url.into(),
-                source,
+                crate::store_url::S3Error::Build { source, .. } => StateError::Store {
+                    location: url.into(),
+                    source,
+                },
             })?;
             return Ok(StateStore {
                 store: Arc::new(store),
