@@ -11,6 +11,8 @@
 //! its output; the importer counts and skips a bad artifact and keeps the rest.
 
 pub mod command;
+#[cfg(test)]
+mod fuzz;
 pub mod import;
 pub mod json;
 pub mod parquet;

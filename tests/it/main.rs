@@ -3,4 +3,7 @@
 //! Every server these tests talk to is started here on 127.0.0.1 (see `support/`) and stops by
 //! itself; nothing else is mocked.
 
+mod exec_probe;
+mod http_probe;
+mod stable_suite;
 mod support;
