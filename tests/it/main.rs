@@ -6,4 +6,5 @@
 mod exec_probe;
 mod http_probe;
 mod stable_suite;
+mod stable_suite_docs;
 mod support;
