@@ -42,7 +42,7 @@ pub enum Command {
     /// Import stable-suite artifacts (s3://bucket/prefix/, file:///dir/ or a file) once.
     ImportStable(ImportStableArgs),
     /// Write a valid stable-suite artifact (JSON or Parquet) for a suite runner.
-    EmitStable(EmitStableArgs),
+    EmitStable(Box<EmitStableArgs>),
 }
 
 #[derive(Debug, Args)]

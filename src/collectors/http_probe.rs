@@ -113,8 +113,7 @@ impl Outcome {
         while let Some(c) = cur {
             chain.push_str(&c.to_string().to_ascii_lowercase());
             chain.push('\n');
-            if c.is::<std::io::Error>()
-                && let Some(io) = c.downcast_ref::<std::io::Error>()
+            if let Some(io) = c.downcast_ref::<std::io::Error>()
                 && io.kind() == std::io::ErrorKind::TimedOut
             {
                 return Outcome::Timeout;

@@ -85,7 +85,7 @@ pub fn acceptance_rows(
         .iter()
         .filter(|o| o.tags.contains_key(TAG_ACCEPTANCE) && o.tags.contains_key("job"))
         .collect();
-    newest.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    newest.sort_by_key(|o| std::cmp::Reverse(o.timestamp));
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for o in newest {

@@ -6,13 +6,22 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::tests::sample;
-use super::{Format, parquet, parse, write_json};
+use super::{Format, RUN_FIELDS, parquet, parse, write_json};
+
+/// The top-level fields a mutation may hit.
+fn top() -> Vec<&'static str> {
+    RUN_FIELDS
+        .iter()
+        .copied()
+        .chain(["metrics", "acceptance"])
+        .collect()
+}
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or(Value::Null)),
@@ -27,21 +36,6 @@ fn any_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
-
-const TOP: &[&str] = &[
-    "schema_version",
-    "suite",
-    "job",
-    "recipe",
-    "run_id",
-    "runner",
-    "started_at",
-    "finished_at",
-    "exit_status",
-    "exit_code",
-    "metrics",
-    "acceptance",
-];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
@@ -58,12 +52,13 @@ proptest! {
 
     #[test]
     fn a_mutated_field_is_named_in_the_error(
-        key_index in 0..TOP.len() + 3,
+        key_index in 0..RUN_FIELDS.len() + 5,
         replacement in prop::option::of(any_json()),
     ) {
         let mut doc: Value = serde_json::from_slice(&write_json(&sample()).unwrap()).unwrap();
-        let (path, slot) = match key_index.checked_sub(TOP.len()) {
-            None => (TOP[key_index].to_string(), doc.as_object_mut().unwrap()),
+        let top = top();
+        let (path, slot) = match key_index.checked_sub(top.len()) {
+            None => (top[key_index].to_string(), doc.as_object_mut().unwrap()),
             Some(i) => {
                 let key = ["name", "value", "unit"][i];
                 (format!("metrics[0].{key}"), doc["metrics"][0].as_object_mut().unwrap())

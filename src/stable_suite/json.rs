@@ -7,23 +7,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{Artifact, ArtifactError, Criterion, ExitStatus, RunMetric};
+use super::{Artifact, ArtifactError, Criterion, ExitStatus, RUN_FIELDS, RunMetric};
 
-const TOP_KEYS: &[&str] = &[
-    "$schema",
-    "schema_version",
-    "suite",
-    "job",
-    "recipe",
-    "run_id",
-    "runner",
-    "started_at",
-    "finished_at",
-    "exit_status",
-    "exit_code",
-    "metrics",
-    "acceptance",
-];
+/// Top-level keys besides [`RUN_FIELDS`]: an optional `$schema` pointer and the two lists.
+pub(crate) const LIST_KEYS: &[&str] = &["$schema", "metrics", "acceptance"];
 
 struct Fields<'a> {
     file: &'a str,
@@ -158,7 +145,8 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Artifact, ArtifactError> {
         prefix: String::new(),
         map,
     };
-    top.only(TOP_KEYS)?;
+    let top_keys: Vec<&str> = RUN_FIELDS.iter().chain(LIST_KEYS).copied().collect();
+    top.only(&top_keys)?;
     let version = top.integer("schema_version")?;
     let schema_version = u32::try_from(version).map_err(|_| {
         top.err(

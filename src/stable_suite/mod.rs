@@ -34,6 +34,20 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const SIGNAL_RUN_SUCCESS: &str = "run.success";
 /// Signal of the derived wall time of the run, `finished_at - started_at`, in seconds.
 pub const SIGNAL_RUN_DURATION: &str = "run.duration";
+/// The scalar fields of a run, in schema order: the JSON form's top-level keys before `metrics`
+/// and `acceptance`, and the columns every Parquet row repeats.
+pub const RUN_FIELDS: &[&str] = &[
+    "schema_version",
+    "suite",
+    "job",
+    "recipe",
+    "run_id",
+    "runner",
+    "started_at",
+    "finished_at",
+    "exit_status",
+    "exit_code",
+];
 /// Observation tag carrying an artifact's own acceptance condition for that signal.
 pub const TAG_ACCEPTANCE: &str = "acceptance";
 

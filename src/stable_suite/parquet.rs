@@ -21,7 +21,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::record::Field;
 
-use super::{Artifact, ArtifactError, Criterion, ExitStatus, RunMetric};
+use super::{Artifact, ArtifactError, Criterion, ExitStatus, RUN_FIELDS, RunMetric};
 
 /// The Parquet schema this build writes (documented in `docs/stable-suite-artifact.md`).
 pub const MESSAGE_TYPE: &str = "
@@ -44,23 +44,18 @@ message stable_suite_artifact {
 }
 ";
 
-const COLUMNS: &[&str] = &[
-    "schema_version",
-    "suite",
-    "job",
-    "recipe",
-    "run_id",
-    "runner",
-    "started_at",
-    "finished_at",
-    "exit_status",
-    "exit_code",
+/// The per-row columns after the run's fields ([`RUN_FIELDS`]).
+const ROW_COLUMNS: &[&str] = &[
     "metric_name",
     "metric_value",
     "metric_unit",
     "acceptance_metric",
     "acceptance_condition",
 ];
+
+fn columns() -> impl Iterator<Item = &'static str> {
+    RUN_FIELDS.iter().chain(ROW_COLUMNS).copied()
+}
 
 /// More rows than this is not a suite run's summary; refuse instead of reading it all.
 const MAX_ROWS: usize = 100_000;
@@ -90,11 +85,14 @@ fn read_inner(data: Bytes, file: &str) -> Result<Artifact, ArtifactError> {
     let schema = reader.metadata().file_metadata().schema_descr();
     for col in schema.columns() {
         let name = col.path().string();
-        if !COLUMNS.contains(&name.as_str()) {
+        if !columns().any(|c| c == name) {
             return Err(ArtifactError::new(
                 file,
                 Some(&name),
-                format!("unknown column; expected: {}", COLUMNS.join(", ")),
+                format!(
+                    "unknown column; expected: {}",
+                    columns().collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
     }
@@ -159,18 +157,6 @@ fn read_inner(data: Bytes, file: &str) -> Result<Artifact, ArtifactError> {
         metrics: Vec::new(),
         acceptance: Vec::new(),
     };
-    const RUN_FIELDS: &[&str] = &[
-        "schema_version",
-        "suite",
-        "job",
-        "recipe",
-        "run_id",
-        "runner",
-        "started_at",
-        "finished_at",
-        "exit_status",
-        "exit_code",
-    ];
     for (i, fields) in rows.iter().enumerate() {
         let r = RowReader {
             file,
@@ -334,9 +320,9 @@ pub fn write(artifact: &Artifact) -> Result<Vec<u8>, ArtifactError> {
     let mut out = Vec::new();
     let mut writer = SerializedFileWriter::new(&mut out, schema, props).map_err(write_err)?;
     let mut group = writer.next_row_group().map_err(write_err)?;
-    let mut index = 0;
+    let mut names = columns();
     while let Some(mut col) = group.next_column().map_err(write_err)? {
-        let written = match COLUMNS.get(index).copied().unwrap_or_default() {
+        let written = match names.next().unwrap_or_default() {
             "schema_version" => col.typed::<Int32Type>().write_batch(
                 &vec![artifact.schema_version as i32; n],
                 None,
@@ -410,7 +396,6 @@ pub fn write(artifact: &Artifact) -> Result<Vec<u8>, ArtifactError> {
         };
         written.map_err(write_err)?;
         col.close().map_err(write_err)?;
-        index += 1;
     }
     group.close().map_err(write_err)?;
     writer.close().map_err(write_err)?;
