@@ -263,16 +263,8 @@ fn parse_time(flag: &str, s: &str) -> Result<DateTime<Utc>, ArtifactError> {
 impl EmitFields {
     /// Build and validate the artifact.
     pub fn artifact(&self) -> Result<Artifact, ArtifactError> {
-        let exit_status = ExitStatus::parse(&self.exit_status).ok_or_else(|| {
-            flag_err(
-                "--exit-status",
-                format!(
-                    "{:?} is not one of: {}",
-                    self.exit_status,
-                    ExitStatus::ALL.map(ExitStatus::as_str).join(", ")
-                ),
-            )
-        })?;
+        let exit_status = ExitStatus::parse_explained(&self.exit_status)
+            .map_err(|m| flag_err("--exit-status", m))?;
         let metrics = self
             .metrics
             .iter()

@@ -155,15 +155,8 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Artifact, ArtifactError> {
         )
     })?;
     let status_text = top.string("exit_status")?;
-    let exit_status = ExitStatus::parse(&status_text).ok_or_else(|| {
-        top.err(
-            "exit_status",
-            format!(
-                "{status_text:?} is not one of: {}",
-                ExitStatus::ALL.map(ExitStatus::as_str).join(", ")
-            ),
-        )
-    })?;
+    let exit_status =
+        ExitStatus::parse_explained(&status_text).map_err(|m| top.err("exit_status", m))?;
     let metrics = top
         .list("metrics")?
         .into_iter()

@@ -81,6 +81,16 @@ impl ExitStatus {
     pub fn parse(s: &str) -> Option<ExitStatus> {
         ExitStatus::ALL.into_iter().find(|e| e.as_str() == s)
     }
+
+    /// [`ExitStatus::parse`] with a message listing the valid values.
+    pub fn parse_explained(s: &str) -> Result<ExitStatus, String> {
+        ExitStatus::parse(s).ok_or_else(|| {
+            format!(
+                "{s:?} is not one of: {}",
+                ExitStatus::ALL.map(ExitStatus::as_str).join(", ")
+            )
+        })
+    }
 }
 
 /// One measured number of a run (reward, SPS, …), always with its unit.

@@ -144,15 +144,8 @@ fn read_inner(data: Bytes, file: &str) -> Result<Artifact, ArtifactError> {
         runner: run.opt_string("runner")?,
         started_at: run.time("started_at")?,
         finished_at: run.time("finished_at")?,
-        exit_status: ExitStatus::parse(&status_text).ok_or_else(|| {
-            run.err(
-                "exit_status",
-                format!(
-                    "{status_text:?} is not one of: {}",
-                    ExitStatus::ALL.map(ExitStatus::as_str).join(", ")
-                ),
-            )
-        })?,
+        exit_status: ExitStatus::parse_explained(&status_text)
+            .map_err(|m| run.err("exit_status", m))?,
         exit_code: run.opt_int("exit_code")?,
         metrics: Vec::new(),
         acceptance: Vec::new(),
