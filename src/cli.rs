@@ -44,6 +44,10 @@ pub enum Command {
     /// Look at or edit what the state store remembers about each row.
     #[command(subcommand)]
     State(StateCommand),
+    /// Import stable-suite artifacts (s3://bucket/prefix/, file:///dir/ or a file) once.
+    ImportStable(ImportStableArgs),
+    /// Write a valid stable-suite artifact (JSON or Parquet) for a suite runner.
+    EmitStable(Box<EmitStableArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +82,62 @@ pub enum StateCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct ImportStableArgs {
+    /// Where the artifacts are: s3://bucket/prefix/, file:///dir/, a directory or one file.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Print the exact request bodies instead of sending them; the checkpoint is not advanced.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run, write the request bodies to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// State store URL (holds the import checkpoint); as for `run`.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// Shift times so the newest artifact finished now (for the bundled example artifacts).
+    #[arg(long)]
+    pub rebase_timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmitStableArgs {
+    /// Re-emit (validate, or convert between JSON and Parquet) this artifact instead of flags.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["suite", "job", "run_id"])]
+    pub input: Option<PathBuf>,
+    #[arg(long, required_unless_present = "input")]
+    pub suite: Option<String>,
+    #[arg(long, required_unless_present = "input")]
+    pub job: Option<String>,
+    #[arg(long)]
+    pub recipe: Option<String>,
+    #[arg(long, required_unless_present = "input")]
+    pub run_id: Option<String>,
+    #[arg(long)]
+    pub runner: Option<String>,
+    /// RFC 3339 time, or `now`.
+    #[arg(long, default_value = "now")]
+    pub started_at: String,
+    /// RFC 3339 time, or `now`.
+    #[arg(long, default_value = "now")]
+    pub finished_at: String,
+    /// success, failure, timeout or cancelled.
+    #[arg(long, default_value = "success")]
+    pub exit_status: String,
+    #[arg(long, allow_hyphen_values = true)]
+    pub exit_code: Option<i64>,
+    /// NAME=VALUE:UNIT, e.g. sps=43120:steps_per_sec (repeatable).
+    #[arg(long = "metric", value_name = "NAME=VALUE:UNIT")]
+    pub metrics: Vec<String>,
+    /// METRIC CONDITION, e.g. 'sps>40000' or 'run.success>=1' (repeatable).
+    #[arg(long = "accept", value_name = "CRITERION")]
+    pub accept: Vec<String>,
+    /// A .json or .parquet file, s3://bucket/key.json|.parquet, or - for stdout (JSON).
+    #[arg(long, short = 'o', value_name = "DEST")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// Print the exact request bodies instead of sending them.
     #[arg(long)]
@@ -106,6 +166,62 @@ fn load_plan(cli: &Cli) -> anyhow::Result<Plan> {
 /// Run the parsed command; the `u8` is the process exit code.
 pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
+        Command::ImportStable(args) => {
+            use crate::stable_suite::command as stable;
+            // Without a config file the import still works: default schema, derived rows only.
+            let path = config::resolve_path(cli.config.as_deref());
+            let plan = if cli.config.is_none() && !path.exists() {
+                config::parse(std::path::Path::new("<defaults>"), "")?
+            } else {
+                load_plan(&cli)?
+            };
+            let opts = stable::ImportStableOptions {
+                from: args.from.clone(),
+                dry_run: args.dry_run,
+                output: args.output.clone(),
+                state: args.state.clone(),
+                rebase_timestamps: args.rebase_timestamps,
+                now: None,
+            };
+            let summary = stable::import_stable(&plan, opts).await?;
+            let to_stdout = !args.dry_run || args.output.is_some();
+            let text =
+                stable::render_summary(&summary, to_stdout && std::io::stdout().is_terminal());
+            if to_stdout {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
+            }
+            Ok(summary.exit_code())
+        }
+        Command::EmitStable(args) => {
+            use crate::stable_suite::command as stable;
+            let artifact = match &args.input {
+                Some(input) => stable::read_artifact_file(input)?,
+                None => stable::EmitFields {
+                    suite: args.suite.clone().unwrap_or_default(),
+                    job: args.job.clone().unwrap_or_default(),
+                    recipe: args.recipe.clone(),
+                    run_id: args.run_id.clone().unwrap_or_default(),
+                    runner: args.runner.clone(),
+                    started_at: args.started_at.clone(),
+                    finished_at: args.finished_at.clone(),
+                    exit_status: args.exit_status.clone(),
+                    exit_code: args.exit_code,
+                    metrics: args.metrics.clone(),
+                    accept: args.accept.clone(),
+                }
+                .artifact()?,
+            };
+            let written = stable::write_artifact(&artifact, args.output.as_deref()).await?;
+            if written != "stdout" {
+                eprintln!(
+                    "wrote stable-suite artifact {} to {written}",
+                    artifact.run_id
+                );
+            }
+            Ok(exit::OK)
+        }
         Command::Run(args) => {
             let plan = load_plan(&cli)?;
             let opts = RunOptions {

@@ -19,4 +19,6 @@ pub mod run;
 pub mod schema;
 pub mod secret;
 pub mod sinks;
+pub mod stable_suite;
 pub mod state;
+pub mod store_url;

@@ -244,8 +244,31 @@ pub fn metrics(
             Ok(m) => out.extend(m),
             Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
         }
+        out.extend(crate::collectors::stable_suite::self_metrics(
+            &plan.schema,
+            o,
+            now,
+        ));
     }
     out
+}
+
+/// After a delivery that reached its sink (never in a dry run), let the collectors that
+/// succeeded advance their checkpoints; a failure is logged and the data is collected again
+/// next run.
+pub async fn commit(
+    collectors: &[&CollectorInstance],
+    outcomes: &[CollectorOutcome],
+    ctx: &CollectContext,
+) {
+    for instance in collectors {
+        let ok = outcomes
+            .iter()
+            .any(|o| o.name == instance.name && o.result.is_ok());
+        if ok && let Err(e) = instance.collector.commit(ctx).await {
+            tracing::error!(collector = %instance.name, "cannot save checkpoint: {e}");
+        }
+    }
 }
 
 /// The whole of `infra-health run`.
@@ -267,7 +290,7 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         state: state.clone(),
         dry_run: opts.dry_run,
     });
-    let outcomes = collect(&selected, ctx).await;
+    let outcomes = collect(&selected, ctx.clone()).await;
     let fresh = evaluate(plan, &outcomes);
     // Carry-forward: every row of the plan, remembered under the state lease (not on a dry run).
     let (rows, state_error) =
@@ -286,6 +309,10 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
             Ok(at) => tracing::info!("health board written to {at}"),
             Err(e) => tracing::error!("could not write the health board: {e}"),
         }
+    }
+    // Checkpoints advance only once what they covered was delivered.
+    if delivery.ok && !opts.dry_run && sink.name() != "dry-run" {
+        commit(&selected, &outcomes, &ctx).await;
     }
     Ok(RunSummary {
         results,

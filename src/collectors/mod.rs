@@ -9,7 +9,10 @@
 //! config struct (`#[serde(deny_unknown_fields)]`), its `build` function and its `Collector` impl,
 //! and documents the signals it produces in its module docs and in `docs/collectors.md`.
 
+pub mod exec;
 pub mod file;
+pub mod http_probe;
+pub mod stable_suite;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +72,13 @@ pub trait Collector: Send + Sync {
         &'a self,
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>>;
+
+    /// Called once after the run's metrics were delivered (never in a dry run): a collector
+    /// that keeps a checkpoint advances it here, so an undelivered run is collected again.
+    fn commit<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, Result<(), CollectError>> {
+        let _ = ctx;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What `build` gets: the instance's own options (everything in its `[[collector]]` table but
@@ -117,7 +127,8 @@ pub struct CollectorKind {
 }
 
 /// Every collector kind. Add a line here when you add a collector file.
-pub const REGISTRY: &[CollectorKind] = &[file::KIND];
+pub const REGISTRY: &[CollectorKind] =
+    &[file::KIND, http_probe::KIND, exec::KIND, stable_suite::KIND];
 
 pub fn find_kind(name: &str) -> Option<&'static CollectorKind> {
     REGISTRY.iter().find(|k| k.name == name)

@@ -161,6 +161,34 @@ impl Schema {
         Ok(out)
     }
 
+    /// The stable-suite import's own metrics: `<prefix>.stablesuite.artifacts_imported` and
+    /// `<prefix>.stablesuite.bad_artifacts` (status `fail` when any artifact was malformed),
+    /// tagged `source:stable_suite` and `collector:NAME`.
+    pub fn stable_suite_import_metrics(
+        &self,
+        collector: &str,
+        imported: f64,
+        bad: f64,
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        let source = "stable_suite";
+        let pipeline = super::pipeline_for_source(source);
+        let mut optional = BTreeMap::new();
+        optional.insert("collector".to_string(), collector.to_string());
+        let status = if bad > 0.0 {
+            Status::Fail
+        } else {
+            Status::Pass
+        };
+        let mut out = Vec::new();
+        for (check, value) in [("artifacts_imported", imported), ("bad_artifacts", bad)] {
+            let name = self.self_metric_name(&format!("{pipeline}.{check}"))?;
+            let row = RowId::self_row(source, collector, "import", check);
+            out.push(self.self_metric(&row, name, value, status, &optional, now)?);
+        }
+        Ok(out)
+    }
+
     /// One self-metric gauge with the full required tag set; `row` comes from
     /// [`RowId::self_row`] (`workflow_category:self`, `condition:none`). A `unit` among the
     /// optional tags is also the metric's unit.

@@ -150,59 +150,31 @@ impl StateStore {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<StateStore, StateError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let var = |name: &str| {
-            env.iter()
-                .find(|(k, v)| k == name && !v.is_empty())
-                .map(|(_, v)| v.clone())
-        };
         let owner = format!(
             "{}-{}-{}",
             hostname(),
             std::process::id(),
             rand::random::<u32>()
         );
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
+        if url.starts_with("s3://") {
+            let Some((bucket, prefix)) = crate::store_url::split_s3_url(url) else {
                 return Err(StateError::BadUrl {
                     url: url.into(),
                     why: "no bucket name".into(),
                 });
-            }
-            let mut builder = object_store::aws::AmazonS3Builder::new();
-            for (key, value) in &env {
-                if key.starts_with("AWS_")
-                    && let Ok(config_key) = key.to_ascii_lowercase().parse()
-                {
-                    builder = builder.with_config(config_key, value);
+            };
+            let store = crate::store_url::s3_with_env(bucket, &env).map_err(|e| match e {
+                crate::store_url::S3Error::BadEndpoint { endpoint, why } => {
+                    StateError::BadUrl { url: endpoint, why }
                 }
-            }
-            // PutMode::Create / Update become `If-None-Match: *` / `If-Match: <etag>`, which
-            // S3 (since 2024), MinIO, R2 and moto honour. This is object_store's default; it
-            // is set here so the lease never silently degrades to an unconditional put.
-            builder = builder
-                .with_bucket_name(bucket)
-                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
-            if let Some(endpoint) = var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")) {
-                let loopback = crate::net::is_loopback_url(&endpoint);
-                if endpoint.starts_with("http://") && !loopback {
-                    return Err(StateError::BadUrl {
-                        url: endpoint,
-                        why: "plain http:// is only allowed to loopback addresses".into(),
-                    });
-                }
-                builder = builder
-                    .with_endpoint(endpoint)
-                    .with_allow_http(loopback)
-                    .with_virtual_hosted_style_request(false);
-            }
-            let store = builder.build().map_err(|source| StateError::Store {
-                location: url.into(),
-                source,
+                crate::store_url::S3Error::Build { source, .. } => StateError::Store {
+                    location: url.into(),
+                    source,
+                },
             })?;
             return Ok(StateStore {
                 store: Arc::new(store),
-                prefix: Path::from(prefix.trim_matches('/')),
+                prefix: Path::from(prefix),
                 location: url.to_string(),
                 local_dir: None,
                 owner,
@@ -436,15 +408,23 @@ impl StateStore {
             };
             match self
                 .store
-                .put_opts(&self.path(key), PutPayload::from(bytes), opts)
+                .put_opts(&self.path(key), PutPayload::from(bytes.clone()), opts)
                 .await
             {
                 Ok(_) => Ok(r),
                 Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => Err(StateError::Conflict {
-                    location: self.location.clone(),
-                    key: key.into(),
-                }),
+                | Err(object_store::Error::Precondition { .. }) => {
+                    // object_store retries a PUT whose answer was lost; the retry then fails its
+                    // precondition against our own first write. Only a different content is a
+                    // real conflict.
+                    if self.get(key).await?.is_some_and(|now| now == bytes) {
+                        return Ok(r);
+                    }
+                    Err(StateError::Conflict {
+                        location: self.location.clone(),
+                        key: key.into(),
+                    })
+                }
                 Err(e) => Err(self.err(e)),
             }
         }

@@ -45,7 +45,7 @@ fn dry_run_on_the_bundled_config_prints_valid_request_bodies() {
 
     let now = Utc::now().timestamp();
     let name_re = regex::Regex::new(
-        r"^metta\.infra\.((cron|stablesuite)\.[a-z_]+\.[a-z_.0-9]+|collector\.[a-z]+|state\.carry_forward)$",
+        r"^metta\.infra\.((cron|stablesuite)\.[a-z_]+\.[a-z_.0-9]+|(collector|state|delivery|github|stablesuite)\.[a-z_.]+)$",
     )
     .unwrap();
     let mut series_seen = 0;

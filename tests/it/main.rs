@@ -5,7 +5,11 @@
 
 mod board;
 mod docs;
+mod exec_probe;
 mod foundation;
 mod helm_chart;
+mod http_probe;
+mod stable_suite;
+mod stable_suite_docs;
 mod state;
 mod support;

@@ -90,7 +90,12 @@ fn row_key(row: &Value) -> String {
 /// running a different set of collectors: every row must end up with four history entries
 /// (one per run: none lost) and with the fresh observation of the run that collected it.
 fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
-    let onlys = ["github", "stable_suite", "eval", "github,eval,stable_suite"];
+    let onlys = [
+        "github",
+        "stable_suite",
+        "eval,remote_eval",
+        "github,eval,remote_eval,stable_suite",
+    ];
     let barrier = Arc::new(Barrier::new(onlys.len()));
     let handles: Vec<_> = onlys
         .iter()
@@ -140,7 +145,7 @@ fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
             .or_default() += 1;
         m
     });
-    assert_eq!(collectors.len(), 3, "{collectors:?}");
+    assert_eq!(collectors.len(), 4, "{collectors:?}");
 }
 
 #[test]

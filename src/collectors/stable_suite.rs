@@ -1,0 +1,254 @@
+//! `stable_suite`: observations from stable-suite run artifacts (schema v1, JSON or Parquet)
+//! read from S3, a directory or one file. The format is in `docs/stable-suite-artifact.md`.
+//!
+//! | key | meaning | default |
+//! | --- | --- | --- |
+//! | `url` | `s3://bucket/prefix/`, `file:///dir/`, a directory or a file (relative to the config file) | required |
+//! | `incremental` | import only artifacts not imported before (checkpoint in the state store) | `true` |
+//! | `rebase_timestamps` | shift times so the newest artifact finished now (example data) | `false` |
+//! | `concurrency` | objects fetched at once | `32` |
+//!
+//! Signals, each tagged `suite`, `job`, `runner` (and `acceptance` when the artifact declares a
+//! condition for it), stamped at the run's `finished_at`:
+//!
+//! | signal | value | unit |
+//! | --- | --- | --- |
+//! | `run.success` | 1 when `exit_status` is `success`, else 0 | |
+//! | `run.duration` | `finished_at - started_at` | `second` |
+//! | `<metric name>` (`reward`, `sps`, …) | the metric's value | the metric's unit |
+//! | `import.artifacts` | valid new artifacts imported this run | |
+//! | `import.bad_artifacts` | malformed artifacts refused this run | |
+//!
+//! The import's own counts also become the self-metrics `<prefix>.stablesuite.artifacts_imported`
+//! and `<prefix>.stablesuite.bad_artifacts` (see [`self_metrics`]). With `incremental`, the
+//! checkpoint advances only in [`Collector::commit`], after delivery; a dry run never advances
+//! it. Rows read these signals with `match = { job = "…" }`, and a row's `carry_forward` keeps a
+//! nightly value on the board between imports.
+
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use serde::Deserialize;
+
+use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind};
+use crate::observation::{Observation, Value};
+use crate::schema::{Metric, Schema};
+use crate::stable_suite::import::{self, ImportBatch, ImportOptions, Seen};
+use crate::stable_suite::source::ArtifactSource;
+
+pub const KIND: CollectorKind = CollectorKind {
+    name: "stable_suite",
+    description: "stable-suite run artifacts (JSON/Parquet, schema v1) from s3://, file:// or a path",
+    signals: &[
+        "run.success",
+        "run.duration",
+        "<metric name from the artifact>",
+        SIGNAL_IMPORTED,
+        SIGNAL_BAD,
+    ],
+    build,
+};
+
+pub const SIGNAL_IMPORTED: &str = "import.artifacts";
+pub const SIGNAL_BAD: &str = "import.bad_artifacts";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StableSuiteConfig {
+    url: String,
+    #[serde(default = "yes")]
+    incremental: bool,
+    #[serde(default)]
+    rebase_timestamps: bool,
+    #[serde(default)]
+    concurrency: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the last `collect` found, kept for `commit` and for the caller's report.
+#[derive(Debug, Default)]
+pub struct LastImport {
+    pub listed: usize,
+    pub already_imported: usize,
+    pub imported: Vec<String>,
+    pub bad: Vec<crate::stable_suite::ArtifactError>,
+    pub unread: Vec<String>,
+    /// Checkpoint entries to save after delivery (empty when not incremental or in a dry run).
+    pending: std::collections::BTreeMap<String, Seen>,
+}
+
+pub struct StableSuiteCollector {
+    url: String,
+    incremental: bool,
+    options: ImportOptions,
+    last: Mutex<Option<LastImport>>,
+}
+
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+    let cfg: StableSuiteConfig = ctx.options()?;
+    let url = if cfg.url.contains("://") {
+        cfg.url
+    } else {
+        ctx.resolve_path(&cfg.url).display().to_string()
+    };
+    if let Some(0) = cfg.concurrency {
+        return Err("concurrency: must be at least 1".into());
+    }
+    if !url.starts_with("s3://") && url.contains("://") && !url.starts_with("file://") {
+        return Err(format!(
+            "url: {url:?} is not s3://bucket/prefix, file:///dir or a path"
+        ));
+    }
+    Ok(Arc::new(StableSuiteCollector::new(
+        url,
+        cfg.incremental,
+        ImportOptions {
+            rebase_timestamps: cfg.rebase_timestamps,
+            concurrency: cfg.concurrency.unwrap_or(import::DEFAULT_CONCURRENCY),
+        },
+    )))
+}
+
+impl StableSuiteCollector {
+    pub fn new(url: String, incremental: bool, options: ImportOptions) -> StableSuiteCollector {
+        StableSuiteCollector {
+            url,
+            incremental,
+            options,
+            last: Mutex::new(None),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What the last collect found (for `import-stable`'s report).
+    pub fn take_last(&self) -> Option<LastImport> {
+        self.last.lock().ok().and_then(|mut l| l.take())
+    }
+
+    fn remember(&self, batch: &ImportBatch, keep_checkpoint: bool) {
+        let last = LastImport {
+            listed: batch.listed,
+            already_imported: batch.already_imported,
+            imported: batch.artifacts.iter().map(|(n, _)| n.clone()).collect(),
+            bad: batch.bad.clone(),
+            unread: batch.unread.clone(),
+            pending: if keep_checkpoint {
+                batch.checkpoint.clone()
+            } else {
+                Default::default()
+            },
+        };
+        if let Ok(mut slot) = self.last.lock() {
+            *slot = Some(last);
+        }
+    }
+}
+
+impl Collector for StableSuiteCollector {
+    fn collect<'a>(
+        &'a self,
+        ctx: &'a CollectContext,
+    ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>> {
+        Box::pin(async move {
+            let source =
+                ArtifactSource::open(&self.url).map_err(|e| CollectError::Source(e.to_string()))?;
+            let checkpoint = if self.incremental {
+                Some(
+                    import::load_checkpoint(&ctx.state, &self.url)
+                        .await
+                        .map_err(|e| CollectError::Other(e.into()))?,
+                )
+            } else {
+                None
+            };
+            let batch = import::import(&source, checkpoint.as_ref(), &self.options)
+                .await
+                .map_err(|e| CollectError::Source(e.to_string()))?;
+            for bad in &batch.bad {
+                tracing::warn!("skipping malformed stable-suite artifact: {bad}");
+            }
+            tracing::info!(
+                url = %self.url,
+                "stable-suite artifacts: {} listed, {} already imported, {} new, {} malformed, {} unreadable",
+                batch.listed,
+                batch.already_imported,
+                batch.artifacts.len(),
+                batch.bad.len(),
+                batch.unread.len()
+            );
+            let mut obs = batch.observations(&self.options, ctx.now);
+            obs.push(Observation::new(
+                SIGNAL_IMPORTED,
+                Value::Number(batch.artifacts.len() as f64),
+                ctx.now,
+            ));
+            obs.push(Observation::new(
+                SIGNAL_BAD,
+                Value::Number(batch.bad.len() as f64),
+                ctx.now,
+            ));
+            self.remember(&batch, self.incremental && !ctx.dry_run);
+            Ok(obs)
+        })
+    }
+
+    fn commit<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, Result<(), CollectError>> {
+        Box::pin(async move {
+            if ctx.dry_run || !self.incremental {
+                return Ok(());
+            }
+            let pending = match self.last.lock() {
+                Ok(mut l) => l.as_mut().map(|l| std::mem::take(&mut l.pending)),
+                Err(_) => None,
+            };
+            let Some(pending) = pending else {
+                return Ok(());
+            };
+            import::commit_checkpoint(&ctx.state, &self.url, &pending)
+                .await
+                .map_err(|e| CollectError::Other(e.into()))
+        })
+    }
+}
+
+/// The import self-metrics of a `stable_suite` collector's outcome:
+/// `<prefix>.stablesuite.bad_artifacts` and `<prefix>.stablesuite.artifacts_imported`.
+pub fn self_metrics(
+    schema: &Schema,
+    outcome: &crate::run::CollectorOutcome,
+    now: i64,
+) -> Vec<Metric> {
+    if outcome.kind != KIND.name {
+        return Vec::new();
+    }
+    let Ok(obs) = &outcome.result else {
+        return Vec::new();
+    };
+    let count = |signal: &str| {
+        obs.iter()
+            .find(|o| o.signal == signal)
+            .and_then(|o| o.value.as_number())
+            .unwrap_or(0.0)
+    };
+    match schema.stable_suite_import_metrics(
+        &outcome.name,
+        count(SIGNAL_IMPORTED),
+        count(SIGNAL_BAD),
+        now,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(
+                "collector {}: import self-metric refused: {e}",
+                outcome.name
+            );
+            Vec::new()
+        }
+    }
+}
