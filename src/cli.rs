@@ -39,6 +39,16 @@ pub enum Command {
     Checks,
     /// List the available collector types and the configured instances.
     Collectors,
+    /// Check credentials against their services without printing them.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Validate DD_API_KEY (and DD_APP_KEY if set) against the configured Datadog site.
+    /// Exit 0 when every set key is valid, 1 otherwise.
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +144,29 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
             Ok(exit::OK)
+        }
+        Command::Credentials(CredentialsCommand::Check) => {
+            // The config is optional here: it only supplies `[sink]` site/endpoint.
+            let path = config::resolve_path(cli.config.as_deref());
+            let plan = if path.exists() {
+                Some(config::load(&path)?)
+            } else {
+                None
+            };
+            let lines = crate::credentials::check_all(plan.as_ref(), run::http_client()?).await;
+            for l in &lines {
+                println!(
+                    "{} {}: {}",
+                    if l.ok { "ok  " } else { "FAIL" },
+                    l.what,
+                    l.detail
+                );
+            }
+            Ok(if lines.iter().all(|l| l.ok) {
+                exit::OK
+            } else {
+                exit::FATAL
+            })
         }
     }
 }

@@ -255,6 +255,8 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         opts.output.clone(),
         state.clone(),
         http.clone(),
+        &plan.schema,
+        &plan.defaults.source,
     )?;
     let ctx = Arc::new(CollectContext {
         now,
@@ -265,7 +267,7 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
     let outcomes = collect(&selected, ctx).await;
     let results = evaluate(plan, &outcomes);
     let metrics = metrics(plan, &results, &outcomes, now.timestamp());
-    let delivery = sink.deliver(&metrics).await;
+    let delivery = sink.deliver_at(&metrics, now.timestamp()).await;
     for p in &delivery.problems {
         tracing::error!("delivery: {p}");
     }

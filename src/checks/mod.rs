@@ -121,6 +121,17 @@ pub struct CheckDef {
     pub title: String,
 }
 
+/// A row whose status differs from the previous run's (for status-change events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub row: RowId,
+    pub title: String,
+    pub from: Status,
+    pub to: Status,
+    pub value: Option<String>,
+    pub condition: String,
+}
+
 /// The result of evaluating one row in one run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CheckResult {

@@ -208,6 +208,49 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// `<prefix>.delivery.dropped_points`: points a sink could not deliver and gave up on, with
+    /// a `reason` tag (`expired`, `in_future`, `not_finite`, `rejected`, `spool_failed`).
+    pub fn dropped_points_metric(
+        &self,
+        source: &str,
+        sink: &str,
+        reason: &str,
+        points: usize,
+        now: i64,
+    ) -> Result<Metric, SchemaError> {
+        let name = self.self_metric_name("delivery.dropped_points")?;
+        let mut optional = BTreeMap::new();
+        optional.insert("reason".to_string(), reason.to_string());
+        self.self_metric(
+            source,
+            sink,
+            "delivery",
+            "dropped_points",
+            name,
+            points as f64,
+            if points == 0 {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            None,
+            &optional,
+            now,
+        )
+    }
+
+    /// Tags for a status-change event of `row` (the row's required tags with its new status).
+    pub fn event_tags(
+        &self,
+        row: &RowId,
+        condition_tag: &str,
+        status: Status,
+    ) -> Result<Vec<String>, SchemaError> {
+        self.tags("event", row, condition_tag, status, &BTreeMap::new())
+    }
+}
+
 /// A short, bounded `reason` tag value for an unknown row (free text would be a new custom
 /// metric per message).
 fn unknown_reason_tag(reason: Option<&str>) -> String {
