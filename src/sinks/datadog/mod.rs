@@ -48,10 +48,11 @@ struct SelfMetrics {
 }
 
 pub struct DatadogSink {
-    config: DatadogConfig,
+    // Boxed: the sink lives in the `Sink` enum next to much smaller variants.
+    config: Box<DatadogConfig>,
     client: Client,
     state: Arc<StateStore>,
-    self_metrics: Option<SelfMetrics>,
+    self_metrics: Option<Box<SelfMetrics>>,
 }
 
 /// Problems can repeat per request; keep each once and at most a screenful.
@@ -84,7 +85,7 @@ impl DatadogSink {
         let config = DatadogConfig::resolve(options)?;
         let client = Client::new(http, config.base.clone(), &config.site, key);
         Ok(DatadogSink {
-            config,
+            config: Box::new(config),
             client,
             state,
             self_metrics: None,
@@ -93,10 +94,10 @@ impl DatadogSink {
 
     /// Report dropped points as `<prefix>.delivery.dropped_points`, built by `schema`.
     pub fn with_self_metrics(mut self, schema: Schema, source: &str) -> DatadogSink {
-        self.self_metrics = Some(SelfMetrics {
+        self.self_metrics = Some(Box::new(SelfMetrics {
             schema,
             source: source.to_string(),
-        });
+        }));
         self
     }
 

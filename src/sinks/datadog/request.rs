@@ -137,7 +137,7 @@ mod tests {
             tags: vec!["a:b".into()],
             unit: None,
         };
-        let metrics = vec![
+        let metrics = [
             m(MetricValue::Gauge(1.0), now),
             m(MetricValue::Distribution(vec![1.0, 2.0]), now),
             m(MetricValue::Gauge(1.0), now - 7200),

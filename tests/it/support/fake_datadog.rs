@@ -366,7 +366,7 @@ fn intake(
     headers: &HeaderMap,
     body: &Bytes,
     encodings: &[&str],
-) -> Result<(Value, usize), Response<Body>> {
+) -> Result<(Value, usize), Box<Response<Body>>> {
     let encoding = headers
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
@@ -381,35 +381,32 @@ fn intake(
         points: 0,
         fault: None,
     };
-    let result = (|| {
+    let result = (|| -> Result<(Value, usize), (u16, String)> {
         if !key_ok(&shared.lock().expect("lock"), headers) {
-            return Err(errors(403, "Forbidden"));
+            return Err((403, "Forbidden".into()));
         }
         if let Some(e) = &encoding
             && !encodings.contains(&e.as_str())
         {
-            return Err(errors(
-                400,
-                &format!("Content-Encoding {e} not accepted here"),
-            ));
+            return Err((400, format!("Content-Encoding {e} not accepted here")));
         }
         if body.len() > MAX_COMPRESSED {
-            return Err(errors(413, "Payload too large (compressed)"));
+            return Err((413, "Payload too large (compressed)".into()));
         }
-        let raw = decompress(encoding.as_deref(), body).map_err(|e| errors(400, &e))?;
+        let raw = decompress(encoding.as_deref(), body).map_err(|e| (400, e))?;
         seen.uncompressed = raw.len();
         if raw.len() > MAX_UNCOMPRESSED {
-            return Err(errors(413, "Payload too large (uncompressed)"));
+            return Err((413, "Payload too large (uncompressed)".into()));
         }
         let v: Value =
-            serde_json::from_slice(&raw).map_err(|e| errors(400, &format!("invalid JSON: {e}")))?;
+            serde_json::from_slice(&raw).map_err(|e| (400, format!("invalid JSON: {e}")))?;
         Ok((v, raw.len()))
     })();
-    if let Err(r) = &result {
-        seen.status = r.status().as_u16();
+    result.map_err(|(status, msg)| {
+        seen.status = status;
         shared.lock().expect("lock").seen.push(seen);
-    }
-    result
+        Box::new(errors(status, &msg))
+    })
 }
 
 fn accept(shared: &Shared, path: &str, body_len: usize, raw_len: usize, points: Vec<Recorded>) {
@@ -573,7 +570,7 @@ async fn series(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         &["zstd1", "gzip", "deflate"],
     ) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match parse_series(&shared, &v) {
         Ok(points) if points.len() > MAX_POINTS => reject(&shared, path, 413, "too many points"),
@@ -593,7 +590,7 @@ async fn distribution_points(
     let path = "/api/v1/distribution_points";
     let (v, raw_len) = match intake(&shared, path, &headers, &body, &["deflate"]) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match parse_distributions(&shared, &v) {
         Ok(points) if points.iter().map(|p| p.values.len()).sum::<usize>() > MAX_POINTS => {
@@ -611,7 +608,7 @@ async fn events(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
     let path = "/api/v1/events";
     let (v, _) = match intake(&shared, path, &headers, &body, &[]) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ok = v
         .get("title")
