@@ -25,11 +25,12 @@ impl DryRunSink {
 
     /// The requests as one JSON document, relative to the current time.
     pub fn render(metrics: &[Metric]) -> Result<String, String> {
-        Self::render_at(metrics, chrono::Utc::now().timestamp()).map(|(t, _)| t)
+        Self::render_at(metrics, chrono::Utc::now().timestamp()).map(|(t, _, _)| t)
     }
 
-    /// The requests for a run taken at `now`, and how many series they hold.
-    pub fn render_at(metrics: &[Metric], now: i64) -> Result<(String, usize), String> {
+    /// The requests for a run taken at `now`, how many series they hold and how many points
+    /// would not be sent (outside Datadog's window, not finite).
+    pub fn render_at(metrics: &[Metric], now: i64) -> Result<(String, usize, usize), String> {
         let mut builder =
             RequestBuilder::new(metrics.iter(), Window::new(now), Compression::default())
                 .keep_raw();
@@ -59,7 +60,7 @@ impl DryRunSink {
         let mut text = serde_json::to_string_pretty(&serde_json::json!({ "requests": requests }))
             .map_err(|e| e.to_string())?;
         text.push('\n');
-        Ok((text, series))
+        Ok((text, series, builder.dropped.total()))
     }
 
     pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
@@ -75,7 +76,7 @@ impl DryRunSink {
             },
             ..Default::default()
         };
-        let (text, series) = match Self::render_at(metrics, now) {
+        let (text, series, dropped) = match Self::render_at(metrics, now) {
             Ok(t) => t,
             Err(e) => {
                 report
@@ -100,7 +101,7 @@ impl DryRunSink {
             Ok(()) => {
                 report.ok = true;
                 report.delivered_series = series;
-                report.dropped_points = metrics.len().saturating_sub(series);
+                report.dropped_points = dropped;
             }
             Err(e) => report.problems.push(e),
         }

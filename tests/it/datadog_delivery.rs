@@ -507,6 +507,15 @@ fn run_bin(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Mode {
     }
 }
 
+/// Run a mode, check its exit code and that its output says `says`.
+fn expect(name: &'static str, args: &[&str], env: &[(&str, &str)], code: i32, says: &str) -> Mode {
+    let m = run_bin(name, args, env);
+    let t = text(&m);
+    assert_eq!(m.out.status.code(), Some(code), "mode {name}: {t}");
+    assert!(t.contains(says), "mode {name} should say {says:?}: {t}");
+    m
+}
+
 fn text(m: &Mode) -> String {
     format!(
         "{}\n{}",
@@ -559,64 +568,52 @@ fn the_binary_delivers_spools_and_never_shows_the_key_in_any_mode() {
     let (dd, down, local) = (c(&dd_cfg), c(&down_cfg), c(&local_cfg));
     let key = [("DD_API_KEY", KEY)];
 
+    let run_dd = ["run", "--config", &dd, "--state", state_s];
+    let run_down = ["run", "--config", &down, "--state", state_s];
+    let run_local = ["run", "--config", &local, "--state", state_s];
+    let go = expect;
+    let bad_key = "ffffffffffffffffffffffffffffffff";
+    let url = fake.url.clone();
     let mut modes = Vec::new();
+
     // Intake down: spooled, exit 4.
-    let m = run_bin(
-        "down",
-        &["run", "--config", &down, "--state", state_s],
-        &key,
-    );
-    assert_eq!(m.out.status.code(), Some(4), "{}", text(&m));
-    let spooled = std::fs::read_dir(state.join("spool")).unwrap().count();
-    assert!(spooled >= 1);
-    modes.push(m);
-    // Back up: the spool goes first, then this run's; exit 0.
-    let m = run_bin(
+    modes.push(go("down", &run_down, &key, 4, "spooled"));
+    assert!(std::fs::read_dir(state.join("spool")).unwrap().count() >= 1);
+    // Back up: the spooled run and this one are both delivered; exit 0.
+    modes.push(go(
         "datadog",
-        &["run", "--config", &dd, "--state", state_s],
+        &run_dd,
         &key,
-    );
-    assert_eq!(m.out.status.code(), Some(0), "{}", text(&m));
+        0,
+        "metrics to Datadog (datadoghq.com)",
+    ));
     assert_eq!(std::fs::read_dir(state.join("spool")).unwrap().count(), 0);
-    let recorded = fake.recorded();
-    assert!(!recorded.is_empty());
-    let first_ts = recorded[0].timestamp;
-    let last_ts = recorded[recorded.len() - 1].timestamp;
-    assert!(first_ts <= last_ts, "spooled points were sent first");
-    let seen = fake.seen();
+    let with_spool = fake.recorded().len();
     assert!(
-        seen.iter()
+        fake.seen()
+            .iter()
             .any(|s| s.path == "/api/v1/distribution_points" && s.status == 202)
     );
-    modes.push(m);
-    // The key from a file works the same way.
-    let m = run_bin(
-        "datadog-key-file",
-        &["run", "--config", &dd, "--state", state_s],
-        &[("DD_API_KEY_FILE", key_file.to_str().unwrap())],
+    // The key from a file; nothing spooled this time, so half as many points.
+    fake.clear();
+    let key_file_env = [("DD_API_KEY_FILE", key_file.to_str().unwrap())];
+    modes.push(go("datadog-key-file", &run_dd, &key_file_env, 0, "Datadog"));
+    assert_eq!(
+        with_spool,
+        2 * fake.recorded().len(),
+        "the spooled run was delivered too"
     );
-    assert_eq!(m.out.status.code(), Some(0), "{}", text(&m));
-    modes.push(m);
     // Wrong key: 403 named, spooled, exit 4.
-    let m = run_bin(
+    modes.push(go(
         "datadog-403",
-        &["run", "--config", &dd, "--state", state_s],
-        &[("DD_API_KEY", "ffffffffffffffffffffffffffffffff")],
-    );
-    assert_eq!(m.out.status.code(), Some(4), "{}", text(&m));
-    assert!(
-        text(&m).contains("API key rejected by datadoghq.com"),
-        "{}",
-        text(&m)
-    );
-    modes.push(m);
+        &run_dd,
+        &[("DD_API_KEY", bad_key)],
+        4,
+        "API key rejected by datadoghq.com",
+    ));
     // Dry run: the same batches, uncompressed, on stdout.
-    let m = run_bin(
-        "dry-run",
-        &["run", "--dry-run", "--config", &dd, "--state", state_s],
-        &key,
-    );
-    assert_eq!(m.out.status.code(), Some(0), "{}", text(&m));
+    let dry = ["run", "--dry-run", "--config", &dd, "--state", state_s];
+    let m = go("dry-run", &dry, &key, 0, "\"requests\"");
     let doc: serde_json::Value = serde_json::from_slice(&m.out.stdout).unwrap();
     let paths: Vec<&str> = doc["requests"]
         .as_array()
@@ -630,71 +627,46 @@ fn the_binary_delivers_spools_and_never_shows_the_key_in_any_mode() {
     );
     modes.push(m);
     // Local sink with a key in the environment.
-    let m = run_bin(
-        "local",
-        &["run", "--config", &local, "--state", state_s],
-        &key,
-    );
-    assert_eq!(m.out.status.code(), Some(0), "{}", text(&m));
-    modes.push(m);
-    // Credentials: valid, app key valid, then wrong key.
-    let url = fake.url.clone();
-    let m = run_bin(
+    modes.push(go("local", &run_local, &key, 0, "payloads"));
+    // Credentials: valid (with the app key), wrong key, intake down.
+    let check = |cfg| ["credentials", "check", "--config", cfg];
+    let app = ("DD_APP_KEY", "app-key-for-tests-0000");
+    modes.push(go(
         "credentials-ok",
-        &["credentials", "check", "--config", &dd],
-        &[
-            ("DD_API_KEY", KEY),
-            ("DD_APP_KEY", "app-key-for-tests-0000"),
-            ("DD_URL", &url),
-        ],
-    );
-    assert_eq!(m.out.status.code(), Some(0), "{}", text(&m));
-    assert!(text(&m).contains("valid for datadoghq.com"), "{}", text(&m));
-    modes.push(m);
-    let m = run_bin(
+        &check(&dd),
+        &[key[0], app, ("DD_URL", &url)],
+        0,
+        "valid for datadoghq.com",
+    ));
+    modes.push(go(
         "credentials-bad",
-        &["credentials", "check", "--config", &dd],
-        &[
-            ("DD_API_KEY", "ffffffffffffffffffffffffffffffff"),
-            ("DD_URL", &url),
-        ],
-    );
-    assert_eq!(m.out.status.code(), Some(1), "{}", text(&m));
-    assert!(
-        text(&m).contains("API key rejected by datadoghq.com"),
-        "{}",
-        text(&m)
-    );
-    modes.push(m);
-    let m = run_bin(
+        &check(&dd),
+        &[("DD_API_KEY", bad_key), ("DD_URL", &url)],
+        1,
+        "API key rejected by datadoghq.com",
+    ));
+    modes.push(go(
         "credentials-down",
-        &["credentials", "check", "--config", &down],
+        &check(&down),
         &key,
-    );
-    assert_eq!(m.out.status.code(), Some(1), "{}", text(&m));
-    modes.push(m);
-    // A bad site is a clear error before anything is sent.
-    let m = run_bin(
+        1,
+        "could not check",
+    ));
+    // A bad site, and plain http to a remote address, are clear errors before anything is sent.
+    modes.push(go(
         "bad-site",
-        &["run", "--config", &dd, "--state", state_s],
-        &[("DD_API_KEY", KEY), ("DD_SITE", "datadoghq.con")],
-    );
-    assert_eq!(m.out.status.code(), Some(1), "{}", text(&m));
-    assert!(
-        text(&m).contains("unknown Datadog site \"datadoghq.con\""),
-        "{}",
-        text(&m)
-    );
-    modes.push(m);
-    // Plain http to a non-loopback address is refused.
-    let m = run_bin(
+        &run_dd,
+        &[key[0], ("DD_SITE", "datadoghq.con")],
+        1,
+        "unknown Datadog site \"datadoghq.con\"",
+    ));
+    modes.push(go(
         "http-remote",
-        &["run", "--config", &dd, "--state", state_s],
-        &[("DD_API_KEY", KEY), ("DD_URL", "http://192.0.2.1:8080")],
-    );
-    assert_eq!(m.out.status.code(), Some(1), "{}", text(&m));
-    assert!(text(&m).contains("only loopback"), "{}", text(&m));
-    modes.push(m);
+        &run_dd,
+        &[key[0], ("DD_URL", "http://192.0.2.1:8080")],
+        1,
+        "only loopback",
+    ));
 
     for m in &modes {
         assert!(

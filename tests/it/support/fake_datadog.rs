@@ -462,28 +462,36 @@ fn tags_of(s: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-fn parse_series(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, String> {
+/// Each entry of `{"series":[…]}` with its metric name, tags and non-empty points list.
+fn entries(v: &Value) -> Result<Vec<(&Value, String, Vec<String>, &Vec<Value>)>, String> {
     let list = v
         .get("series")
         .and_then(Value::as_array)
         .ok_or("missing series array")?;
+    list.iter()
+        .map(|s| {
+            let metric = s
+                .get("metric")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .ok_or("entry without metric")?;
+            let points = s
+                .get("points")
+                .and_then(Value::as_array)
+                .filter(|p| !p.is_empty())
+                .ok_or(format!("{metric}: points missing"))?;
+            Ok((s, metric.to_string(), tags_of(s)?, points))
+        })
+        .collect()
+}
+
+fn parse_series(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, String> {
     let mut out = Vec::new();
-    for s in list {
-        let metric = s
-            .get("metric")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty())
-            .ok_or("series without metric")?;
+    for (s, metric, tags, points) in entries(v)? {
         let kind = s.get("type").and_then(Value::as_u64);
         if kind.is_some_and(|k| k > 3) {
             return Err(format!("{metric}: type must be 0..3"));
         }
-        let tags = tags_of(s)?;
-        let points = s
-            .get("points")
-            .and_then(Value::as_array)
-            .filter(|p| !p.is_empty())
-            .ok_or(format!("{metric}: points missing"))?;
         for p in points {
             let ts = p
                 .get("timestamp")
@@ -500,7 +508,7 @@ fn parse_series(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, String> {
             }
             out.push(Recorded {
                 path: "/api/v2/series".into(),
-                metric: metric.into(),
+                metric: metric.clone(),
                 tags: tags.clone(),
                 timestamp: ts,
                 values: vec![value],
@@ -512,22 +520,8 @@ fn parse_series(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, String> {
 }
 
 fn parse_distributions(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, String> {
-    let list = v
-        .get("series")
-        .and_then(Value::as_array)
-        .ok_or("missing series array")?;
     let mut out = Vec::new();
-    for s in list {
-        let metric = s
-            .get("metric")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty())
-            .ok_or("distribution without metric")?;
-        let tags = tags_of(s)?;
-        let points = s
-            .get("points")
-            .and_then(Value::as_array)
-            .ok_or(format!("{metric}: points missing"))?;
+    for (_, metric, tags, points) in entries(v)? {
         for p in points {
             let pair = p
                 .as_array()
@@ -549,7 +543,7 @@ fn parse_distributions(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, Stri
             }
             out.push(Recorded {
                 path: "/api/v1/distribution_points".into(),
-                metric: metric.into(),
+                metric: metric.clone(),
                 tags: tags.clone(),
                 timestamp: ts,
                 values,
