@@ -462,8 +462,11 @@ fn tags_of(s: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-/// Each entry of `{"series":[…]}` with its metric name, tags and non-empty points list.
-fn entries(v: &Value) -> Result<Vec<(&Value, String, Vec<String>, &Vec<Value>)>, String> {
+/// One entry of `{"series":[…]}`: the entry, its metric name, tags and non-empty points.
+type EntryParts<'a> = (&'a Value, String, Vec<String>, &'a Vec<Value>);
+
+/// Each entry of `{"series":[…]}`, checked for a metric name, tags and points.
+fn entries(v: &Value) -> Result<Vec<EntryParts<'_>>, String> {
     let list = v
         .get("series")
         .and_then(Value::as_array)
