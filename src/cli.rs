@@ -48,6 +48,9 @@ pub enum Command {
     ImportStable(ImportStableArgs),
     /// Write a valid stable-suite artifact (JSON or Parquet) for a suite runner.
     EmitStable(Box<EmitStableArgs>),
+    /// Check credentials against their services without printing them.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +138,13 @@ pub struct EmitStableArgs {
     /// A .json or .parquet file, s3://bucket/key.json|.parquet, or - for stdout (JSON).
     #[arg(long, short = 'o', value_name = "DEST")]
     pub output: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Validate DD_API_KEY (and DD_APP_KEY if set) against the configured Datadog site.
+    /// Exit 0 when every set key is valid, 1 otherwise.
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -311,6 +321,29 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             crate::state::inspect::reset(&plan, state.as_deref(), row).await?;
             println!("forgot row {row}");
             Ok(exit::OK)
+        }
+        Command::Credentials(CredentialsCommand::Check) => {
+            // The config is optional here: it only supplies `[sink]` site/endpoint.
+            let path = config::resolve_path(cli.config.as_deref());
+            let plan = if path.exists() {
+                Some(config::load(&path)?)
+            } else {
+                None
+            };
+            let lines = crate::credentials::check_all(plan.as_ref(), run::http_client()?).await;
+            for l in &lines {
+                println!(
+                    "{} {}: {}",
+                    if l.ok { "ok  " } else { "FAIL" },
+                    l.what,
+                    l.detail
+                );
+            }
+            Ok(if lines.iter().all(|l| l.ok) {
+                exit::OK
+            } else {
+                exit::FATAL
+            })
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod checks;
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod credentials;
 pub mod exit;
 pub mod matrix;
 pub mod net;

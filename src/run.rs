@@ -283,6 +283,8 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         opts.output.clone(),
         state.clone(),
         http.clone(),
+        &plan.schema,
+        &plan.defaults.source,
     )?;
     let ctx = Arc::new(CollectContext {
         now,
@@ -300,7 +302,7 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
     }
     let results = rows.results;
     let metrics = metrics(plan, &results, &outcomes, now.timestamp());
-    let delivery = sink.deliver(&metrics).await;
+    let delivery = sink.deliver_at(&metrics, now.timestamp()).await;
     for p in &delivery.problems {
         tracing::error!("delivery: {p}");
     }
@@ -313,6 +315,13 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
     // Checkpoints advance only once what they covered was delivered.
     if delivery.ok && !opts.dry_run && sink.name() != "dry-run" {
         commit(&selected, &outcomes, &ctx).await;
+    }
+    // Status-change events annotate the dashboard; they are optional and never fail the run.
+    if plan.sink.events && !rows.changes.is_empty() && !opts.dry_run {
+        match sink.send_events(&rows.changes).await {
+            Ok(n) => tracing::info!("{n} status-change events sent"),
+            Err(e) => tracing::warn!("status-change events not sent: {e}"),
+        }
     }
     Ok(RunSummary {
         results,

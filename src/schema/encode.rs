@@ -132,6 +132,7 @@ impl Schema {
 
     /// The tool's own metrics for one collector: `<prefix>.collector.duration` (seconds),
     /// `.success` (1/0) and `.series` (observations returned), tagged `collector:NAME`.
+    #[allow(clippy::too_many_arguments)]
     pub fn collector_metrics(
         &self,
         source: &str,
@@ -232,6 +233,40 @@ impl RowId {
             task: task.to_string(),
             check: check.to_string(),
         }
+    }
+}
+
+impl Schema {
+    /// `<prefix>.delivery.dropped_points`: points a sink could not deliver and gave up on, with
+    /// a `reason` tag (`expired`, `in_future`, `not_finite`, `rejected`, `spool_failed`).
+    pub fn dropped_points_metric(
+        &self,
+        source: &str,
+        sink: &str,
+        reason: &str,
+        points: usize,
+        now: i64,
+    ) -> Result<Metric, SchemaError> {
+        let name = self.self_metric_name("delivery.dropped_points")?;
+        let mut optional = BTreeMap::new();
+        optional.insert("reason".to_string(), reason.to_string());
+        let row = RowId::self_row(source, sink, "delivery", "dropped_points");
+        let status = if points == 0 {
+            Status::Pass
+        } else {
+            Status::Fail
+        };
+        self.self_metric(&row, name, points as f64, status, &optional, now)
+    }
+
+    /// Tags for a status-change event of `row` (the row's required tags with its new status).
+    pub fn event_tags(
+        &self,
+        row: &RowId,
+        condition_tag: &str,
+        status: Status,
+    ) -> Result<Vec<String>, SchemaError> {
+        self.tags("event", row, condition_tag, status, &BTreeMap::new())
     }
 }
 

@@ -51,10 +51,27 @@ impl Sink {
     }
 
     pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
+        self.deliver_at(metrics, chrono::Utc::now().timestamp())
+            .await
+    }
+
+    /// Deliver a run taken at `now` (Unix seconds): the Datadog window is relative to it.
+    pub async fn deliver_at(&self, metrics: &[Metric], now: i64) -> DeliveryReport {
         match self {
-            Sink::Datadog(s) => s.deliver(metrics).await,
-            Sink::DryRun(s) => s.deliver(metrics).await,
+            Sink::Datadog(s) => s.deliver_at(metrics.iter(), now).await,
+            Sink::DryRun(s) => s.deliver_at(metrics, now).await,
             Sink::Local(s) => s.deliver(metrics).await,
+        }
+    }
+
+    /// Status-change events (Datadog only; other sinks have nowhere to put them).
+    pub async fn send_events(
+        &self,
+        changes: &[crate::checks::StatusChange],
+    ) -> Result<usize, String> {
+        match self {
+            Sink::Datadog(s) => s.send_events(changes).await,
+            Sink::DryRun(_) | Sink::Local(_) => Ok(0),
         }
     }
 }
@@ -66,6 +83,8 @@ pub fn select(
     output: Option<PathBuf>,
     state: Arc<StateStore>,
     http: reqwest::Client,
+    schema: &crate::schema::Schema,
+    source: &str,
 ) -> anyhow::Result<Sink> {
     if dry_run || settings.kind == SinkKind::DryRun {
         return Ok(Sink::DryRun(dry_run::DryRunSink::new(output)));
@@ -84,7 +103,8 @@ pub fn select(
             "the sink is set to \"datadog\" but DD_API_KEY (or DD_API_KEY_FILE) is not set; set the key, or use type = \"auto\" to fall back to the local sink"
         ),
         (SinkKind::Datadog | SinkKind::Auto, Some(key)) => Ok(Sink::Datadog(
-            datadog::DatadogSink::new(&settings.datadog, key, state, http)?,
+            datadog::DatadogSink::new(&settings.datadog, key, state, http)?
+                .with_self_metrics(schema.clone(), source),
         )),
         (SinkKind::DryRun, _) => Ok(Sink::DryRun(dry_run::DryRunSink::new(output))),
     }

@@ -186,6 +186,8 @@ pub async fn import_stable(
         opts.output.clone(),
         state.clone(),
         http.clone(),
+        &plan.schema,
+        SOURCE,
     )?;
     let ctx = Arc::new(CollectContext {
         now,
@@ -200,7 +202,7 @@ pub async fn import_stable(
     }
     let results = run::evaluate(&plan, &outcomes);
     let metrics = run::metrics(&plan, &results, &outcomes, now.timestamp());
-    let delivery = sink.deliver(&metrics).await;
+    let delivery = sink.deliver_at(&metrics, now.timestamp()).await;
     for p in &delivery.problems {
         tracing::error!("delivery: {p}");
     }

@@ -4,6 +4,7 @@
 //! itself; nothing else is mocked.
 
 mod board;
+mod datadog_delivery;
 mod docs;
 mod exec_probe;
 mod foundation;

@@ -1,64 +1,78 @@
-//! The Datadog sink: metrics to the intake API.
+//! The Datadog sink: metrics to the intake API, nothing lost and nothing oversized.
 //!
-//! Series go to `POST /api/v2/series` and distributions to `POST /api/v1/distribution_points`,
-//! authenticated with `DD-API-KEY`. The site comes from `DD_SITE` or the sink's `site`, and a
-//! base-URL override (`DD_URL` or `endpoint`) serves proxies and tests; plain `http://` is only
-//! accepted for loopback addresses.
+//! One file per stage, in the order data flows (the shape of Vector's Datadog metrics sink):
+//! - [`config`]: the `[sink]` table and `DD_*` environment, validated once (site, base URL,
+//!   compression, timeouts, retries);
+//! - [`normalize`]: which points may be sent at all (Datadog's −1 h / +10 min window, finite
+//!   values); the rest is dropped *and counted* by reason;
+//! - [`encode`]: entries into compressed bodies within the size and point limits, handing back
+//!   what does not fit to the next batch;
+//! - [`request`]: the lazy metric stream → request sequence tying the two together;
+//! - [`service`]: the typed HTTP client and retry policy (413 split, backoff, deadline);
+//! - [`spool`]: undelivered requests kept in the state store and re-sent first next run;
+//! - [`events`]: status-change events;
+//! - this file: the sink that runs the stages for one delivery and reports what happened.
 
+pub mod config;
 pub mod encode;
+pub mod events;
+pub mod normalize;
+pub mod request;
+pub mod service;
+pub mod spool;
 
-use std::io::Write;
+use std::borrow::Borrow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use bytes::Bytes;
+use futures::StreamExt;
 
 use super::DeliveryReport;
-use crate::schema::Metric;
+use crate::checks::StatusChange;
+use crate::schema::{Metric, Schema};
 use crate::secret::Secret;
 use crate::state::StateStore;
+pub use config::{Compression, DatadogConfig, SITES, site_base};
+use encode::{EncodedRequest, LIMITS, encode_entries};
+use normalize::{DropReason, Dropped, Window};
+use request::RequestBuilder;
+pub use service::{ApiError, Client, KeyCheck};
+use service::{Outcome, RetryPolicy, Service};
+use spool::{Spool, SpoolBatch};
 
-/// Datadog sites and their API hosts (`https://api.<site>`).
-pub const SITES: &[&str] = &[
-    "datadoghq.com",
-    "us3.datadoghq.com",
-    "us5.datadoghq.com",
-    "datadoghq.eu",
-    "ap1.datadoghq.com",
-    "ap2.datadoghq.com",
-    "ddog-gov.com",
-    "us2.ddog-gov.com",
-    "uk1.datadoghq.com",
-];
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct DatadogConfig {
-    site: Option<String>,
-    endpoint: Option<String>,
-    timeout: Option<String>,
+/// Who the sink's own metrics (`<prefix>.delivery.dropped_points`) are reported as.
+struct SelfMetrics {
+    schema: Schema,
+    source: String,
 }
 
 pub struct DatadogSink {
-    base: url::Url,
-    site: String,
-    key: Secret,
-    timeout: Duration,
-    http: reqwest::Client,
-    #[allow(dead_code)]
+    // Boxed: the sink lives in the `Sink` enum next to much smaller variants.
+    config: Box<DatadogConfig>,
+    client: Client,
     state: Arc<StateStore>,
+    self_metrics: Option<Box<SelfMetrics>>,
 }
 
-/// The API base URL for a site, or an error listing the known sites.
-pub fn site_base(site: &str) -> Result<String, String> {
-    if SITES.contains(&site) {
-        Ok(format!("https://api.{site}"))
-    } else {
-        Err(format!(
-            "unknown Datadog site {site:?}; expected one of: {}",
-            SITES.join(", ")
-        ))
+/// Problems can repeat per request; keep each once and at most a screenful.
+fn summarise(problems: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut more = 0;
+    for p in problems {
+        if out.contains(&p) {
+            continue;
+        }
+        if out.len() < 10 {
+            out.push(p);
+        } else {
+            more += 1;
+        }
     }
+    if more > 0 {
+        out.push(format!("… and {more} more problems"));
+    }
+    out
 }
 
 impl DatadogSink {
@@ -68,110 +82,323 @@ impl DatadogSink {
         state: Arc<StateStore>,
         http: reqwest::Client,
     ) -> anyhow::Result<DatadogSink> {
-        let cfg: DatadogConfig = toml::Value::Table(options.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("[sink]: {}", e.message().trim()))?;
-        let site = std::env::var("DD_SITE")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .or(cfg.site)
-            .unwrap_or_else(|| "datadoghq.com".into());
-        let base = match std::env::var("DD_URL")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .or(cfg.endpoint)
-        {
-            Some(url) => url,
-            None => site_base(&site).map_err(anyhow::Error::msg)?,
-        };
-        let base = crate::net::check_base_url(&base).map_err(anyhow::Error::msg)?;
-        let timeout = match cfg.timeout.as_deref() {
-            Some(t) => crate::checks::duration::parse_duration(t)
-                .map_err(|e| anyhow::anyhow!("[sink] timeout: {e}"))?,
-            None => Duration::from_secs(20),
-        };
+        let config = DatadogConfig::resolve(options)?;
+        let client = Client::new(http, config.base.clone(), &config.site, key);
         Ok(DatadogSink {
-            base,
-            site,
-            key,
-            timeout,
-            http,
+            config: Box::new(config),
+            client,
             state,
+            self_metrics: None,
         })
     }
 
-    async fn post(&self, path: &str, body: Vec<u8>, encoding: &str) -> Result<(), String> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
-        let response = self
-            .http
-            .post(url)
-            .timeout(self.timeout)
-            .header("DD-API-KEY", self.key.expose())
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", encoding)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("{path}: {}", e.without_url()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = response.text().await.unwrap_or_default();
-        if status.as_u16() == 403 {
-            return Err(format!("{path}: API key rejected by {}", self.site));
-        }
-        Err(format!(
-            "{path}: HTTP {status}: {}",
-            text.chars().take(300).collect::<String>()
-        ))
+    /// Report dropped points as `<prefix>.delivery.dropped_points`, built by `schema`.
+    pub fn with_self_metrics(mut self, schema: Schema, source: &str) -> DatadogSink {
+        self.self_metrics = Some(Box::new(SelfMetrics {
+            schema,
+            source: source.to_string(),
+        }));
+        self
     }
 
+    pub fn site(&self) -> &str {
+        &self.config.site
+    }
+
+    pub fn config(&self) -> &DatadogConfig {
+        &self.config
+    }
+
+    fn service(&self) -> Service {
+        Service::new(
+            self.client.clone(),
+            RetryPolicy::from_config(&self.config, Instant::now()),
+            self.config.compression,
+        )
+    }
+
+    /// `GET /api/v1/validate` with the sink's key and site.
+    pub async fn check_key(&self) -> Result<KeyCheck, ApiError> {
+        self.client.validate(self.config.timeout).await
+    }
+
+    /// Deliver a run's metrics, stamped relative to the current time.
     pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
+        self.deliver_at(metrics.iter(), chrono::Utc::now().timestamp())
+            .await
+    }
+
+    /// Deliver: the spool first, then `metrics` (streamed, never held as one body), then the
+    /// dropped-points self-metric. `now` (Unix seconds) decides which points are inside
+    /// Datadog's window.
+    pub async fn deliver_at<I, M>(&self, metrics: I, now: i64) -> DeliveryReport
+    where
+        I: Iterator<Item = M>,
+        M: Borrow<Metric>,
+    {
+        let service = self.service();
+        let spool = Spool::new(self.state.clone());
+        let window = Window::new(now);
+        let mut dropped = Dropped::default();
+        let mut problems = Vec::new();
         let mut report = DeliveryReport {
-            destination: format!("Datadog ({})", self.site),
+            destination: format!("Datadog ({})", self.config.site),
             ..Default::default()
         };
-        let (series, distributions) = encode::payloads(metrics);
-        if !series.series.is_empty() {
-            let result = serde_json::to_vec(&series)
-                .map_err(|e| e.to_string())
-                .and_then(|json| zstd::bulk::compress(&json, 3).map_err(|e| e.to_string()));
-            match result {
-                Ok(body) => match self.post("/api/v2/series", body, "zstd1").await {
-                    Ok(()) => report.delivered_series += series.series.len(),
-                    Err(e) => report.problems.push(e),
-                },
-                Err(e) => report.problems.push(format!("cannot encode series: {e}")),
+
+        let resent = self
+            .resend_spool(&service, &spool, window, &mut dropped, &mut problems)
+            .await;
+        report.delivered_series += resent.delivered_series;
+        let mut failed = resent.retry_later_count;
+
+        let mut builder = RequestBuilder::new(metrics, window, self.config.compression);
+        let outcome = self.send_all(&service, &mut builder).await;
+        dropped.merge(&builder.dropped);
+        problems.extend(std::mem::take(&mut builder.problems));
+        failed += self
+            .settle(outcome, &spool, &mut report, &mut dropped, &mut problems)
+            .await;
+
+        if dropped.total() > 0 {
+            tracing::warn!(
+                "dropped {} points that cannot be delivered ({})",
+                dropped.total(),
+                dropped.describe()
+            );
+            let own = self.dropped_metrics(&dropped, now);
+            if !own.is_empty() {
+                let mut builder = RequestBuilder::new(own.iter(), window, self.config.compression);
+                let outcome = self.send_all(&service, &mut builder).await;
+                failed += self
+                    .settle(outcome, &spool, &mut report, &mut dropped, &mut problems)
+                    .await;
             }
         }
-        if !distributions.series.is_empty() {
-            let result = serde_json::to_vec(&distributions)
-                .map_err(|e| e.to_string())
-                .and_then(|json| {
-                    let mut enc =
-                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-                    enc.write_all(&json)
-                        .and_then(|_| enc.finish())
-                        .map_err(|e| e.to_string())
-                });
-            match result {
-                Ok(body) => match self
-                    .post("/api/v1/distribution_points", body, "deflate")
-                    .await
-                {
-                    Ok(()) => report.delivered_series += distributions.series.len(),
-                    Err(e) => report.problems.push(e),
-                },
-                Err(e) => report
-                    .problems
-                    .push(format!("cannot encode distributions: {e}")),
-            }
+        report.dropped_points = dropped.total();
+        report.ok = failed == 0
+            && !dropped.0.contains_key(&DropReason::Rejected)
+            && !dropped.0.contains_key(&DropReason::SpoolFailed);
+        if report.spooled_series > 0 {
+            problems.push(format!(
+                "{} series spooled in {} for the next run",
+                report.spooled_series,
+                self.state.location()
+            ));
         }
-        report.ok = report.problems.is_empty();
+        report.problems = summarise(problems);
         report
     }
+
+    /// Send requests, `concurrency` at a time, as the iterator produces them.
+    async fn send_all(
+        &self,
+        service: &Service,
+        requests: impl Iterator<Item = EncodedRequest>,
+    ) -> Outcome {
+        futures::stream::iter(requests)
+            .map(|r| service.deliver(r))
+            .buffer_unordered(self.config.concurrency)
+            .fold(Outcome::default(), |mut acc, o| async move {
+                acc.merge(o);
+                acc
+            })
+            .await
+    }
+
+    /// Count what was delivered, spool what should be retried, count what was refused.
+    /// Returns how many requests were not delivered.
+    async fn settle(
+        &self,
+        outcome: Outcome,
+        spool: &Spool,
+        report: &mut DeliveryReport,
+        dropped: &mut Dropped,
+        problems: &mut Vec<String>,
+    ) -> usize {
+        report.delivered_series += outcome.delivered_series;
+        dropped.add(DropReason::Rejected, outcome.rejected_points);
+        problems.extend(outcome.problems);
+        let failed = outcome.retry_later.len();
+        for req in outcome.retry_later {
+            match self.spool_request(spool, &req).await {
+                Ok(()) => report.spooled_series += req.series,
+                Err(e) => {
+                    problems.push(e);
+                    dropped.add(DropReason::SpoolFailed, req.points);
+                }
+            }
+        }
+        failed
+    }
+
+    async fn spool_request(&self, spool: &Spool, req: &EncodedRequest) -> Result<(), String> {
+        let batch = SpoolBatch::from_request(req)
+            .map_err(|e| format!("cannot read back an undelivered request to spool it: {e}"))?;
+        spool
+            .write(&batch)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot spool {} undelivered series: {e}", batch.len()))
+    }
+
+    /// Re-send every spooled batch, oldest first, dropping (and counting) expired points.
+    async fn resend_spool(
+        &self,
+        service: &Service,
+        spool: &Spool,
+        window: Window,
+        dropped: &mut Dropped,
+        problems: &mut Vec<String>,
+    ) -> Resent {
+        let mut resent = Resent::default();
+        let keys = match spool.keys().await {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(format!("cannot list the spool: {e}"));
+                return resent;
+            }
+        };
+        for key in keys {
+            let mut batch = match spool.load(&key).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    problems.push(format!("cannot read spooled batch {key}: {e}"));
+                    continue;
+                }
+            };
+            let before = batch.points();
+            batch.retain_window(window, dropped);
+            let expired = before - batch.points();
+            if batch.is_empty() {
+                if let Err(e) = spool.remove(&key).await {
+                    problems.push(format!("cannot remove spooled batch {key}: {e}"));
+                }
+                continue;
+            }
+            if let Some(why) = service.stop_reason() {
+                // Nothing will be sent this run: keep the batch, minus what expired.
+                let kept = if expired > 0 {
+                    self.state.put_json(&key, &batch).await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = kept {
+                    problems.push(format!("cannot rewrite spooled batch {key}: {e}"));
+                }
+                resent.retry_later_count += 1;
+                problems.push(format!("spooled batches kept for later because {why}"));
+                continue;
+            }
+            let entries = batch.into_entries();
+            let outcome = match encode_entries(&entries, self.config.compression, LIMITS) {
+                Ok((requests, unfit)) => {
+                    dropped.add(DropReason::Rejected, unfit);
+                    self.send_all(service, requests.into_iter()).await
+                }
+                Err(e) => {
+                    problems.push(format!("cannot re-encode spooled batch {key}: {e}"));
+                    resent.retry_later_count += 1;
+                    continue;
+                }
+            };
+            tracing::info!(
+                "re-sent {} spooled series from {key}",
+                outcome.delivered_series
+            );
+            resent.delivered_series += outcome.delivered_series;
+            dropped.add(DropReason::Rejected, outcome.rejected_points);
+            problems.extend(outcome.problems);
+            resent.retry_later_count += outcome.retry_later.len();
+            let mut all_kept = true;
+            for req in &outcome.retry_later {
+                if let Err(e) = self.spool_request(spool, req).await {
+                    problems.push(e);
+                    all_kept = false;
+                }
+            }
+            // Delete the old object only once what still failed is safely stored again.
+            if all_kept {
+                if let Err(e) = spool.remove(&key).await {
+                    problems.push(format!("cannot remove spooled batch {key}: {e}"));
+                }
+            } else {
+                problems.push(format!(
+                    "kept spooled batch {key}: could not re-spool its failures"
+                ));
+            }
+        }
+        resent
+    }
+
+    /// `<prefix>.delivery.dropped_points` per reason, when the schema is known.
+    fn dropped_metrics(&self, dropped: &Dropped, now: i64) -> Vec<Metric> {
+        let Some(own) = &self.self_metrics else {
+            return Vec::new();
+        };
+        dropped
+            .0
+            .iter()
+            .filter_map(|(reason, points)| {
+                own.schema
+                    .dropped_points_metric(&own.source, "datadog", reason.tag(), *points, now)
+                    .map_err(|e| tracing::error!("dropped-points self-metric refused: {e}"))
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// Send one Datadog event per status change (`POST /api/v1/events`). Returns how many
+    /// were accepted, or every failure.
+    pub async fn send_events(&self, changes: &[StatusChange]) -> Result<usize, String> {
+        let Some(own) = &self.self_metrics else {
+            return Err("events need the metric schema (DatadogSink::with_self_metrics)".into());
+        };
+        let service = self.service();
+        let mut sent = 0;
+        let mut errors = Vec::new();
+        for change in changes {
+            let event = match events::event(&own.schema, change) {
+                Ok(e) => e,
+                Err(e) => {
+                    errors.push(format!("event for {}: {e}", change.row));
+                    continue;
+                }
+            };
+            let body = match serde_json::to_vec(&event) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    errors.push(format!("event for {}: {e}", change.row));
+                    continue;
+                }
+            };
+            match service
+                .post_with_retries("/api/v1/events", None, body)
+                .await
+            {
+                Ok(_) => sent += 1,
+                Err(e) => errors.push(format!("event for {}: {e}", change.row)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(sent)
+        } else {
+            Err(format!(
+                "{sent} events sent; {}",
+                summarise(errors).join("; ")
+            ))
+        }
+    }
+
+    /// The per-request timeout (for `credentials check`).
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+}
+
+#[derive(Default)]
+struct Resent {
+    delivered_series: usize,
+    retry_later_count: usize,
 }

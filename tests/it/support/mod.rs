@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_datadog;
 pub mod s3;
 
 use std::path::PathBuf;
