@@ -11,6 +11,7 @@ pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exit;
+pub mod github;
 pub mod matrix;
 pub mod net;
 pub mod observation;

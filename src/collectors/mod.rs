@@ -10,6 +10,10 @@
 //! and documents the signals it produces in its module docs and in `docs/collectors.md`.
 
 pub mod file;
+pub mod github_actions;
+pub mod github_commits;
+pub mod github_issues;
+pub mod github_pulls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +73,29 @@ pub trait Collector: Send + Sync {
         &'a self,
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>>;
+
+    /// The collector's own cost figures from its last `collect` (e.g. GitHub requests and
+    /// 304s), sent as `<prefix>.<path>` self-metrics tagged with the collector's name.
+    fn self_metrics(&self) -> Vec<SelfMetric> {
+        Vec::new()
+    }
+}
+
+/// One self-metric a collector reports about its own work (`github.requests` = 42).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelfMetric {
+    /// Path under the prefix, `<domain>.<name>`: `github.requests`.
+    pub path: String,
+    pub value: f64,
+}
+
+impl SelfMetric {
+    pub fn new(path: impl Into<String>, value: f64) -> SelfMetric {
+        SelfMetric {
+            path: path.into(),
+            value,
+        }
+    }
 }
 
 /// What `build` gets: the instance's own options (everything in its `[[collector]]` table but
@@ -117,7 +144,13 @@ pub struct CollectorKind {
 }
 
 /// Every collector kind. Add a line here when you add a collector file.
-pub const REGISTRY: &[CollectorKind] = &[file::KIND];
+pub const REGISTRY: &[CollectorKind] = &[
+    file::KIND,
+    github_actions::KIND,
+    github_commits::KIND,
+    github_pulls::KIND,
+    github_issues::KIND,
+];
 
 pub fn find_kind(name: &str) -> Option<&'static CollectorKind> {
     REGISTRY.iter().find(|k| k.name == name)

@@ -171,6 +171,38 @@ impl Schema {
         Ok(out)
     }
 
+    /// A collector's own figures (`github.requests`, …) as `<prefix>.<path>` gauges tagged
+    /// `collector:NAME`; `task` is the path's first segment and `check` the rest.
+    pub fn collector_extra_metrics(
+        &self,
+        source: &str,
+        collector: &str,
+        extra: &[crate::collectors::SelfMetric],
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        let mut optional = BTreeMap::new();
+        optional.insert("collector".to_string(), collector.to_string());
+        extra
+            .iter()
+            .map(|m| {
+                let name = self.self_metric_name(&m.path)?;
+                let (task, check) = m.path.split_once('.').unwrap_or(("collector", &m.path));
+                self.self_metric(
+                    source,
+                    collector,
+                    task,
+                    check,
+                    name,
+                    m.value,
+                    Status::Pass,
+                    None,
+                    &optional,
+                    now,
+                )
+            })
+            .collect()
+    }
+
     /// One self-metric gauge with the full required tag set (`workflow_category:self`).
     #[allow(clippy::too_many_arguments)]
     pub fn self_metric(
