@@ -8,12 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use infra_health::collectors::CollectContext;
 use infra_health::config::Plan;
 use infra_health::observation::{Observation, Value};
 use infra_health::state::StateStore;
 
-use crate::support::fake_github::{FakeGithub, Faults};
+use crate::support::fake_github::{FakeGithub, Faults, collect_once};
 use crate::support::github_history::{History, REPO, Sizes, TIMEOUT_ANNOTATION};
 
 const SEED: u64 = 8;
@@ -65,14 +64,7 @@ struct Collected {
 }
 
 async fn collect_all(plan: &Plan, state: &Arc<StateStore>, now: DateTime<Utc>) -> Collected {
-    let ctx = Arc::new(CollectContext {
-        now,
-        http: infra_health::run::http_client().unwrap(),
-        state: state.clone(),
-        dry_run: false,
-    });
-    let selected: Vec<_> = plan.collectors.iter().collect();
-    let outcomes = infra_health::run::collect(&selected, ctx).await;
+    let outcomes = collect_once(plan, state, now).await;
     let mut c = Collected {
         obs: BTreeMap::new(),
         metrics: BTreeMap::new(),
@@ -624,14 +616,7 @@ metric = "github.pulls.merged"
     let plan = plan(&text);
     let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
     let started = std::time::Instant::now();
-    let ctx = Arc::new(CollectContext {
-        now: good.now,
-        http: infra_health::run::http_client().unwrap(),
-        state,
-        dry_run: false,
-    });
-    let selected: Vec<_> = plan.collectors.iter().collect();
-    let outcomes = infra_health::run::collect(&selected, ctx).await;
+    let outcomes = collect_once(&plan, &state, good.now).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let results = infra_health::run::evaluate(&plan, &outcomes);
     let status = |task: &str| {
@@ -917,5 +902,61 @@ fn the_default_config_replays_the_bundled_github_example_offline() {
             .find(|l| l.contains(title))
             .unwrap_or_else(|| panic!("no row {title:?} in\n{stdout}"));
         assert!(!line.to_lowercase().contains("unknown"), "{line}");
+    }
+}
+
+/// An exhausted primary limit whose reset is far away stops the collector with a clear error
+/// after one request, instead of retrying into a ban.
+#[tokio::test]
+async fn an_exhausted_primary_rate_limit_stops_and_reports() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 10,
+            pulls: 5,
+            issues: 20,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    fake.set_faults(Faults {
+        primary_exhausted: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let text = format!(
+        "[[collector]]\nname = \"issues\"\ntype = \"github_issues\"\nrepo = \"{REPO}\"\nlabels = [\"bug\"]\napi_url = \"{}\"\nmax_rate_limit_wait = \"5m\"\n",
+        fake.url
+    );
+    let c = collect_all(&plan(&text), &state, h.now).await;
+    let err = &c.errors["issues"];
+    assert!(
+        err.contains("rate limit") && err.contains("stopping"),
+        "{err}"
+    );
+    assert_eq!(fake.log().len(), 1);
+}
+
+/// docs/collectors.md lists every signal each GitHub collector produces.
+#[test]
+fn the_collector_docs_list_every_github_signal() {
+    let doc =
+        std::fs::read_to_string(crate::support::repo_root().join("docs/collectors.md")).unwrap();
+    for kind in infra_health::collectors::REGISTRY
+        .iter()
+        .filter(|k| k.name.starts_with("github_"))
+    {
+        let section = doc
+            .split("\n### ")
+            .find(|s| s.starts_with(&format!("`{}`", kind.name)))
+            .unwrap_or_else(|| panic!("no section for {}", kind.name));
+        for signal in kind.signals {
+            assert!(
+                section.contains(&format!("| `{signal}` |")),
+                "docs/collectors.md: {} does not document {signal}",
+                kind.name
+            );
+        }
     }
 }

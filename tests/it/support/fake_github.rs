@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Body;
@@ -44,6 +44,8 @@ pub struct Faults {
     pub server_errors: u32,
     /// Repositories (owner/name) that always answer 503.
     pub broken_repos: Vec<String>,
+    /// Every request gets 403 "API rate limit exceeded" with `x-ratelimit-remaining: 0`.
+    pub primary_exhausted: bool,
 }
 
 pub struct FakeState {
@@ -52,6 +54,8 @@ pub struct FakeState {
     pub faults: Mutex<Faults>,
     pub remaining: AtomicI64,
     pub base: String,
+    /// Time spent building responses (the benchmark subtracts it from process CPU time).
+    pub busy_nanos: AtomicU64,
 }
 
 pub struct FakeGithub {
@@ -70,6 +74,7 @@ impl FakeGithub {
             faults: Mutex::new(Faults::default()),
             remaining: AtomicI64::new(5000),
             base: url.clone(),
+            busy_nanos: AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -95,6 +100,22 @@ impl FakeGithub {
     pub fn with_history<R>(&self, repo: &str, f: impl FnOnce(&mut History) -> R) -> R {
         f(self.state.histories.write().unwrap().get_mut(repo).unwrap())
     }
+}
+
+/// Run every collector of `plan` once, as `infra-health run` does, against `state` at `now`.
+pub async fn collect_once(
+    plan: &infra_health::config::Plan,
+    state: &Arc<infra_health::state::StateStore>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<infra_health::run::CollectorOutcome> {
+    let ctx = Arc::new(infra_health::collectors::CollectContext {
+        now,
+        http: infra_health::run::http_client().unwrap(),
+        state: state.clone(),
+        dry_run: false,
+    });
+    let selected: Vec<_> = plan.collectors.iter().collect();
+    infra_health::run::collect(&selected, ctx).await
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -199,6 +220,7 @@ async fn handle(State(st): State<Arc<FakeState>>, req: Request) -> Response {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let busy = std::time::Instant::now();
     let (status, body, link, extra) = route(&st, &method, uri.path(), uri.query(), &headers);
     let mut resp_status = status;
     let mut resp_body = body;
@@ -227,7 +249,11 @@ async fn handle(State(st): State<Arc<FakeState>>, req: Request) -> Response {
         .header("x-ratelimit-limit", "5000")
         .header(
             "x-ratelimit-remaining",
-            st.remaining.load(Ordering::Relaxed).max(0).to_string(),
+            if extra.iter().any(|(k, _)| *k == "x-ratelimit-remaining") {
+                "0".to_string()
+            } else {
+                st.remaining.load(Ordering::Relaxed).max(0).to_string()
+            },
         )
         .header(
             "x-ratelimit-reset",
@@ -240,9 +266,14 @@ async fn handle(State(st): State<Arc<FakeState>>, req: Request) -> Response {
         builder = builder.header("link", HeaderValue::from_str(&l).unwrap());
     }
     for (k, v) in extra {
-        builder = builder.header(k, v);
+        if k != "x-ratelimit-remaining" {
+            builder = builder.header(k, v);
+        }
     }
-    builder.body(Body::from(resp_body)).unwrap()
+    let resp = builder.body(Body::from(resp_body)).unwrap();
+    st.busy_nanos
+        .fetch_add(busy.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    resp
 }
 
 type Routed = (u16, Vec<u8>, Option<String>, Vec<(&'static str, String)>);
@@ -279,6 +310,10 @@ fn route(
                 403,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
             );
+        }
+        if f.primary_exhausted {
+            let (s, b, l, _) = error(403, "API rate limit exceeded for installation ID 1.");
+            return (s, b, l, vec![("x-ratelimit-remaining", "0".to_string())]);
         }
         if f.server_errors > 0 {
             f.server_errors -= 1;
