@@ -132,6 +132,7 @@ impl Schema {
 
     /// The tool's own metrics for one collector: `<prefix>.collector.duration` (seconds),
     /// `.success` (1/0) and `.series` (observations returned), tagged `collector:NAME`.
+    #[allow(clippy::too_many_arguments)]
     pub fn collector_metrics(
         &self,
         source: &str,

@@ -372,7 +372,7 @@ impl History {
                 date,
             });
         }
-        commits.sort_by(|a, b| b.date.cmp(&a.date));
+        commits.sort_by_key(|c| std::cmp::Reverse(c.date));
 
         let mut issues = Vec::with_capacity(sizes.issues);
         for i in 0..sizes.issues {
