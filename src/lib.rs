@@ -13,6 +13,7 @@ pub mod collectors;
 pub mod config;
 pub mod credentials;
 pub mod exit;
+pub mod github;
 pub mod matrix;
 pub mod net;
 pub mod observation;

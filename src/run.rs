@@ -249,6 +249,16 @@ pub fn metrics(
             o,
             now,
         ));
+        if let Some(instance) = plan.collectors.iter().find(|c| c.name == o.name) {
+            let extra = instance.collector.self_metrics();
+            match plan
+                .schema
+                .collector_extra_metrics(&plan.defaults.source, &o.name, &extra, now)
+            {
+                Ok(m) => out.extend(m),
+                Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
+            }
+        }
     }
     out
 }

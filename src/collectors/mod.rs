@@ -11,6 +11,10 @@
 
 pub mod exec;
 pub mod file;
+pub mod github_actions;
+pub mod github_commits;
+pub mod github_issues;
+pub mod github_pulls;
 pub mod http_probe;
 pub mod stable_suite;
 
@@ -79,6 +83,29 @@ pub trait Collector: Send + Sync {
         let _ = ctx;
         Box::pin(async { Ok(()) })
     }
+
+    /// The collector's own cost figures from its last `collect` (e.g. GitHub requests and
+    /// 304s), sent as `<prefix>.<path>` self-metrics tagged with the collector's name.
+    fn self_metrics(&self) -> Vec<SelfMetric> {
+        Vec::new()
+    }
+}
+
+/// One self-metric a collector reports about its own work (`github.requests` = 42).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelfMetric {
+    /// Path under the prefix, `<domain>.<name>`: `github.requests`.
+    pub path: String,
+    pub value: f64,
+}
+
+impl SelfMetric {
+    pub fn new(path: impl Into<String>, value: f64) -> SelfMetric {
+        SelfMetric {
+            path: path.into(),
+            value,
+        }
+    }
 }
 
 /// What `build` gets: the instance's own options (everything in its `[[collector]]` table but
@@ -127,8 +154,16 @@ pub struct CollectorKind {
 }
 
 /// Every collector kind. Add a line here when you add a collector file.
-pub const REGISTRY: &[CollectorKind] =
-    &[file::KIND, http_probe::KIND, exec::KIND, stable_suite::KIND];
+pub const REGISTRY: &[CollectorKind] = &[
+    file::KIND,
+    http_probe::KIND,
+    exec::KIND,
+    stable_suite::KIND,
+    github_actions::KIND,
+    github_commits::KIND,
+    github_pulls::KIND,
+    github_issues::KIND,
+];
 
 pub fn find_kind(name: &str) -> Option<&'static CollectorKind> {
     REGISTRY.iter().find(|k| k.name == name)

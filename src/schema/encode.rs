@@ -190,6 +190,28 @@ impl Schema {
         Ok(out)
     }
 
+    /// A collector's own figures (`github.requests`, …) as `<prefix>.<path>` gauges tagged
+    /// `collector:NAME`; `task` is the path's first segment and `check` the rest.
+    pub fn collector_extra_metrics(
+        &self,
+        source: &str,
+        collector: &str,
+        extra: &[crate::collectors::SelfMetric],
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        let mut optional = BTreeMap::new();
+        optional.insert("collector".to_string(), collector.to_string());
+        extra
+            .iter()
+            .map(|m| {
+                let name = self.self_metric_name(&m.path)?;
+                let (task, check) = m.path.split_once('.').unwrap_or(("collector", &m.path));
+                let row = RowId::self_row(source, collector, task, check);
+                self.self_metric(&row, name, m.value, Status::Pass, &optional, now)
+            })
+            .collect()
+    }
+
     /// One self-metric gauge with the full required tag set; `row` comes from
     /// [`RowId::self_row`] (`workflow_category:self`, `condition:none`). A `unit` among the
     /// optional tags is also the metric's unit.

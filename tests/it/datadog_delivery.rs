@@ -484,6 +484,10 @@ fn config_file(dir: &Path, sink: &str) -> std::path::PathBuf {
     let examples = root.join("examples");
     let text = text
         .replace("\"../examples/", &format!("\"{}/", examples.display()))
+        .replace(
+            "\"file://../examples/",
+            &format!("\"file://{}/", examples.display()),
+        )
         .replace("type = \"auto\"", sink);
     let path = dir.join("infra-health.toml");
     std::fs::write(&path, text).unwrap();

@@ -14,12 +14,26 @@ fn every_collector_and_signal_is_documented() {
         }
     }
     for kind in REGISTRY {
-        let heading = format!("## `{}`", kind.name);
-        let Some(start) = docs.find(&heading) else {
-            panic!("no docs/*.md has a section {heading}");
+        // A collector's section is `## `name`` or `### `name``, and runs to the next heading
+        // of the same or a higher level.
+        let name = format!("`{}`", kind.name);
+        let Some((level, start)) = ["## ", "### "].iter().find_map(|hashes| {
+            docs.find(&format!("\n{hashes}{name}\n"))
+                .map(|at| (hashes.len() - 1, at + 1 + hashes.len() + name.len()))
+        }) else {
+            panic!("no docs/*.md has a section ## {name}");
         };
-        let section = &docs[start + heading.len()..];
-        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let rest = &docs[start..];
+        let end = rest
+            .match_indices("\n#")
+            .find(|(at, _)| {
+                let hashes = rest[at + 1..].chars().take_while(|c| *c == '#').count();
+                hashes <= level
+            })
+            .map(|(at, _)| at)
+            .unwrap_or(rest.len());
+        let section = &rest[..end];
+        let heading = format!("{} {name}", "#".repeat(level));
         for signal in kind.signals {
             assert!(
                 section.contains(&format!("`{signal}`")),

@@ -278,7 +278,11 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
             .iter()
             .position(|x| *x == "--only")
             .expect("cron job has --only");
-        assert_eq!(a.get(only + 1), Some(&"github,eval"), "cron args: {a:?}");
+        assert_eq!(
+            a.get(only + 1),
+            Some(&"github_actions,github_commits,github_pulls,github_issues,exec,eval"),
+            "cron args: {a:?}"
+        );
 
         let stable = cronjob(docs, "infra-health-stable-suite");
         assert_eq!(stable["spec"]["schedule"].as_str(), Some("0 * * * *"));

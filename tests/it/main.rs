@@ -8,6 +8,7 @@ mod datadog_delivery;
 mod docs;
 mod exec_probe;
 mod foundation;
+mod github;
 mod helm_chart;
 mod http_probe;
 mod stable_suite;

@@ -91,10 +91,10 @@ fn row_key(row: &Value) -> String {
 /// (one per run: none lost) and with the fresh observation of the run that collected it.
 fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
     let onlys = [
-        "github",
+        "github_actions,github_commits,github_pulls,github_issues",
         "stable_suite",
         "eval,remote_eval",
-        "github,eval,remote_eval,stable_suite",
+        "github_actions,github_commits,github_pulls,github_issues,eval,remote_eval,stable_suite",
     ];
     let barrier = Arc::new(Barrier::new(onlys.len()));
     let handles: Vec<_> = onlys
@@ -145,7 +145,7 @@ fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
             .or_default() += 1;
         m
     });
-    assert_eq!(collectors.len(), 4, "{collectors:?}");
+    assert_eq!(collectors.len(), 7, "{collectors:?}");
 }
 
 #[test]
@@ -328,8 +328,8 @@ fn state_show_and_reset_through_the_binary() {
         ]));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    run("github,eval,stable_suite");
-    let second = run("github");
+    run("github_actions,github_commits,github_pulls,github_issues,eval,remote_eval,stable_suite");
+    let second = run("github_actions,github_commits,github_pulls,github_issues");
     // The stable-suite rows were not collected: carried forward, and said so.
     let hearts = second.lines().find(|l| l.contains("Arena reward")).unwrap();
     assert!(hearts.contains("pass (inferred)"), "{hearts}");

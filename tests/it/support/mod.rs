@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fake_datadog;
+pub mod fake_github;
+pub mod github_history;
 pub mod s3;
 
 use std::path::PathBuf;

@@ -1,0 +1,196 @@
+//! Serde models for the few GitHub REST responses the collectors read.
+//!
+//! Our own models rather than octocrab's: its workflow-run model lacks `run_attempt` and
+//! `run_started_at`, which flaky-run detection and durations need. Every field GitHub may omit or
+//! null is an `Option`, and unknown fields are ignored, so a GitHub Enterprise Server a few
+//! versions behind still parses.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `GET /repos/{o}/{r}/actions/runs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunsPage {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub workflow_runs: Vec<Run>,
+}
+
+/// One workflow run (also `GET /actions/runs/{id}` and `/runs/{id}/attempts/{n}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `.github/workflows/tests.yml` (with `@ref` on some servers).
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub workflow_id: u64,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub run_started_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /repos/{o}/{r}/actions/runs/{id}/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobsPage {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Also the id of the job's check run (for annotations).
+    pub id: u64,
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// `GET /repos/{o}/{r}/check-runs/{id}/annotations` (a list of these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Annotation {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `GET /repos/{o}/{r}/commits` (a list of these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Commit {
+    pub sha: String,
+    pub commit: CommitDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitDetail {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub committer: Option<GitActor>,
+    #[serde(default)]
+    pub author: Option<GitActor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitActor {
+    #[serde(default)]
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// `GET /repos/{o}/{r}/pulls` (a list of these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pull {
+    pub number: u64,
+    #[serde(default)]
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub merged_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    #[serde(default)]
+    pub head: Option<GitRef>,
+    #[serde(default)]
+    pub base: Option<GitRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitRef {
+    #[serde(rename = "ref")]
+    pub name: String,
+}
+
+/// `GET /repos/{o}/{r}/issues` (a list of these; pull requests carry `pull_request`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Issue {
+    pub number: u64,
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+/// `POST /app/installations/{id}/access_tokens`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstallationToken {
+    pub token: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the collectors keep of a pull request (GitHub's full object is ~20 KB).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullItem {
+    pub number: u64,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub merged_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub head: String,
+    #[serde(default)]
+    pub base: String,
+}
+
+impl From<Pull> for PullItem {
+    fn from(p: Pull) -> PullItem {
+        PullItem {
+            number: p.number,
+            title: p.title,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            merged_at: p.merged_at,
+            merge_commit_sha: p.merge_commit_sha,
+            labels: p.labels.into_iter().map(|l| l.name).collect(),
+            head: p.head.map(|r| r.name).unwrap_or_default(),
+            base: p.base.map(|r| r.name).unwrap_or_default(),
+        }
+    }
+}
+
+/// Decode a page of pull requests into what is kept.
+pub fn pull_items(key: &str, body: &[u8]) -> Result<Vec<PullItem>, super::client::GithubError> {
+    let pulls: Vec<Pull> = super::client::decode(key, body)?;
+    Ok(pulls.into_iter().map(PullItem::from).collect())
+}
+
+/// The listing of closed pull requests most recently updated first: merged ones are found by
+/// walking it until `updated_at` falls before the window (pulls have no `since` parameter).
+pub fn closed_pulls_key(repo: &str) -> String {
+    format!("/repos/{repo}/pulls?state=closed&sort=updated&direction=desc&per_page=100")
+}

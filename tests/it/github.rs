@@ -1,0 +1,962 @@
+//! The `github_*` collectors against the fake GitHub (`support/fake_github.rs`).
+//!
+//! Expectations are computed here, from the generated history, by definitions written out
+//! independently of the collectors' code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use infra_health::config::Plan;
+use infra_health::observation::{Observation, Value};
+use infra_health::state::StateStore;
+
+use crate::support::fake_github::{FakeGithub, Faults, collect_once};
+use crate::support::github_history::{History, REPO, Sizes, TIMEOUT_ANNOTATION};
+
+const SEED: u64 = 8;
+
+fn fixed_now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn plan(text: &str) -> Plan {
+    infra_health::config::parse(Path::new("/tmp/github-test.toml"), text)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The four collectors pointed at `url` for `repos`, with short test waits.
+fn collectors_toml(url: &str, repos: &str, extra: &str) -> String {
+    let common = format!(
+        "repos = {repos}\napi_url = \"{url}\"\nmin_secondary_wait = \"50ms\"\nretry_base = \"10ms\"\nmax_retries = 4\nmax_concurrency = 16\n{extra}"
+    );
+    format!(
+        r#"
+[[collector]]
+name = "actions"
+type = "github_actions"
+workflows = ["tests", "benchmarks"]
+{common}
+[[collector]]
+name = "commits"
+type = "github_commits"
+{common}
+[[collector]]
+name = "pulls"
+type = "github_pulls"
+{common}
+[[collector]]
+name = "issues"
+type = "github_issues"
+labels = ["training", "infra", "bug"]
+{common}
+"#
+    )
+}
+
+struct Collected {
+    obs: BTreeMap<String, Vec<Observation>>,
+    metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    errors: BTreeMap<String, String>,
+}
+
+async fn collect_all(plan: &Plan, state: &Arc<StateStore>, now: DateTime<Utc>) -> Collected {
+    let outcomes = collect_once(plan, state, now).await;
+    let mut c = Collected {
+        obs: BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        errors: BTreeMap::new(),
+    };
+    for o in outcomes {
+        match o.result {
+            Ok(obs) => {
+                c.obs.insert(o.name.clone(), obs);
+            }
+            Err(e) => {
+                c.errors.insert(o.name.clone(), e);
+            }
+        }
+    }
+    for inst in &plan.collectors {
+        let m = inst
+            .collector
+            .self_metrics()
+            .into_iter()
+            .map(|m| (m.path, m.value))
+            .collect();
+        c.metrics.insert(inst.name.clone(), m);
+    }
+    c
+}
+
+fn find<'a>(obs: &'a [Observation], signal: &str, tags: &[(&str, &str)]) -> &'a Observation {
+    obs.iter()
+        .find(|o| {
+            o.signal == signal
+                && tags
+                    .iter()
+                    .all(|(k, v)| o.tags.get(*k).map(String::as_str) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no observation {signal} {tags:?} in {obs:#?}"))
+}
+
+fn number(obs: &[Observation], signal: &str, tags: &[(&str, &str)]) -> f64 {
+    match &find(obs, signal, tags).value {
+        Value::Number(n) => *n,
+        v => panic!("{signal}: not a number: {v:?}"),
+    }
+}
+
+fn samples(obs: &[Observation], signal: &str) -> Vec<f64> {
+    match &find(obs, signal, &[]).value {
+        Value::Samples(s) => {
+            let mut s = s.clone();
+            s.sort_by(f64::total_cmp);
+            s
+        }
+        v => panic!("{signal}: not samples: {v:?}"),
+    }
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+// ---- independent expectations -------------------------------------------------------------
+
+struct ActionsExpected {
+    conclusions: BTreeMap<&'static str, String>,
+    failing_other: usize,
+    success_ratio: f64,
+    completed: usize,
+    flaky: usize,
+    durations: Vec<f64>,
+    queue: Vec<f64>,
+    timed_out: usize,
+    cancelled: usize,
+}
+
+fn expect_actions(h: &History) -> ActionsExpected {
+    let start = h.now - TimeDelta::days(7);
+    let done: Vec<_> = h
+        .runs
+        .iter()
+        .filter(|r| r.branch == "main" && r.created_at >= start && r.status == "completed")
+        .collect();
+    let latest = |wf: usize| {
+        done.iter()
+            .filter(|r| r.workflow == wf)
+            .max_by_key(|r| r.created_at)
+            .map(|r| r.conclusion.clone().unwrap())
+    };
+    let mut conclusions = BTreeMap::new();
+    conclusions.insert("tests", latest(0).unwrap()); // workflow "Tests", file tests.yml
+    conclusions.insert("benchmarks", latest(1).unwrap()); // workflow "benchmarks", file bench.yml
+    let failing_other = (2..h.workflows.len())
+        .filter(|w| {
+            latest(*w).is_some_and(|c| c == "failure" || c == "timed_out" || c == "startup_failure")
+        })
+        .count();
+    let decided: Vec<_> = done
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.conclusion.as_deref(),
+                Some("cancelled" | "skipped" | "neutral")
+            )
+        })
+        .collect();
+    let ok = decided
+        .iter()
+        .filter(|r| r.conclusion.as_deref() == Some("success"))
+        .count();
+    let flaky = done
+        .iter()
+        .filter(|r| {
+            r.run_attempt > 1
+                && r.conclusion.as_deref() == Some("success")
+                && matches!(
+                    r.first_attempt_conclusion.as_deref(),
+                    Some("failure" | "timed_out")
+                )
+        })
+        .count();
+    let durations = done
+        .iter()
+        .map(|r| (r.updated_at - r.run_started_at).num_seconds() as f64)
+        .collect();
+    let mut queue = Vec::new();
+    let (mut timed_out, mut cancelled) = (0, 0);
+    for r in &done {
+        for j in &h.jobs[&r.id] {
+            if let Some(s) = j.started_at {
+                queue.push((s - j.created_at).num_seconds() as f64);
+            }
+            match j.conclusion.as_deref() {
+                Some("timed_out") => timed_out += 1,
+                Some("cancelled") => {
+                    let annotated = h
+                        .annotations
+                        .get(&j.id)
+                        .is_some_and(|a| a.iter().any(|m| m == TIMEOUT_ANNOTATION));
+                    if annotated {
+                        timed_out += 1
+                    } else {
+                        cancelled += 1
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    ActionsExpected {
+        conclusions,
+        failing_other,
+        success_ratio: ok as f64 / decided.len() as f64,
+        completed: done.len(),
+        flaky,
+        durations: sorted(durations),
+        queue: sorted(queue),
+        timed_out,
+        cancelled,
+    }
+}
+
+fn check_actions(obs: &[Observation], h: &History) {
+    let e = expect_actions(h);
+    for (w, c) in &e.conclusions {
+        match &find(obs, "workflow.conclusion", &[("workflow", w)]).value {
+            Value::Text(t) => assert_eq!(t, c, "latest conclusion of {w}"),
+            v => panic!("{v:?}"),
+        }
+    }
+    assert_eq!(
+        number(obs, "workflows.failing_other", &[]),
+        e.failing_other as f64
+    );
+    assert!((number(obs, "workflow.success_ratio", &[]) - e.success_ratio).abs() < 1e-12);
+    assert_eq!(number(obs, "runs.completed", &[]), e.completed as f64);
+    assert_eq!(number(obs, "runs.flaky", &[]), e.flaky as f64);
+    assert_eq!(samples(obs, "workflow.duration"), e.durations);
+    assert_eq!(samples(obs, "jobs.queue_time"), e.queue);
+    assert_eq!(number(obs, "jobs.timed_out", &[]), e.timed_out as f64);
+    assert_eq!(number(obs, "jobs.cancelled", &[]), e.cancelled as f64);
+    assert!(
+        e.flaky > 0 && e.timed_out > 0 && e.cancelled > 0,
+        "history too small to test"
+    );
+    let o = find(obs, "runs.flaky", &[]);
+    assert_eq!(o.tags["repo"], h.repo);
+    assert_eq!(o.tags["branch"], "main");
+}
+
+fn check_commits(obs: &[Observation], h: &History) {
+    let start = h.now - TimeDelta::days(7);
+    let window: Vec<_> = h
+        .commits
+        .iter()
+        .filter(|c| c.date >= start && c.date <= h.now)
+        .collect();
+    let pr_of = |sha: &str| {
+        h.pulls
+            .iter()
+            .find(|p| p.merge_commit_sha.as_deref() == Some(sha))
+    };
+    let count = |f: &dyn Fn(&str, Option<&crate::support::github_history::PullData>) -> bool| {
+        window
+            .iter()
+            .filter(|c| f(&c.message, pr_of(&c.sha)))
+            .count() as f64
+    };
+    let reverts = count(&|m, p| {
+        m.starts_with("Revert \"")
+            || m.lines().any(|l| l.starts_with("This reverts commit "))
+            || p.is_some_and(|p| {
+                p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-")
+            })
+    });
+    let hotfixes = count(&|m, p| {
+        m.to_lowercase().starts_with("hotfix")
+            || p.is_some_and(|p| {
+                p.labels.iter().any(|l| l == "hotfix")
+                    || p.head.starts_with("hotfix/")
+                    || p.head.starts_with("hotfix-")
+            })
+    });
+    let force = count(&|m, p| {
+        m.to_lowercase().contains("[force merge]")
+            || p.is_some_and(|p| p.labels.iter().any(|l| l == "force-merge"))
+    });
+    assert_eq!(number(obs, "commits.count", &[]), window.len() as f64);
+    assert_eq!(number(obs, "commits.reverts", &[]), reverts);
+    assert_eq!(number(obs, "commits.hotfixes", &[]), hotfixes);
+    assert_eq!(number(obs, "commits.force_merges", &[]), force);
+    assert!(
+        reverts > 1.0 && hotfixes > 1.0 && force > 1.0,
+        "history too small"
+    );
+}
+
+fn check_pulls(obs: &[Observation], h: &History) {
+    let start = h.now - TimeDelta::days(7);
+    let stale_before = h.now - TimeDelta::days(14);
+    let merged: Vec<f64> = h
+        .pulls
+        .iter()
+        .filter(|p| p.base == "main")
+        .filter_map(|p| {
+            p.merged_at
+                .filter(|m| *m >= start)
+                .map(|m| (m - p.created_at).num_seconds() as f64)
+        })
+        .collect();
+    let stale = h
+        .pulls
+        .iter()
+        .filter(|p| p.state == "open" && p.base == "main" && p.updated_at < stale_before)
+        .count();
+    assert_eq!(number(obs, "pulls.merged", &[]), merged.len() as f64);
+    assert_eq!(samples(obs, "pulls.time_to_merge"), sorted(merged));
+    assert_eq!(number(obs, "pulls.stale_open", &[]), stale as f64);
+    assert!(stale > 0);
+}
+
+fn expected_open(h: &History, label: &str) -> f64 {
+    h.issues
+        .iter()
+        .filter(|i| i.state == "open" && !i.is_pull && i.labels.iter().any(|l| l == label))
+        .count() as f64
+}
+
+fn check_issues(obs: &[Observation], h: &History) {
+    for label in ["training", "infra", "bug"] {
+        assert_eq!(
+            number(obs, "issues.open", &[("label", label), ("repo", &h.repo)]),
+            expected_open(h, label),
+            "label {label}"
+        );
+    }
+}
+
+fn gets(fake: &FakeGithub) -> Vec<crate::support::fake_github::Logged> {
+    fake.log()
+        .into_iter()
+        .filter(|l| l.method == "GET")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 5000,
+            pulls: 400,
+            issues: 600,
+        },
+        fixed_now(),
+    );
+    let in_window_main = h
+        .runs
+        .iter()
+        .filter(|r| r.branch == "main" && r.created_at >= h.now - TimeDelta::days(7))
+        .count();
+    assert!(
+        in_window_main > 1000,
+        "the 1,000-result cap must matter: {in_window_main}"
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let plan = plan(&collectors_toml(&fake.url, &format!("[\"{REPO}\"]"), ""));
+
+    let first = collect_all(&plan, &state, h.now).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    check_actions(&first.obs["actions"], &h);
+    check_commits(&first.obs["commits"], &h);
+    check_pulls(&first.obs["pulls"], &h);
+    check_issues(&first.obs["issues"], &h);
+    // Runs were listed unfiltered (no 1,000 cap), deep enough to cover all 7 days.
+    let log = gets(&fake);
+    assert!(
+        log.iter()
+            .filter(|l| l.target.contains("/actions/runs?"))
+            .all(|l| !l.target.contains("branch=") && !l.target.contains("created=")),
+    );
+    assert!(
+        log.iter().all(|l| l.status == 200),
+        "first run: {:?}",
+        log.iter().find(|l| l.status != 200)
+    );
+    let first_requests: f64 = first.metrics.values().map(|m| m["github.requests"]).sum();
+    assert_eq!(first_requests as usize, log.len());
+
+    // Second run, nothing changed: every request is a conditional one answered 304.
+    fake.clear_log();
+    let second = collect_all(&plan, &state, h.now + TimeDelta::minutes(10)).await;
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    let log = gets(&fake);
+    let not_304: Vec<_> = log.iter().filter(|l| l.status != 304).collect();
+    assert!(
+        not_304.is_empty(),
+        "steady state spent primary rate limit on {not_304:?}"
+    );
+    assert!(log.iter().all(|l| l.conditional));
+    for (name, m) in &second.metrics {
+        assert_eq!(m["github.primary_cost"], 0.0, "{name}");
+        assert_eq!(m["github.requests"], m["github.not_modified"], "{name}");
+        assert!(m.contains_key("github.rate_limit.remaining"), "{name}");
+    }
+    let second_requests: f64 = second.metrics.values().map(|m| m["github.requests"]).sum();
+    assert_eq!(second_requests as usize, log.len());
+    eprintln!(
+        "first run {} requests, steady state {} requests (all 304)",
+        first_requests, second_requests
+    );
+    // The same values come back from the cache (the window moved 10 minutes, so compare the
+    // signals that cannot have changed with it).
+    check_issues(&second.obs["issues"], &h);
+    assert_eq!(
+        find(
+            &second.obs["actions"],
+            "workflow.conclusion",
+            &[("workflow", "tests")]
+        )
+        .value,
+        find(
+            &first.obs["actions"],
+            "workflow.conclusion",
+            &[("workflow", "tests")]
+        )
+        .value
+    );
+    let change = number(
+        &second.obs["issues"],
+        "issues.open_change",
+        &[("label", "training")],
+    );
+    assert_eq!(change, 0.0);
+
+    // A run in progress completes: it is re-fetched by id and its jobs are read once.
+    let finished = fake.with_history(REPO, |h| {
+        let r = h
+            .runs
+            .iter_mut()
+            .find(|r| r.status != "completed" && r.branch == "main")
+            .expect("an in-progress run on main");
+        r.status = "completed".into();
+        r.conclusion = Some("success".into());
+        r.updated_at += TimeDelta::seconds(100);
+        r.id
+    });
+    fake.clear_log();
+    let third = collect_all(&plan, &state, h.now + TimeDelta::minutes(20)).await;
+    assert!(third.errors.is_empty());
+    let fresh: Vec<String> = gets(&fake)
+        .into_iter()
+        .filter(|l| l.status == 200)
+        .map(|l| l.target)
+        .collect();
+    // Seen again either on the listing's first page (its ETag changed) or by id.
+    assert!(
+        fresh.contains(&format!("/repos/{REPO}/actions/runs/{finished}"))
+            || fresh.contains(&format!("/repos/{REPO}/actions/runs?per_page=100")),
+        "{fresh:?}"
+    );
+    assert!(
+        fresh
+            .iter()
+            .any(|t| t.starts_with(&format!("/repos/{REPO}/actions/runs/{finished}/jobs")))
+    );
+    // Everything still matches the (changed) history at the later time.
+    let mut updated = fake.with_history(REPO, |h| h.clone());
+    updated.now = h.now + TimeDelta::minutes(20);
+    check_actions(&third.obs["actions"], &updated);
+}
+
+#[tokio::test]
+async fn secondary_limits_and_server_errors_are_waited_out_and_retried() {
+    let h = History::generate(
+        SEED + 1,
+        Sizes {
+            runs: 50,
+            pulls: 20,
+            issues: 300,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    fake.set_faults(Faults {
+        secondary_with_retry_after: 1,
+        secondary_without_retry_after: 1,
+        server_errors: 2,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let text = format!(
+        r#"
+[[collector]]
+name = "issues"
+type = "github_issues"
+repo = "{REPO}"
+labels = ["training"]
+api_url = "{}"
+min_secondary_wait = "50ms"
+retry_base = "10ms"
+"#,
+        fake.url
+    );
+    let plan = plan(&text);
+    let started = std::time::Instant::now();
+    let c = collect_all(&plan, &state, h.now).await;
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "retry-after: 1 was not honoured"
+    );
+    check_issues_label(&c.obs["issues"], &h, "training");
+    let statuses: Vec<u16> = gets(&fake).iter().map(|l| l.status).collect();
+    assert_eq!(&statuses[..4], &[403, 403, 502, 502]);
+    assert!(statuses[4..].iter().all(|s| *s == 200));
+    assert_eq!(c.metrics["issues"]["github.retries"], 4.0);
+}
+
+fn check_issues_label(obs: &[Observation], h: &History, label: &str) {
+    assert_eq!(
+        number(obs, "issues.open", &[("label", label)]),
+        expected_open(h, label)
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_repository_only_turns_its_own_rows_unknown() {
+    let good = History::generate(
+        SEED + 2,
+        Sizes {
+            runs: 40,
+            pulls: 20,
+            issues: 100,
+        },
+        fixed_now(),
+    );
+    let mut broken = History::generate(
+        SEED + 3,
+        Sizes {
+            runs: 40,
+            pulls: 20,
+            issues: 100,
+        },
+        fixed_now(),
+    );
+    broken.repo = "acme/broken".into();
+    let fake = FakeGithub::start(vec![good.clone(), broken]).await;
+    fake.set_faults(Faults {
+        broken_repos: vec!["acme/broken".into()],
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[[collector]]
+name = "issues"
+type = "github_issues"
+repos = ["{REPO}", "acme/broken"]
+labels = ["training"]
+api_url = "{url}"
+retry_base = "10ms"
+max_retries = 2
+
+[[collector]]
+name = "broken_only"
+type = "github_pulls"
+repo = "acme/broken"
+api_url = "{url}"
+retry_base = "10ms"
+max_retries = 2
+
+[[check]]
+workflow_category = "code"
+workflow_name = "bug_queue"
+task = "good"
+check = "open_count"
+collector = "issues"
+signal = "issues.open"
+match = {{ label = "training", repo = "{REPO}" }}
+condition = "<100000"
+metric = "github.bugs.count"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "bug_queue"
+task = "broken"
+check = "open_count"
+collector = "issues"
+signal = "issues.open"
+match = {{ label = "training", repo = "acme/broken" }}
+condition = "<100000"
+metric = "github.bugs.count"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "pull_requests"
+task = "broken"
+check = "merged"
+collector = "broken_only"
+signal = "pulls.merged"
+condition = ">=0"
+metric = "github.pulls.merged"
+"#,
+        url = fake.url
+    );
+    let plan = plan(&text);
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let started = std::time::Instant::now();
+    let outcomes = collect_once(&plan, &state, good.now).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let results = infra_health::run::evaluate(&plan, &outcomes);
+    let status = |task: &str| {
+        results
+            .iter()
+            .find(|(i, _)| {
+                plan.checks[*i].row.task == task && plan.checks[*i].collector == "issues"
+            })
+            .map(|(_, r)| r.status)
+            .unwrap()
+    };
+    use infra_health::schema::Status;
+    assert_eq!(status("good"), Status::Pass);
+    assert_eq!(status("broken"), Status::Unknown);
+    let broken_only = outcomes.iter().find(|o| o.name == "broken_only").unwrap();
+    let err = broken_only.result.as_ref().unwrap_err();
+    assert!(err.contains("acme/broken") && err.contains("503"), "{err}");
+    let issues = outcomes.iter().find(|o| o.name == "issues").unwrap();
+    assert!(issues.result.is_ok());
+    let metrics = plan.collectors[0].collector.self_metrics();
+    let failed = metrics
+        .iter()
+        .find(|m| m.path == "github.repos_failed")
+        .unwrap();
+    assert_eq!(failed.value, 1.0);
+}
+
+#[tokio::test]
+async fn github_app_auth_mints_and_uses_an_installation_token() {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 10,
+            pulls: 5,
+            issues: 50,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = key.as_der().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("app.pem");
+    std::fs::write(
+        &pem_path,
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        ),
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+[[collector]]
+name = "issues"
+type = "github_issues"
+repo = "{REPO}"
+labels = ["training", "bug"]
+api_url = "{}"
+app_id = 12345
+installation_id = 777
+private_key_path = "{}"
+"#,
+        fake.url,
+        pem_path.display()
+    );
+    let plan = plan(&text);
+    let state = Arc::new(StateStore::open(dir.path().join("state").to_str().unwrap()).unwrap());
+    let c = collect_all(&plan, &state, h.now).await;
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    check_issues_label(&c.obs["issues"], &h, "bug");
+    let log = fake.log();
+    let posts: Vec<_> = log.iter().filter(|l| l.method == "POST").collect();
+    assert_eq!(posts.len(), 1, "one installation token for the whole run");
+    assert_eq!(posts[0].target, "/app/installations/777/access_tokens");
+    assert!(
+        posts[0]
+            .authorization
+            .as_deref()
+            .unwrap()
+            .starts_with("Bearer ey")
+    );
+    assert!(
+        log.iter()
+            .filter(|l| l.method == "GET")
+            .all(|l| l.authorization.as_deref() == Some("Bearer ghs_installation_token_for_tests"))
+    );
+}
+
+/// The whole pipeline through the binary: a token from `GITHUB_TOKEN_FILE` is sent, never
+/// printed or stored, and the API-cost self-metrics reach the delivered metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_sends_a_file_token_and_reports_api_cost_self_metrics() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 10,
+            pulls: 5,
+            issues: 50,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "ghp_secret_value_123\n").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[collector]]
+name = "bugs"
+type = "github_issues"
+repo = "{REPO}"
+labels = ["bug"]
+api_url = "{}"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "bug_queue"
+task = "bugs"
+check = "open_count"
+collector = "bugs"
+signal = "issues.open"
+match = {{ label = "bug" }}
+condition = "<100000"
+metric = "github.bugs.count"
+"#,
+            fake.url
+        ),
+    )
+    .unwrap();
+    let state_dir = dir.path().join("state");
+    let (config2, state2) = (config.clone(), state_dir.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::bin()
+            .env("GITHUB_TOKEN_FILE", &token_file)
+            .args(["run", "--dry-run", "--config"])
+            .arg(&config2)
+            .arg("--state")
+            .arg(&state2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        fake.log()
+            .iter()
+            .all(|l| l.authorization.as_deref() == Some("Bearer ghp_secret_value_123"))
+    );
+    for name in [
+        "metta.infra.github.requests",
+        "metta.infra.github.not_modified",
+        "metta.infra.github.rate_limit.remaining",
+    ] {
+        assert!(stdout.contains(name), "{name} missing from\n{stdout}");
+    }
+    assert!(stdout.contains("collector:bugs"));
+    assert!(!stdout.contains("ghp_secret") && !stderr.contains("ghp_secret"));
+    for entry in walk(&state_dir) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains("ghp_secret_value_123"),
+            "{} holds the token",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The example under `examples/github/` is a recording of the fake; replaying a recording gives
+/// exactly what the live fake gave. `INFRA_HEALTH_WRITE_GITHUB_EXAMPLE=1` rewrites the example.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_replays_to_the_same_observations() {
+    let h = History::generate(
+        2026,
+        Sizes {
+            runs: 240,
+            pulls: 60,
+            issues: 80,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("recording");
+    let live_plan = plan(&collectors_toml(
+        &fake.url,
+        &format!("[\"{REPO}\"]"),
+        &format!("record_to = \"{}\"", rec.display()),
+    ));
+    let state = Arc::new(StateStore::open(dir.path().join("s1").to_str().unwrap()).unwrap());
+    let live = collect_all(&live_plan, &state, h.now).await;
+    assert!(live.errors.is_empty(), "{:?}", live.errors);
+
+    let replay_plan = plan(&collectors_toml(
+        &format!("file://{}", rec.display()),
+        &format!("[\"{REPO}\"]"),
+        "",
+    ));
+    let state2 = Arc::new(StateStore::open(dir.path().join("s2").to_str().unwrap()).unwrap());
+    // A much later wall clock: replay computes windows from the recording time.
+    let later = Utc::now();
+    let replayed = collect_all(&replay_plan, &state2, later).await;
+    assert!(replayed.errors.is_empty(), "{:?}", replayed.errors);
+    for (name, obs) in &live.obs {
+        let strip = |v: &[Observation]| -> Vec<(String, Value, BTreeMap<String, String>)> {
+            v.iter()
+                .map(|o| (o.signal.clone(), o.value.clone(), o.tags.clone()))
+                .collect()
+        };
+        assert_eq!(strip(obs), strip(&replayed.obs[name]), "{name}");
+        assert!(replayed.obs[name].iter().all(|o| o.timestamp == later));
+    }
+    if std::env::var("INFRA_HEALTH_WRITE_GITHUB_EXAMPLE").is_ok_and(|v| v == "1") {
+        let target = crate::support::repo_root().join("examples/github");
+        std::fs::create_dir_all(&target).unwrap();
+        for f in std::fs::read_dir(&rec).unwrap().flatten() {
+            std::fs::copy(f.path(), target.join(f.file_name())).unwrap();
+        }
+    }
+}
+
+/// The README's offline command shows GitHub rows from the bundled example, labelled as such.
+#[test]
+fn the_default_config_replays_the_bundled_github_example_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::bin()
+        .current_dir(crate::support::repo_root())
+        .args(["run", "--config", "config/infra-health.toml", "--state"])
+        .arg(dir.path())
+        .args([
+            "--only",
+            "github_example_actions",
+            "--only",
+            "github_example_commits",
+            "--only",
+            "github_example_pulls",
+            "--only",
+            "github_example_issues",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("EXAMPLE GitHub data"), "{stderr}");
+    for title in [
+        "Tests blocking merge passing",
+        "Benchmarks passing",
+        "Other workflows failing",
+        "Flaky reruns, 7 days",
+        "p90 workflow duration",
+        "Jobs timed out, 7 days",
+        "Job queue time p90",
+        "Hotfixes, 7 days",
+        "Force merges, 7 days",
+        "Reverts, 7 days",
+        "Time to merge p90",
+        "Open bugs: training",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(title))
+            .unwrap_or_else(|| panic!("no row {title:?} in\n{stdout}"));
+        assert!(!line.to_lowercase().contains("unknown"), "{line}");
+    }
+}
+
+/// An exhausted primary limit whose reset is far away stops the collector with a clear error
+/// after one request, instead of retrying into a ban.
+#[tokio::test]
+async fn an_exhausted_primary_rate_limit_stops_and_reports() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 10,
+            pulls: 5,
+            issues: 20,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    fake.set_faults(Faults {
+        primary_exhausted: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let text = format!(
+        "[[collector]]\nname = \"issues\"\ntype = \"github_issues\"\nrepo = \"{REPO}\"\nlabels = [\"bug\"]\napi_url = \"{}\"\nmax_rate_limit_wait = \"5m\"\n",
+        fake.url
+    );
+    let c = collect_all(&plan(&text), &state, h.now).await;
+    let err = &c.errors["issues"];
+    assert!(
+        err.contains("rate limit") && err.contains("stopping"),
+        "{err}"
+    );
+    assert_eq!(fake.log().len(), 1);
+}
+
+/// docs/collectors.md lists every signal each GitHub collector produces.
+#[test]
+fn the_collector_docs_list_every_github_signal() {
+    let doc =
+        std::fs::read_to_string(crate::support::repo_root().join("docs/collectors.md")).unwrap();
+    for kind in infra_health::collectors::REGISTRY
+        .iter()
+        .filter(|k| k.name.starts_with("github_"))
+    {
+        let section = doc
+            .split("\n### ")
+            .find(|s| s.starts_with(&format!("`{}`", kind.name)))
+            .unwrap_or_else(|| panic!("no section for {}", kind.name));
+        for signal in kind.signals {
+            assert!(
+                section.contains(&format!("| `{signal}` |")),
+                "docs/collectors.md: {} does not document {signal}",
+                kind.name
+            );
+        }
+    }
+}

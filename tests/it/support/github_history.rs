@@ -1,0 +1,410 @@
+//! A generated GitHub repository history for the fake GitHub (deterministic for a seed).
+//!
+//! Thousands of workflow runs over many workflows and branches (re-runs whose first attempt
+//! failed, jobs that timed out either as `timed_out` or as `cancelled` with GitHub's "exceeded the
+//! maximum execution time" annotation, runs still in progress), commits on `main` (plain,
+//! `Revert "…"`, `hotfix:`, `[force merge]`, and merges of labelled pull requests), pull requests
+//! (merged, closed, open and stale) and labelled issues mixed with pull requests, as the issues
+//! endpoint returns them. Tests compute their expectations from this data, not from the
+//! collectors.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+pub const REPO: &str = "acme/widgets";
+pub const TIMEOUT_ANNOTATION: &str = "The job running on runner GitHub Actions 12 has exceeded the maximum execution time of 30 minutes.";
+pub const LABELS: &[&str] = &["training", "infra", "bug", "eval", "docs"];
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub id: u64,
+    pub name: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub id: u64,
+    pub workflow: usize,
+    pub branch: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub run_attempt: u32,
+    pub created_at: DateTime<Utc>,
+    pub run_started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Conclusion of attempt 1 when the run was re-run.
+    pub first_attempt_conclusion: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobData {
+    pub id: u64,
+    pub run_attempt: u32,
+    pub conclusion: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitData {
+    pub sha: String,
+    pub message: String,
+    pub date: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullData {
+    pub number: u64,
+    pub title: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub merged_at: Option<DateTime<Utc>>,
+    pub merge_commit_sha: Option<String>,
+    pub labels: Vec<String>,
+    pub head: String,
+    pub base: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssueData {
+    pub number: u64,
+    pub state: String,
+    pub labels: Vec<String>,
+    pub is_pull: bool,
+}
+
+/// Sizes of a generated history.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub runs: usize,
+    pub pulls: usize,
+    pub issues: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct History {
+    pub repo: String,
+    pub now: DateTime<Utc>,
+    pub workflows: Vec<Workflow>,
+    /// Newest first (highest id first), as GitHub lists them.
+    pub runs: Vec<RunData>,
+    pub jobs: HashMap<u64, Vec<JobData>>,
+    pub annotations: HashMap<u64, Vec<String>>,
+    /// Newest first.
+    pub commits: Vec<CommitData>,
+    pub pulls: Vec<PullData>,
+    /// Highest number first.
+    pub issues: Vec<IssueData>,
+}
+
+fn secs(n: i64) -> TimeDelta {
+    TimeDelta::seconds(n)
+}
+
+fn sha(rng: &mut StdRng) -> String {
+    (0..40)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap())
+        .collect()
+}
+
+impl History {
+    /// Generate a history ending at `now` (whole seconds). Runs span 8 days (7-day window plus
+    /// older ones the scan must stop at); pulls 30 days.
+    pub fn generate(seed: u64, sizes: Sizes, now: DateTime<Utc>) -> History {
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let workflows: Vec<Workflow> = [
+            ("Tests", "tests.yml"),
+            ("benchmarks", "bench.yml"),
+            ("lint", "lint.yml"),
+            ("docs", "docs.yml"),
+            ("build", "build.yml"),
+            ("e2e", "e2e.yml"),
+            ("nightly", "nightly.yml"),
+            ("deploy", "deploy.yml"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, file))| Workflow {
+            id: 1000 + i as u64,
+            name: name.to_string(),
+            path: format!(".github/workflows/{file}"),
+        })
+        .collect();
+
+        // Runs: creation times spread over 8 days, ids increasing with time.
+        let span = 8 * 86_400i64;
+        let mut created: Vec<i64> = (0..sizes.runs)
+            .map(|_| rng.random_range(60..span))
+            .collect();
+        created.sort_unstable_by(|a, b| b.cmp(a)); // seconds ago, oldest first
+        let mut runs = Vec::with_capacity(sizes.runs);
+        let mut jobs = HashMap::new();
+        let mut annotations = HashMap::new();
+        let mut next_job = 5_000_000u64;
+        for (i, ago) in created.iter().enumerate() {
+            let id = 100_000 + i as u64 * 3;
+            let workflow = rng.random_range(0..workflows.len());
+            let branch = if rng.random_bool(0.55) {
+                "main".to_string()
+            } else {
+                format!("feature-{}", rng.random_range(0..40))
+            };
+            let created_at = now - secs(*ago);
+            let duration = 60 + (rng.random::<f64>().powi(3) * 1200.0) as i64;
+            let in_progress = *ago < 1800 && rng.random_bool(0.5);
+            let attempts = if in_progress {
+                1
+            } else {
+                match rng.random_range(0..100) {
+                    0..=89 => 1,
+                    90..=97 => 2,
+                    _ => 3,
+                }
+            };
+            let conclusion = if in_progress {
+                None
+            } else {
+                Some(
+                    match rng.random_range(0..100) {
+                        0..=77 => "success",
+                        78..=89 => "failure",
+                        90..=93 => "cancelled",
+                        94..=96 => "timed_out",
+                        _ => "skipped",
+                    }
+                    .to_string(),
+                )
+            };
+            let first_attempt_conclusion = (attempts > 1).then(|| {
+                if rng.random_bool(0.7) {
+                    "failure"
+                } else {
+                    "cancelled"
+                }
+                .to_string()
+            });
+            let rerun_delay = if attempts > 1 {
+                rng.random_range(600..7200)
+            } else {
+                rng.random_range(0..20)
+            };
+            let run_started_at = (created_at + secs(rerun_delay)).min(now - secs(1));
+            let updated_at = if in_progress {
+                (run_started_at + secs(30)).min(now)
+            } else {
+                run_started_at + secs(duration)
+            };
+            // Jobs of every attempt; the last attempt's jobs carry the run's outcome.
+            let mut run_jobs = Vec::new();
+            for attempt in 1..=attempts {
+                let attempt_conclusion = if attempt == attempts {
+                    conclusion.clone()
+                } else {
+                    first_attempt_conclusion.clone()
+                };
+                let n = rng.random_range(1..=4);
+                for j in 0..n {
+                    let job_id = next_job;
+                    next_job += 1;
+                    let job_created = if attempt == attempts {
+                        run_started_at + secs(rng.random_range(0..5))
+                    } else {
+                        created_at + secs(rng.random_range(0..5))
+                    };
+                    let queue = (rng.random::<f64>().powi(2) * 240.0) as i64;
+                    let labels = if rng.random_bool(0.8) {
+                        vec!["ubuntu-latest".to_string()]
+                    } else {
+                        vec!["self-hosted".to_string(), "gpu".to_string()]
+                    };
+                    let (job_conclusion, started) = match attempt_conclusion.as_deref() {
+                        None => (None, (j == 0).then_some(job_created + secs(queue))),
+                        Some("timed_out") if j == 0 => {
+                            if rng.random_bool(0.5) {
+                                (
+                                    Some("timed_out".to_string()),
+                                    Some(job_created + secs(queue)),
+                                )
+                            } else {
+                                annotations.insert(job_id, vec![TIMEOUT_ANNOTATION.to_string()]);
+                                (
+                                    Some("cancelled".to_string()),
+                                    Some(job_created + secs(queue)),
+                                )
+                            }
+                        }
+                        Some("cancelled") => {
+                            annotations
+                                .insert(job_id, vec!["The operation was canceled.".to_string()]);
+                            (
+                                Some("cancelled".to_string()),
+                                Some(job_created + secs(queue)),
+                            )
+                        }
+                        Some("failure") if j == 0 => {
+                            (Some("failure".to_string()), Some(job_created + secs(queue)))
+                        }
+                        Some("skipped") => (Some("skipped".to_string()), None),
+                        Some(_) => (Some("success".to_string()), Some(job_created + secs(queue))),
+                    };
+                    let completed_at = job_conclusion
+                        .as_ref()
+                        .and(started)
+                        .map(|s| s + secs(rng.random_range(10..600)));
+                    run_jobs.push(JobData {
+                        id: job_id,
+                        run_attempt: attempt,
+                        conclusion: job_conclusion,
+                        created_at: job_created,
+                        started_at: started,
+                        completed_at,
+                        labels,
+                    });
+                }
+            }
+            jobs.insert(id, run_jobs);
+            runs.push(RunData {
+                id,
+                workflow,
+                branch,
+                status: if in_progress {
+                    "in_progress"
+                } else {
+                    "completed"
+                }
+                .to_string(),
+                conclusion,
+                run_attempt: attempts,
+                created_at,
+                run_started_at,
+                updated_at,
+                first_attempt_conclusion,
+            });
+        }
+        runs.reverse();
+
+        // Pull requests over 30 days; merged ones into main become commits on main.
+        let mut pulls = Vec::with_capacity(sizes.pulls);
+        let mut commits = Vec::new();
+        for i in 0..sizes.pulls {
+            let number = 1 + i as u64;
+            let created_at = now - secs(rng.random_range(3600..30 * 86_400));
+            let kind = rng.random_range(0..100);
+            let (labels, head): (Vec<String>, String) = match kind {
+                0..=5 => (vec!["hotfix".into()], format!("fix-{number}")),
+                6..=9 => (vec![], format!("hotfix/{number}")),
+                10..=14 => (vec!["force-merge".into()], format!("feature/{number}")),
+                15..=17 => (vec!["revert".into()], format!("undo-{number}")),
+                18..=19 => (vec![], format!("revert-{number}-thing")),
+                _ => (vec!["enhancement".into()], format!("feature/{number}")),
+            };
+            let base = if rng.random_bool(0.9) {
+                "main"
+            } else {
+                "release"
+            }
+            .to_string();
+            let state_roll = rng.random_range(0..100);
+            let (state, merged_at) = if state_roll < 70 {
+                let ttm = (rng.random::<f64>().powi(2) * 96.0 * 3600.0) as i64 + 300;
+                let merged = created_at + secs(ttm);
+                if merged < now {
+                    ("closed", Some(merged))
+                } else {
+                    ("open", None)
+                }
+            } else if state_roll < 80 {
+                ("closed", None)
+            } else {
+                ("open", None)
+            };
+            let updated_at = match merged_at {
+                Some(m) => (m + secs(rng.random_range(0..600))).min(now),
+                None => (created_at + secs(rng.random_range(0..20 * 86_400))).min(now),
+            };
+            let title = format!("Change number {number}");
+            let merge_commit_sha = merged_at.map(|_| sha(&mut rng));
+            if let (Some(m), Some(s), "main") = (merged_at, &merge_commit_sha, base.as_str()) {
+                commits.push(CommitData {
+                    sha: s.clone(),
+                    message: format!("{title} (#{number})\n\nSquashed."),
+                    date: m,
+                });
+            }
+            pulls.push(PullData {
+                number,
+                title,
+                state: state.to_string(),
+                created_at,
+                updated_at,
+                merged_at,
+                merge_commit_sha,
+                labels,
+                head,
+                base,
+            });
+        }
+        // Direct commits recognised by their message.
+        for i in 0..(sizes.pulls / 20).max(8) {
+            let date = now - secs(rng.random_range(60..9 * 86_400));
+            let message = match i % 4 {
+                0 => format!(
+                    "Revert \"Change number {i}\"\n\nThis reverts commit {}.",
+                    sha(&mut rng)
+                ),
+                1 => format!("hotfix: unbreak the build {i}"),
+                2 => format!("[force merge] emergency config {i}"),
+                _ => format!("chore: bump deps {i}"),
+            };
+            commits.push(CommitData {
+                sha: sha(&mut rng),
+                message,
+                date,
+            });
+        }
+        commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+
+        let mut issues = Vec::with_capacity(sizes.issues);
+        for i in 0..sizes.issues {
+            let n = rng.random_range(1..=2);
+            let mut labels: Vec<String> = (0..n)
+                .map(|_| LABELS[rng.random_range(0..LABELS.len())].to_string())
+                .collect();
+            labels.dedup();
+            issues.push(IssueData {
+                number: 10_000 + i as u64,
+                state: if rng.random_bool(0.6) {
+                    "open"
+                } else {
+                    "closed"
+                }
+                .to_string(),
+                labels,
+                is_pull: rng.random_bool(0.2),
+            });
+        }
+        issues.reverse();
+
+        History {
+            repo: REPO.to_string(),
+            now,
+            workflows,
+            runs,
+            jobs,
+            annotations,
+            commits,
+            pulls,
+            issues,
+        }
+    }
+}
