@@ -337,6 +337,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         .map(Path::to_path_buf)
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
+    // Absolute, so a path resolved against it means the same thing from any working directory
+    // (an `exec` command runs with the config's directory as its cwd).
+    let config_dir = std::path::absolute(&config_dir).unwrap_or(config_dir);
     let collectors = resolve_collectors(&mut p, &raw.collector, &config_dir);
     let mut warnings = Vec::new();
     let checks = match &schema {

@@ -345,3 +345,26 @@ async fn hanging_and_panicking_collectors_leave_their_rows_unknown() {
     assert!(series.contains("reason:collector_panic"));
     assert!(!series.contains("metta.infra.cron.ci.slow\""));
 }
+
+/// The README's main command, exactly: from the repository root with a relative config path.
+/// Every row must be known: the bundled examples cover the whole matrix offline.
+#[test]
+fn the_readme_command_shows_a_complete_matrix_offline() {
+    let state = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(repo_root())
+        .args(["run", "--config", "config/infra-health.toml"])
+        .env("INFRA_HEALTH_STATE", state.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("21 rows:"), "{stdout}");
+    assert!(stdout.contains(" 0 unknown."), "{stdout}");
+    assert!(state.path().join("board.html").exists());
+}
