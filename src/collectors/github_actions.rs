@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
 use crate::github::client::{Fetched, GithubClient, Validators, decode};
 use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage};
-use crate::github::{GithubSource, Repo, save_state, window_opt};
+use crate::github::{GithubSource, Repo, save_state, window};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -87,17 +87,10 @@ pub struct ActionsCollector {
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
-    let (source, rest) = GithubSource::build(ctx)?;
-    let opts: ActionsOptions = toml::Value::Table(rest)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let (source, opts): (_, ActionsOptions) = GithubSource::build_with(ctx)?;
     Ok(Arc::new(ActionsCollector {
         source,
-        window: window_opt(
-            &opts.window,
-            "window",
-            std::time::Duration::from_secs(7 * 86_400),
-        )?,
+        window: window(&opts.window)?,
         workflows: opts.workflows,
         jobs: opts.jobs,
         timeout_annotation: opts

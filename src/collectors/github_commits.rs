@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::{Commit, PullItem, closed_pulls_key, pull_items};
-use crate::github::{GithubSource, Repo, day_floor, save_state, window_opt};
+use crate::github::{GithubSource, Repo, day_floor, save_state, window};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -148,17 +148,10 @@ pub struct CommitsCollector {
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
-    let (source, rest) = GithubSource::build(ctx)?;
-    let o: CommitsOptions = toml::Value::Table(rest)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let (source, o): (_, CommitsOptions) = GithubSource::build_with(ctx)?;
     Ok(Arc::new(CommitsCollector {
         source,
-        window: window_opt(
-            &o.window,
-            "window",
-            std::time::Duration::from_secs(7 * 86_400),
-        )?,
+        window: window(&o.window)?,
         reverts: Rule::new(
             "revert_patterns",
             &o.revert_patterns,

@@ -43,10 +43,7 @@ pub struct IssuesCollector {
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
-    let (source, rest) = GithubSource::build(ctx)?;
-    let o: IssuesOptions = toml::Value::Table(rest)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let (source, o): (_, IssuesOptions) = GithubSource::build_with(ctx)?;
     if o.labels.is_empty() || o.labels.iter().any(|l| l.trim().is_empty()) {
         return Err("labels: list at least one non-empty label".into());
     }

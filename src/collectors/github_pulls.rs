@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
 use crate::github::client::{GithubClient, PageCache};
 use crate::github::models::{PullItem, closed_pulls_key, pull_items};
-use crate::github::{GithubSource, Repo, save_state, window_opt};
+use crate::github::{GithubSource, Repo, save_state, window, window_opt};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -47,17 +47,10 @@ pub struct PullsCollector {
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
-    let (source, rest) = GithubSource::build(ctx)?;
-    let o: PullsOptions = toml::Value::Table(rest)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let (source, o): (_, PullsOptions) = GithubSource::build_with(ctx)?;
     Ok(Arc::new(PullsCollector {
         source,
-        window: window_opt(
-            &o.window,
-            "window",
-            std::time::Duration::from_secs(7 * 86_400),
-        )?,
+        window: window(&o.window)?,
         stale_after: window_opt(
             &o.stale_after,
             "stale_after",

@@ -128,6 +128,18 @@ fn duration_opt(v: &Option<String>, key: &str, default: Duration) -> Result<Dura
 
 impl GithubSource {
     /// Validate the common options; returns the collector's own options (the other keys).
+    /// [`build`](Self::build), then the collector's own options (the keys that are not common)
+    /// into `T`, refusing unknown ones.
+    pub fn build_with<T: serde::de::DeserializeOwned>(
+        ctx: &BuildContext,
+    ) -> Result<(GithubSource, T), String> {
+        let (source, rest) = Self::build(ctx)?;
+        let own = toml::Value::Table(rest)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
+        Ok((source, own))
+    }
+
     pub fn build(ctx: &BuildContext) -> Result<(GithubSource, toml::Table), String> {
         let mut common = toml::Table::new();
         let mut rest = toml::Table::new();
@@ -399,6 +411,11 @@ pub fn day_floor(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Parse a window option (`7d`) with a default.
+/// The rolling window every `github_*` collector counts over: `window`, default 7 days.
+pub fn window(v: &Option<String>) -> Result<chrono::TimeDelta, String> {
+    window_opt(v, "window", Duration::from_secs(7 * 86_400))
+}
+
 pub fn window_opt(
     v: &Option<String>,
     key: &str,
