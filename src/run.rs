@@ -281,6 +281,25 @@ pub async fn commit(
     }
 }
 
+/// Deliver the run's metrics, log what failed, and advance the collectors' checkpoints only
+/// when everything was delivered (never on a dry run), so an undelivered run is collected again.
+pub async fn deliver_and_commit(
+    sink: &sinks::Sink,
+    metrics: &[Metric],
+    collectors: &[&CollectorInstance],
+    outcomes: &[CollectorOutcome],
+    ctx: &CollectContext,
+) -> DeliveryReport {
+    let delivery = sink.deliver_at(metrics, ctx.now.timestamp()).await;
+    for p in &delivery.problems {
+        tracing::error!("delivery: {p}");
+    }
+    if delivery.ok && !ctx.dry_run && sink.name() != "dry-run" {
+        commit(collectors, outcomes, ctx).await;
+    }
+    delivery
+}
+
 /// The whole of `infra-health run`.
 pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
     let now = opts.now.unwrap_or_else(Utc::now);
@@ -312,19 +331,12 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
     }
     let results = rows.results;
     let metrics = metrics(plan, &results, &outcomes, now.timestamp());
-    let delivery = sink.deliver_at(&metrics, now.timestamp()).await;
-    for p in &delivery.problems {
-        tracing::error!("delivery: {p}");
-    }
+    let delivery = deliver_and_commit(&sink, &metrics, &selected, &outcomes, &ctx).await;
     if !opts.dry_run {
         match crate::board::publish(&state, &plan.checks, &rows.memory, now).await {
             Ok(at) => tracing::info!("health board written to {at}"),
             Err(e) => tracing::error!("could not write the health board: {e}"),
         }
-    }
-    // Checkpoints advance only once what they covered was delivered.
-    if delivery.ok && !opts.dry_run && sink.name() != "dry-run" {
-        commit(&selected, &outcomes, &ctx).await;
     }
     // Status-change events annotate the dashboard; they are optional and never fail the run.
     if plan.sink.events && !rows.changes.is_empty() && !opts.dry_run {

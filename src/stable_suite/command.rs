@@ -202,13 +202,7 @@ pub async fn import_stable(
     }
     let results = run::evaluate(&plan, &outcomes);
     let metrics = run::metrics(&plan, &results, &outcomes, now.timestamp());
-    let delivery = sink.deliver_at(&metrics, now.timestamp()).await;
-    for p in &delivery.problems {
-        tracing::error!("delivery: {p}");
-    }
-    if delivery.ok && !opts.dry_run && sink.name() != "dry-run" {
-        run::commit(&[&instance], &outcomes, &ctx).await;
-    }
+    let delivery = run::deliver_and_commit(&sink, &metrics, &[&instance], &outcomes, &ctx).await;
     let rows = results
         .into_iter()
         .map(|(i, r)| (plan.checks[i].clone(), r))
