@@ -2,7 +2,7 @@
 //!
 //! `scripts/test` starts one and exports `INFRA_HEALTH_TEST_S3_ENDPOINT`; when a test binary runs
 //! without it (e.g. `cargo test` by hand), the first test that needs S3 starts its own
-//! `moto_server` under `timeout`, so it stops by itself. With neither, the test fails and says
+//! `python3 -m moto.server` under `timeout`, so it stops by itself. With neither, the test fails and says
 //! how to install it: a silently skipped S3 test would hide a broken state store.
 
 use std::net::TcpListener;
@@ -46,7 +46,9 @@ fn start_moto() -> String {
     let spawned = Command::new("timeout")
         .args([
             "600",
-            "moto_server",
+            "python3",
+            "-m",
+            "moto.server",
             "-H",
             "127.0.0.1",
             "-p",
