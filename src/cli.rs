@@ -363,14 +363,16 @@ fn print_run(plan: &Plan, summary: &run::RunSummary, dry_run: bool) {
     };
     let mut text = crate::matrix::render(&rows, color);
     let count = |s| rows.iter().filter(|(_, r)| r.status == s).count();
+    let inferred = rows.iter().filter(|(_, r)| r.inferred).count();
     use crate::schema::Status;
     text.push_str(&format!(
-        "\n{} rows: {} pass, {} warn, {} fail, {} unknown. {} metrics to {}{}.\n",
+        "\n{} rows: {} pass, {} warn, {} fail, {} unknown; {} inferred (carried forward). {} metrics to {}{}.\n",
         rows.len(),
         count(Status::Pass),
         count(Status::Warn),
         count(Status::Fail),
         count(Status::Unknown),
+        inferred,
         summary.metrics,
         summary.delivery.destination,
         if summary.delivery.ok {

@@ -365,6 +365,6 @@ fn the_readme_command_shows_a_complete_matrix_offline() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("21 rows:"), "{stdout}");
-    assert!(stdout.contains(" 0 unknown."), "{stdout}");
+    assert!(stdout.contains(" 0 unknown;"), "{stdout}");
     assert!(state.path().join("board.html").exists());
 }
