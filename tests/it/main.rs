@@ -7,6 +7,7 @@ mod board;
 mod datadog_delivery;
 mod docs;
 mod exec_probe;
+mod fake_dashboards;
 mod foundation;
 mod github;
 mod helm_chart;

@@ -9,9 +9,12 @@
 //! slowly, or lose their connection with no response at all. A faulted request is never
 //! recorded: the intake decides the fault before accepting anything.
 //!
-//! Routes live in an axum [`Router`]; [`FakeDatadog::start_with`] takes extra routes (the
-//! dashboard API, say). Each fake runs on its own thread and runtime, so sync tests that drive
-//! the binary can use it too, and stops when dropped.
+//! Every fake also serves the Dashboards API v1 (see [`super::fake_dashboards`]), which needs
+//! the application key as well ([`FakeDatadog::set_app_key`]).
+//!
+//! Routes live in an axum [`Router`]; [`FakeDatadog::start_with`] takes extra routes. Each fake
+//! runs on its own thread and runtime, so sync tests that drive the binary can use it too, and
+//! stops when dropped.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -26,6 +29,8 @@ use axum::http::{HeaderMap, Request, Response};
 use axum::routing::{get, post};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+
+use super::fake_dashboards::{self, DashboardStore};
 
 pub const MAX_COMPRESSED: usize = 512_000;
 pub const MAX_UNCOMPRESSED: usize = 5_242_880;
@@ -116,6 +121,8 @@ pub struct Inner {
     pub recorded: Vec<Recorded>,
     pub events: Vec<Value>,
     pub seen: Vec<Seen>,
+    /// The Dashboards API's state (see [`super::fake_dashboards`]).
+    pub dashboards: DashboardStore,
     faults: FaultPlan,
 }
 
@@ -136,7 +143,7 @@ impl Drop for FakeDatadog {
     }
 }
 
-fn respond(status: u16, body: Value) -> Response<Body> {
+pub(crate) fn respond(status: u16, body: Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -144,7 +151,7 @@ fn respond(status: u16, body: Value) -> Response<Body> {
         .expect("valid response")
 }
 
-fn errors(status: u16, msg: &str) -> Response<Body> {
+pub(crate) fn errors(status: u16, msg: &str) -> Response<Body> {
     respond(status, json!({ "errors": [msg] }))
 }
 
@@ -177,7 +184,9 @@ impl FakeDatadog {
         Self::start_with(api_key, Router::new())
     }
 
-    /// Start with extra routes merged in (they get the same fault plan and key check).
+    /// Start with extra routes merged in (they get the same fault plan and key check). The
+    /// dashboard routes are always there; `extra` must not define them again (axum panics on
+    /// overlapping routes).
     pub fn start_with(api_key: &str, extra: Router<Shared>) -> FakeDatadog {
         let shared: Shared = Arc::new(Mutex::new(Inner {
             api_key: api_key.to_string(),
@@ -189,6 +198,7 @@ impl FakeDatadog {
             .route("/api/v1/events", post(events))
             .route("/api/v1/validate", get(validate))
             .route("/api/v2/validate_keys", get(validate_keys))
+            .merge(fake_dashboards::routes())
             .merge(extra)
             .with_state(shared.clone());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -243,7 +253,7 @@ impl FakeDatadog {
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         f(&mut self.shared.lock().expect("fake intake lock"))
     }
 
@@ -357,6 +367,15 @@ fn key_ok(inner: &Inner, headers: &HeaderMap) -> bool {
         .get("dd-api-key")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|k| k == inner.api_key)
+}
+
+/// Both the API key and the application key (never valid before [`FakeDatadog::set_app_key`]).
+pub(crate) fn keys_ok(inner: &Inner, headers: &HeaderMap) -> bool {
+    let app_ok = headers
+        .get("dd-application-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|k| inner.app_key.as_deref() == Some(k));
+    key_ok(inner, headers) && app_ok
 }
 
 /// Check key, encoding and limits; the decompressed JSON or the error response.
@@ -636,12 +655,7 @@ async fn validate(State(shared): State<Shared>, headers: HeaderMap) -> Response<
 }
 
 async fn validate_keys(State(shared): State<Shared>, headers: HeaderMap) -> Response<Body> {
-    let inner = shared.lock().expect("lock");
-    let app_ok = headers
-        .get("dd-application-key")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| inner.app_key.as_deref() == Some(k));
-    if key_ok(&inner, &headers) && app_ok {
+    if keys_ok(&shared.lock().expect("lock"), &headers) {
         respond(200, json!({ "status": "ok" }))
     } else {
         errors(403, "Forbidden")

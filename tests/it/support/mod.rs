@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_dashboards;
 pub mod fake_datadog;
 pub mod fake_github;
 pub mod github_history;
