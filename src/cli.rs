@@ -33,7 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Collect, evaluate and deliver once (the CronJob entrypoint).
     Run(RunArgs),
-    /// Check the config: unknown keys, bad conditions, schema violations, with file:line.
+    /// Check the config: unknown keys, bad conditions, schema violations, with file:line; and
+    /// that the dashboard generated from it validates.
     Validate,
     /// List the rows of the health matrix.
     Checks,
@@ -51,6 +52,40 @@ pub enum Command {
     /// Check credentials against their services without printing them.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// The Datadog dashboard generated from this config: render, diff, push or terraform.
+    #[command(subcommand)]
+    Dashboard(DashboardCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DashboardCommand {
+    /// Print the dashboard JSON (checked against the metrics the config emits).
+    Render {
+        /// Write it to FILE instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Show what `push` would change on the live dashboard (needs DD_API_KEY and DD_APP_KEY).
+    Diff {
+        /// State store URL, where `push` keeps the dashboard's id (as for `run`).
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+    },
+    /// Create or update the dashboard (needs DD_API_KEY and DD_APP_KEY); idempotent.
+    Push {
+        /// State store URL, where the dashboard's id is kept (as for `run`).
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+    },
+    /// Print a Terraform `datadog_dashboard_json` resource holding the dashboard.
+    Terraform {
+        /// Write it to FILE instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The Terraform resource name.
+        #[arg(long, default_value = "infra_health", value_name = "NAME")]
+        resource: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -251,11 +286,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             for w in &plan.warnings {
                 println!("warning: {w}");
             }
+            // The dashboard is part of the config's contract: it must chart what the rows emit.
+            let dashboard = crate::dashboard::render(&plan)?;
             println!(
-                "{}: ok ({} collectors, {} rows)",
+                "{}: ok ({} collectors, {} rows; dashboard {:?} with {} widgets)",
                 path.display(),
                 plan.collectors.len(),
-                plan.checks.len()
+                plan.checks.len(),
+                plan.dashboard.title,
+                crate::dashboard::widget_count(&dashboard)
             );
             Ok(exit::OK)
         }
@@ -321,6 +360,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             crate::state::inspect::reset(&plan, state.as_deref(), row).await?;
             println!("forgot row {row}");
             Ok(exit::OK)
+        }
+        Command::Dashboard(cmd) => {
+            let plan = load_plan(&cli)?;
+            crate::dashboard::command::execute(&plan, cmd).await
         }
         Command::Credentials(CredentialsCommand::Check) => {
             // The config is optional here: it only supplies `[sink]` site/endpoint.

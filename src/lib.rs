@@ -7,11 +7,13 @@
 //! maps errors to exit codes.
 
 pub mod board;
+pub mod catalog;
 pub mod checks;
 pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod credentials;
+pub mod dashboard;
 pub mod exit;
 pub mod github;
 pub mod matrix;

@@ -51,6 +51,8 @@ pub const KIND: CollectorKind = CollectorKind {
         "<prefix>.bad_lines",
         "<any, from JSON lines on stdout>",
     ],
+    tags: &[],
+    self_metrics: &[],
     build,
 };
 

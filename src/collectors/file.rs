@@ -27,6 +27,8 @@ pub const KIND: CollectorKind = CollectorKind {
     name: "file",
     description: "observations read from a JSON file (list of {signal, value, timestamp?, unit?, tags?})",
     signals: &["<any, as named in the file>"],
+    tags: &[],
+    self_metrics: &[],
     build,
 };
 

@@ -53,6 +53,8 @@ pub const KIND: CollectorKind = CollectorKind {
         "jobs.timed_out",
         "jobs.cancelled",
     ],
+    tags: &["repo", "branch"],
+    self_metrics: crate::github::SELF_METRICS,
     build,
 };
 

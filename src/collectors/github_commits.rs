@@ -36,6 +36,8 @@ pub const KIND: CollectorKind = CollectorKind {
         "commits.hotfixes",
         "commits.force_merges",
     ],
+    tags: &["repo", "branch"],
+    self_metrics: crate::github::SELF_METRICS,
     build,
 };
 

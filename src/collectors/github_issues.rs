@@ -28,6 +28,8 @@ pub const KIND: CollectorKind = CollectorKind {
     name: "github_issues",
     description: "open issues per label (pull requests excluded) and the change since the last run",
     signals: &["issues.open", "issues.open_change"],
+    tags: &["repo", "label"],
+    self_metrics: crate::github::SELF_METRICS,
     build,
 };
 

@@ -28,6 +28,8 @@ pub const KIND: CollectorKind = CollectorKind {
     name: "github_pulls",
     description: "pull requests into a branch: merged per window, time to merge, stale open PRs",
     signals: &["pulls.merged", "pulls.time_to_merge", "pulls.stale_open"],
+    tags: &["repo", "branch"],
+    self_metrics: crate::github::SELF_METRICS,
     build,
 };
 

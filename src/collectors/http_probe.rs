@@ -61,6 +61,8 @@ pub const KIND: CollectorKind = CollectorKind {
         "<prefix>.status_code",
         "<prefix>.json.<name>",
     ],
+    tags: &[],
+    self_metrics: &[],
     build,
 };
 

@@ -150,6 +150,14 @@ pub struct CollectorKind {
     pub description: &'static str,
     /// The signals it produces, for `infra-health collectors` and the docs.
     pub signals: &'static [&'static str],
+    /// Which of the optional metric tags (`repo`, `branch`, `label`, `runner`, …) its
+    /// observations carry. The dashboard reads this to know which rows a `$repo` filter or a
+    /// `by {label}` grouping can apply to; tags that come from user data (`file`, `exec`) are
+    /// not known in advance and not listed.
+    pub tags: &'static [&'static str],
+    /// Paths of the self-metrics its [`Collector::self_metrics`] may report (`github.requests`),
+    /// so the dashboard can chart them before the first run.
+    pub self_metrics: &'static [&'static str],
     pub build: fn(&BuildContext) -> Result<Arc<dyn Collector>, String>,
 }
 

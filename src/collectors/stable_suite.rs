@@ -46,6 +46,8 @@ pub const KIND: CollectorKind = CollectorKind {
         SIGNAL_IMPORTED,
         SIGNAL_BAD,
     ],
+    tags: &["runner"],
+    self_metrics: &[],
     build,
 };
 

@@ -21,6 +21,17 @@ use serde::Deserialize;
 
 use crate::checks::duration::parse_duration;
 use crate::collectors::{BuildContext, CollectContext, CollectError, SelfMetric};
+
+/// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
+/// fills them; the collectors' registry entries declare this list for the dashboard.
+pub const SELF_METRICS: &[&str] = &[
+    "github.requests",
+    "github.not_modified",
+    "github.primary_cost",
+    "github.retries",
+    "github.repos_failed",
+    "github.rate_limit.remaining",
+];
 use crate::observation::Observation;
 use crate::secret::Secret;
 use client::{Auth, Base, GithubClient, Policy, Replay, Settings, Stats};
@@ -365,22 +376,25 @@ impl GithubSource {
         Ok(out)
     }
 
-    /// The API cost of the last collection, as `github.*` self-metrics.
+    /// The API cost of the last collection, as `github.*` self-metrics (in [`SELF_METRICS`] order).
     pub fn self_metrics(&self) -> Vec<SelfMetric> {
         let Some((stats, failed)) = self.last.lock().ok().and_then(|l| *l) else {
             return Vec::new();
         };
-        let mut out = vec![
-            SelfMetric::new("github.requests", stats.requests as f64),
-            SelfMetric::new("github.not_modified", stats.not_modified as f64),
-            SelfMetric::new("github.primary_cost", stats.primary_cost as f64),
-            SelfMetric::new("github.retries", stats.retries as f64),
-            SelfMetric::new("github.repos_failed", failed as f64),
+        let values = [
+            Some(stats.requests as f64),
+            Some(stats.not_modified as f64),
+            Some(stats.primary_cost as f64),
+            Some(stats.retries as f64),
+            Some(failed as f64),
+            // Known only when GitHub answered with rate-limit headers (not when replaying).
+            stats.rate_limit_remaining.map(|r| r as f64),
         ];
-        if let Some(r) = stats.rate_limit_remaining {
-            out.push(SelfMetric::new("github.rate_limit.remaining", r as f64));
-        }
-        out
+        SELF_METRICS
+            .iter()
+            .zip(values)
+            .filter_map(|(path, v)| v.map(|v| SelfMetric::new(*path, v)))
+            .collect()
     }
 
     /// The client's cost counters of the last collection (tests and the benchmark read them).

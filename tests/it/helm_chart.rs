@@ -316,6 +316,34 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
 }
 
 #[test]
+fn the_dashboard_push_job_is_off_by_default_and_gets_the_app_key_when_on() {
+    assert!(
+        cronjobs(default_render())
+            .iter()
+            .all(|cj| name(cj) != "infra-health-dashboard")
+    );
+    let docs = render(&[
+        "--set",
+        "secrets.existingSecret=dd-keys",
+        "--set",
+        "jobs.dashboard.enabled=true",
+    ]);
+    let cj = cronjob(&docs, "infra-health-dashboard");
+    assert_eq!(
+        args(cj),
+        ["dashboard", "push"],
+        "no --only for the dashboard"
+    );
+    assert_eq!(cj["spec"]["schedule"].as_str(), Some("30 6 * * *"));
+    let app = env_var(cj, "DD_APP_KEY").expect("DD_APP_KEY is set from the Secret");
+    assert_eq!(
+        app["valueFrom"]["secretKeyRef"]["name"].as_str(),
+        Some("dd-keys"),
+        "{app:?}"
+    );
+}
+
+#[test]
 fn every_cronjob_is_forbid_bounded_and_hardened() {
     for docs in [default_render(), eso_render()] {
         for cj in cronjobs(docs) {

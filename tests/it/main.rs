@@ -4,6 +4,8 @@
 //! itself; nothing else is mocked.
 
 mod board;
+mod dashboard;
+mod dashboard_push;
 mod datadog_delivery;
 mod docs;
 mod exec_probe;

@@ -152,6 +152,8 @@ pub struct Client {
     base: url::Url,
     site: String,
     key: Secret,
+    /// Sent as `DD-APPLICATION-KEY` when set (the dashboard API needs it).
+    app_key: Option<Secret>,
 }
 
 /// The answer of `GET /api/v1/validate`.
@@ -168,11 +170,59 @@ impl Client {
             base,
             site: site.to_string(),
             key,
+            app_key: None,
         }
+    }
+
+    /// The same client, also sending an application key on every call.
+    pub fn with_app_key(mut self, app_key: Secret) -> Client {
+        self.app_key = Some(app_key);
+        self
+    }
+
+    /// One JSON API call (`GET`, `POST`, `PUT`, `DELETE`) with the keys in headers. The
+    /// body is sent as `application/json`; the answer's body is returned as it came.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, ApiError> {
+        let mut request = self
+            .http
+            .request(method, self.url(path)?)
+            .timeout(timeout)
+            .query(query)
+            .header("DD-API-KEY", self.key.expose());
+        if let Some(app) = &self.app_key {
+            request = request.header("DD-APPLICATION-KEY", app.expose());
+        }
+        if let Some(b) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport(path, e, timeout))?;
+        self.classify(path, response).await
     }
 
     pub fn site(&self) -> &str {
         &self.site
+    }
+
+    /// Text from a server or a transport error, with both keys taken out.
+    fn scrub(&self, mut text: String) -> String {
+        for key in std::iter::once(&self.key).chain(self.app_key.as_ref()) {
+            if !key.expose().is_empty() {
+                text = text.replace(key.expose(), "[redacted]");
+            }
+        }
+        text
     }
 
     fn url(&self, path: &str) -> Result<url::Url, ApiError> {
@@ -201,7 +251,7 @@ impl Client {
         }
         ApiError::Transport {
             path: path.to_string(),
-            message: message.replace(self.key.expose(), "[redacted]"),
+            message: self.scrub(message),
         }
     }
 
@@ -212,7 +262,7 @@ impl Client {
         if status.is_success() {
             return Ok(body);
         }
-        let message = error_text(&String::from_utf8_lossy(&body), &self.key);
+        let message = self.scrub(error_text(&String::from_utf8_lossy(&body), &self.key));
         let path = path.to_string();
         Err(match status {
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ApiError::Forbidden {
@@ -303,6 +353,60 @@ impl Client {
             Err(ApiError::Forbidden { .. }) => Ok(KeyCheck::Rejected),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Why [`with_retries`] gave up.
+#[derive(Debug)]
+pub struct Failed {
+    /// The last attempt's error.
+    pub error: ApiError,
+    /// The error was retriable but every retry the policy allows was used.
+    pub retries_exhausted: bool,
+}
+
+/// Call `attempt` (given the timeout for that attempt) until it succeeds, fails with an error
+/// not worth retrying, uses up the policy's retries or deadline, or `stop` says to. Waits back
+/// off exponentially with jitter, or as long as the server's `Retry-After` asks.
+pub async fn with_retries<T, F, Fut>(
+    policy: &RetryPolicy,
+    stop: impl Fn() -> bool,
+    mut attempt: F,
+) -> Result<T, Failed>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut tries = 0u32;
+    loop {
+        let remaining = policy.deadline.saturating_duration_since(Instant::now());
+        let timeout = policy.timeout.min(remaining.max(Duration::from_millis(1)));
+        let error = match attempt(timeout).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if !error.is_retriable() || tries >= policy.max_retries {
+            let retries_exhausted = error.is_retriable();
+            return Err(Failed {
+                error,
+                retries_exhausted,
+            });
+        }
+        let wait = error.retry_after().unwrap_or_else(|| policy.backoff(tries));
+        let remaining = policy.deadline.saturating_duration_since(Instant::now());
+        if wait >= remaining || stop() {
+            return Err(Failed {
+                error,
+                retries_exhausted: false,
+            });
+        }
+        tries += 1;
+        tracing::warn!(
+            "{error}; retry {tries}/{} in {:.2}s",
+            policy.max_retries,
+            wait.as_secs_f64()
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -403,51 +507,27 @@ impl Service {
         encoding: Option<Compression>,
         body: Bytes,
     ) -> Result<Bytes, ApiError> {
-        let mut attempt = 0u32;
-        loop {
-            let remaining = self
-                .policy
-                .deadline
-                .saturating_duration_since(Instant::now());
-            let timeout = self
-                .policy
-                .timeout
-                .min(remaining.max(Duration::from_millis(1)));
-            let result = self
-                .client
-                .post(path, encoding, body.clone(), timeout)
-                .await;
-            let err = match result {
-                Ok(b) => return Ok(b),
-                Err(e) => e,
-            };
-            if let ApiError::Forbidden { .. } = err {
-                self.key_rejected.store(true, Ordering::Relaxed);
-            }
-            if !err.is_retriable() || attempt >= self.policy.max_retries {
-                if err.is_retriable() {
-                    self.exhausted.fetch_add(1, Ordering::Relaxed);
+        let result = with_retries(
+            &self.policy,
+            || self.key_rejected.load(Ordering::Relaxed),
+            |timeout| {
+                let body = body.clone();
+                async move {
+                    let r = self.client.post(path, encoding, body, timeout).await;
+                    if let Err(ApiError::Forbidden { .. }) = r {
+                        self.key_rejected.store(true, Ordering::Relaxed);
+                    }
+                    r
                 }
-                return Err(err);
+            },
+        )
+        .await;
+        result.map_err(|failed| {
+            if failed.retries_exhausted {
+                self.exhausted.fetch_add(1, Ordering::Relaxed);
             }
-            let wait = err
-                .retry_after()
-                .unwrap_or_else(|| self.policy.backoff(attempt));
-            let remaining = self
-                .policy
-                .deadline
-                .saturating_duration_since(Instant::now());
-            if wait >= remaining || self.key_rejected.load(Ordering::Relaxed) {
-                return Err(err);
-            }
-            attempt += 1;
-            tracing::warn!(
-                "{err}; retry {attempt}/{} in {:.2}s",
-                self.policy.max_retries,
-                wait.as_secs_f64()
-            );
-            tokio::time::sleep(wait).await;
-        }
+            failed.error
+        })
     }
 
     /// Deliver one request (and its halves, after a 413).

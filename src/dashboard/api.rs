@@ -1,0 +1,336 @@
+//! `dashboard push` and `dashboard diff`: the Dashboards API (`/api/v1/dashboard`).
+//!
+//! A push is an idempotent upsert, so running it from every deploy (or a CronJob) keeps one
+//! dashboard, not one per run:
+//! 1. the id stored in the state store by the last push → `PUT` it (if Datadog still has it);
+//! 2. else a dashboard with exactly this title, found by paging through `GET /api/v1/dashboard`
+//!    (the API has no title filter) → `PUT` it;
+//! 3. else `POST` a new one.
+//!
+//! The id is stored after every push. Two dashboards with the same title is an error naming
+//! both ids: guessing which one to overwrite could destroy somebody's work.
+//!
+//! The API needs an application key as well as the API key (`DD_APP_KEY`, or `DD_APP_KEY_FILE`)
+//! and is reached at the same site and `DD_URL` override as the metrics sink. Calls retry on
+//! 429, 5xx and transport errors like metric delivery does; keys never appear in messages.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::diff::{self, Change};
+use crate::config::Plan;
+use crate::secret::Secret;
+use crate::sinks::datadog::service::{RetryPolicy, with_retries};
+use crate::sinks::datadog::{ApiError, Client, DatadogConfig};
+use crate::state::StateStore;
+
+/// How many dashboards one list page asks for.
+pub const PAGE_SIZE: usize = 100;
+
+/// Give up on listing after this many pages (100,000 dashboards): a server that keeps
+/// answering full pages is broken.
+const MAX_PAGES: usize = 1000;
+
+/// The Dashboards API of one site, with both keys.
+pub struct DashboardApi {
+    client: Client,
+    config: DatadogConfig,
+}
+
+/// What the state store remembers about a pushed dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredDashboard {
+    pub id: String,
+    pub title: String,
+    pub site: String,
+    pub pushed_at: DateTime<Utc>,
+}
+
+/// Where the live dashboard was found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Located {
+    /// By the id a previous push stored.
+    Stored { id: String, live: Value },
+    /// By its title.
+    ByTitle { id: String, live: Value },
+    /// Nowhere: a push creates it.
+    Missing,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushOutcome {
+    pub id: String,
+    pub created: bool,
+    /// What the update changed (empty for a new dashboard, or an update with no change).
+    pub changes: Vec<Change>,
+    /// Where to open it, when Datadog said.
+    pub url: Option<String>,
+}
+
+impl DashboardApi {
+    /// The API for the plan's `[sink]` settings and the environment's keys. Both keys are
+    /// required; the error says which is missing and how to provide it.
+    pub fn from_env(plan: &Plan, http: reqwest::Client) -> anyhow::Result<DashboardApi> {
+        let key = Secret::from_env(&["DD_API_KEY"])
+            .map_err(anyhow::Error::msg)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the Dashboards API needs DD_API_KEY (or DD_API_KEY_FILE) to be set"
+                )
+            })?;
+        let app = Secret::from_env(&["DD_APP_KEY"])
+            .map_err(anyhow::Error::msg)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the Dashboards API needs an application key: set DD_APP_KEY (or \
+                     DD_APP_KEY_FILE) to a key from Organization Settings → Application Keys \
+                     (`render` and `terraform` need no key)"
+                )
+            })?;
+        let config = DatadogConfig::resolve(&plan.sink.datadog)?;
+        Ok(DashboardApi::new(http, config, key, app))
+    }
+
+    pub fn new(
+        http: reqwest::Client,
+        config: DatadogConfig,
+        key: Secret,
+        app: Secret,
+    ) -> DashboardApi {
+        let client = Client::new(http, config.base.clone(), &config.site, key).with_app_key(app);
+        DashboardApi { client, config }
+    }
+
+    pub fn site(&self) -> &str {
+        &self.config.site
+    }
+
+    /// Where a dashboard opens in the browser, from the `url` path Datadog returns.
+    pub fn browser_url(&self, path: &str) -> String {
+        let site = &self.config.site;
+        let host = if ["datadoghq.com", "datadoghq.eu", "ddog-gov.com"].contains(&site.as_str()) {
+            format!("app.{site}")
+        } else {
+            site.clone()
+        };
+        format!("https://{host}{path}")
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let policy = RetryPolicy::from_config(&self.config, Instant::now());
+        let bytes = with_retries(
+            &policy,
+            || false,
+            |timeout: Duration| {
+                self.client
+                    .call(method.clone(), path, query, body.clone(), timeout)
+            },
+        )
+        .await
+        .map_err(|f| f.error)?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+            path: path.to_string(),
+            status: 200,
+            message: format!("the answer is not the JSON expected: {e}"),
+        })
+    }
+
+    /// `GET /api/v1/dashboard/{id}`; `None` when it does not exist (any more).
+    pub async fn get(&self, id: &str) -> Result<Option<Value>, ApiError> {
+        match self
+            .call(Method::GET, &format!("/api/v1/dashboard/{id}"), &[], None)
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(ApiError::BadRequest { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ids of every dashboard titled exactly `title`, paging through the list.
+    pub async fn find_by_title(&self, title: &str) -> Result<Vec<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            dashboards: Vec<Summary>,
+        }
+        #[derive(Deserialize)]
+        struct Summary {
+            id: String,
+            #[serde(default)]
+            title: String,
+        }
+        let mut found = Vec::new();
+        let mut start = 0;
+        for _ in 0..MAX_PAGES {
+            let query = [
+                ("count", PAGE_SIZE.to_string()),
+                ("start", start.to_string()),
+            ];
+            let page = self
+                .call(Method::GET, "/api/v1/dashboard", &query, None)
+                .await?;
+            let page: Page = serde_json::from_value(page).map_err(|e| ApiError::BadRequest {
+                path: "/api/v1/dashboard".into(),
+                status: 200,
+                message: format!("unexpected list answer: {e}"),
+            })?;
+            let n = page.dashboards.len();
+            found.extend(
+                page.dashboards
+                    .into_iter()
+                    .filter(|d| d.title == title)
+                    .map(|d| d.id),
+            );
+            // Only an empty page ends the list: a server may answer fewer than asked per page.
+            if n == 0 {
+                return Ok(found);
+            }
+            start += n;
+        }
+        Ok(found)
+    }
+
+    fn state_key(&self, title: &str) -> String {
+        let slug: String = title
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!(
+            "dashboards/{}/{}.json",
+            self.config.site,
+            slug.trim_matches('-')
+        )
+    }
+
+    /// Find the live dashboard for `title`: the stored id first, then the title.
+    pub async fn locate(&self, state: &StateStore, title: &str) -> anyhow::Result<Located> {
+        let key = self.state_key(title);
+        let stored: Option<StoredDashboard> = state.get_json(&key).await?;
+        if let Some(s) = stored {
+            match self.get(&s.id).await? {
+                Some(live) => return Ok(Located::Stored { id: s.id, live }),
+                None => tracing::warn!(
+                    "the dashboard {} stored by the last push no longer exists on {}; looking for {title:?} by title",
+                    s.id,
+                    self.config.site
+                ),
+            }
+        }
+        let ids = self.find_by_title(title).await?;
+        match ids.as_slice() {
+            [] => Ok(Located::Missing),
+            [id] => match self.get(id).await? {
+                Some(live) => Ok(Located::ByTitle {
+                    id: id.clone(),
+                    live,
+                }),
+                None => Ok(Located::Missing),
+            },
+            many => anyhow::bail!(
+                "{} dashboards on {} are titled {title:?} (ids {}); delete the extra ones or give \
+                 this config's dashboard another title in [dashboard] title",
+                many.len(),
+                self.config.site,
+                many.join(", ")
+            ),
+        }
+    }
+
+    /// What a push of `dashboard` would change: `None` when it would create it.
+    pub async fn diff(
+        &self,
+        state: &StateStore,
+        dashboard: &Value,
+    ) -> anyhow::Result<Option<(String, Vec<Change>)>> {
+        let title = title_of(dashboard)?;
+        Ok(match self.locate(state, &title).await? {
+            Located::Stored { id, live } | Located::ByTitle { id, live } => {
+                Some((id, diff::changes(dashboard, &live)))
+            }
+            Located::Missing => None,
+        })
+    }
+
+    /// Create or update the dashboard, and remember its id.
+    pub async fn push(&self, state: &StateStore, dashboard: &Value) -> anyhow::Result<PushOutcome> {
+        let title = title_of(dashboard)?;
+        let (answer, id, created, changes) = match self.locate(state, &title).await? {
+            Located::Stored { id, live } | Located::ByTitle { id, live } => {
+                let changes = diff::changes(dashboard, &live);
+                let answer = self
+                    .call(
+                        Method::PUT,
+                        &format!("/api/v1/dashboard/{id}"),
+                        &[],
+                        Some(dashboard),
+                    )
+                    .await?;
+                (answer, id, false, changes)
+            }
+            Located::Missing => {
+                let answer = self
+                    .call(Method::POST, "/api/v1/dashboard", &[], Some(dashboard))
+                    .await?;
+                let id = answer
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("Datadog created the dashboard but returned no id")
+                    })?
+                    .to_string();
+                (answer, id, true, Vec::new())
+            }
+        };
+        let record = StoredDashboard {
+            id: id.clone(),
+            title: title.clone(),
+            site: self.config.site.clone(),
+            pushed_at: Utc::now(),
+        };
+        if let Err(e) = state.put_json(&self.state_key(&title), &record).await {
+            // The dashboard is pushed; the next push finds it by title instead.
+            tracing::warn!("dashboard {id} pushed, but its id could not be stored: {e}");
+        }
+        let url = answer
+            .get("url")
+            .and_then(Value::as_str)
+            .map(|p| self.browser_url(p));
+        Ok(PushOutcome {
+            id,
+            created,
+            changes,
+            url,
+        })
+    }
+}
+
+fn title_of(dashboard: &Value) -> anyhow::Result<String> {
+    dashboard
+        .get("title")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the dashboard has no title"))
+}
