@@ -10,9 +10,8 @@
 //! A series is described by the tags whose value is known from the config alone (`fixed`: the
 //! row's identifying tags, `condition`, `env`, `service`, the row's own tags, `collector`) and
 //! the keys whose value depends on the data (`variable`: `status`, `repo`, `unit`, `inferred`,
-//! `reason`, …). Some series are only sent sometimes ([`Presence`]): `check.unknown` for a row
-//! without data, the carry-forward gauge for an inferred row, GitHub's rate-limit figure when
-//! GitHub sent one.
+//! `reason`, …). A few series are only sent sometimes ([`Presence`]): GitHub's rate-limit
+//! figure when GitHub sent one, points dropped by the Datadog sink.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,12 +31,10 @@ pub enum SeriesKind {
 /// When a series is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
-    /// Every run in which its row (or collector) has data.
+    /// Every run that evaluates its row (or runs its collector). A row's value metrics are
+    /// left out while the row is `unknown`; its `check.unknown` and `state.carry_forward`
+    /// flags are always sent.
     Always,
-    /// Only for a row whose status is `unknown` (instead of its value and status gauges).
-    WhenUnknown,
-    /// Only for a row carried forward from an earlier run.
-    WhenInferred,
     /// Only when the source reported the figure (GitHub's rate-limit headers, dropped points).
     Sometimes,
 }
@@ -203,24 +200,22 @@ impl Catalog {
         let tags_for =
             |name: &str, status: Status| schema.tags(name, &def.row, &condition, status, &fixed);
 
-        // An unknown row usually has no observation, so none of the observation's tags: only
-        // its unit and the reason.
+        let mut known_vars = variable.clone();
+        known_vars.push("inferred");
+        // `check.unknown` is 1 with a `reason` for an unknown row (which usually has no
+        // observation, so no observation tags) and 0 with the row's tags otherwise.
         let unknown = schema.unknown_metric(&pipeline)?;
-        let mut unknown_vars = vec!["reason"];
-        if def.unit.is_none() {
-            unknown_vars.push("unit");
-        }
+        let mut unknown_vars = known_vars.clone();
+        unknown_vars.push("reason");
         self.push(
             &unknown,
             SeriesKind::Gauge,
             &tags_for(&unknown, Status::Unknown)?,
             &unknown_vars,
-            Presence::WhenUnknown,
+            Presence::Always,
             origin.clone(),
         );
 
-        let mut known_vars = variable.clone();
-        known_vars.push("inferred");
         let value = schema.metric_name(&pipeline, &def.metric)?;
         let value_tags = tags_for(&value, Status::Pass)?;
         let mut value_series = |name: &str, kind: SeriesKind| {
@@ -262,7 +257,7 @@ impl Catalog {
             SeriesKind::Gauge,
             &tags_for(&carried, Status::Pass)?,
             &known_vars,
-            Presence::WhenInferred,
+            Presence::Always,
             origin,
         );
         Ok(())

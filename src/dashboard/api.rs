@@ -29,6 +29,34 @@ use crate::sinks::datadog::service::{RetryPolicy, with_retries};
 use crate::sinks::datadog::{ApiError, Client, DatadogConfig};
 use crate::state::StateStore;
 
+/// A failed Dashboards API call. A 403 here is about the application key (or its scopes) as
+/// much as the API key, so it says so instead of the metrics sink's "API key rejected".
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardApiError {
+    #[error(
+        "{path}: Datadog ({site}) refused the keys (HTTP {status}); check DD_API_KEY, DD_APP_KEY \
+         (with the dashboards_read and dashboards_write scopes if it is scoped) and DD_SITE"
+    )]
+    Forbidden {
+        path: String,
+        site: String,
+        status: u16,
+    },
+    #[error(transparent)]
+    Api(ApiError),
+}
+
+impl From<ApiError> for DashboardApiError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Forbidden { path, site, status } => {
+                DashboardApiError::Forbidden { path, site, status }
+            }
+            other => DashboardApiError::Api(other),
+        }
+    }
+}
+
 /// How many dashboards one list page asks for.
 pub const PAGE_SIZE: usize = 100;
 
@@ -128,7 +156,7 @@ impl DashboardApi {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, DashboardApiError> {
         let body = body.map(|b| Bytes::from(b.to_string()));
         let policy = RetryPolicy::from_config(&self.config, Instant::now());
         let bytes = with_retries(
@@ -144,27 +172,29 @@ impl DashboardApi {
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
-            path: path.to_string(),
-            status: 200,
-            message: format!("the answer is not the JSON expected: {e}"),
+        serde_json::from_slice(&bytes).map_err(|e| {
+            DashboardApiError::Api(ApiError::BadRequest {
+                path: path.to_string(),
+                status: 200,
+                message: format!("the answer is not the JSON expected: {e}"),
+            })
         })
     }
 
     /// `GET /api/v1/dashboard/{id}`; `None` when it does not exist (any more).
-    pub async fn get(&self, id: &str) -> Result<Option<Value>, ApiError> {
+    pub async fn get(&self, id: &str) -> Result<Option<Value>, DashboardApiError> {
         match self
             .call(Method::GET, &format!("/api/v1/dashboard/{id}"), &[], None)
             .await
         {
             Ok(v) => Ok(Some(v)),
-            Err(ApiError::BadRequest { status: 404, .. }) => Ok(None),
+            Err(DashboardApiError::Api(ApiError::BadRequest { status: 404, .. })) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// The ids of every dashboard titled exactly `title`, paging through the list.
-    pub async fn find_by_title(&self, title: &str) -> Result<Vec<String>, ApiError> {
+    pub async fn find_by_title(&self, title: &str) -> Result<Vec<String>, DashboardApiError> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 use super::query::{Function, MAX_FILL_SECONDS, MetricQuery};
 use crate::catalog::{Catalog, Origin, Series, SeriesKind};
-use crate::checks::CheckDef;
 use crate::checks::condition::Operand;
+use crate::checks::{CheckDef, Encoding};
 use crate::config::Plan;
 
 /// Categories shown first, in this order; the plan's other categories follow.
@@ -45,12 +45,12 @@ const ROW_KEYS: &[&str] = &[
 /// Template variables: `env` always, `repo` on queries whose series all carry a repo.
 pub const VARIABLES: &[&str] = &["env", "repo"];
 
-/// Conditional formats of the matrix's status column (1 pass, 0.5 warn, 0 fail). Datadog applies
-/// the first rule that matches.
+/// Conditional formats of the matrix's status column (1 pass, 0.5 warn, 0 fail).
 fn status_formats() -> Value {
+    // Exclusive rules, so the colour does not depend on which matching rule Datadog picks.
     json!([
         {"comparator": ">=", "value": 1, "palette": "white_on_green"},
-        {"comparator": ">", "value": 0, "palette": "white_on_yellow"},
+        {"comparator": "=", "value": 0.5, "palette": "white_on_yellow"},
         {"comparator": "<=", "value": 0, "palette": "white_on_red"}
     ])
 }
@@ -74,8 +74,8 @@ pub fn dashboard(plan: &Plan, catalog: &Catalog) -> Value {
         "layout_type": "ordered",
         "reflow_type": "auto",
         "template_variables": [
-            {"name": "env", "prefix": "env", "available_values": [], "default": plan.schema.env()},
-            {"name": "repo", "prefix": "repo", "available_values": [], "default": "*"}
+            {"name": "env", "prefix": "env", "defaults": [plan.schema.env()]},
+            {"name": "repo", "prefix": "repo", "defaults": ["*"]}
         ],
         "widgets": widgets,
     })
@@ -230,6 +230,10 @@ fn query_over(aggregator: &str, series: &[&Series], group_by: Option<&[&str]>) -
                     }
                 }
             }
+            // One line per repository when a collector watches several.
+            if q.variables.iter().any(|v| v == "repo") {
+                split.push("repo".into());
+            }
             q.by(&split)
         }
     }
@@ -246,9 +250,10 @@ fn metric_query(name: &str, q: &MetricQuery, aggregator: Option<&str>) -> Value 
 /// The health matrix of one category and source.
 fn matrix(catalog: &Catalog, rows: &[usize], category: &str, source: &str, title: &str) -> Value {
     let keys = ["workflow_name", "task", "check"];
-    let column = |suffix: &str| {
+    // `min` for the status: a row split over several series (two repos) shows its worst.
+    let column = |aggregator: &str, suffix: &str| {
         let series = series_of(catalog, rows, |s| s.metric.ends_with(suffix));
-        let mut q = query_over("max", &series, Some(&keys));
+        let mut q = query_over(aggregator, &series, Some(&keys));
         // Rows of one category and source: filter on exactly that, whatever the rows share.
         q.filters = vec![
             ("source".into(), source.to_string()),
@@ -256,9 +261,15 @@ fn matrix(catalog: &Catalog, rows: &[usize], category: &str, source: &str, title
         ];
         q
     };
-    let status = column(".check.status");
-    let inferred = column(".state.carry_forward");
-    let unknown = column(".check.unknown");
+    let status = column("min", ".check.status");
+    let mut inferred = column("max", ".state.carry_forward");
+    let mut unknown = column("max", ".check.unknown");
+    // A row is usually unknown because its collector failed, and then its flags carry no `repo`
+    // tag: filtering them by repo would hide exactly the rows that need attention (and keep a
+    // stale "inferred" showing after the row turned unknown).
+    for flag in [&mut inferred, &mut unknown] {
+        flag.variables.retain(|v| v != "repo");
+    }
     json!({"definition": {
         "type": "query_table",
         "title": title,
@@ -379,7 +390,13 @@ fn metric_chart(plan: &Plan, catalog: &Catalog, rows: &[usize]) -> Value {
             timeseries(&title, vec![request], marks)
         }
         SeriesKind::Gauge => {
-            let q = query_over("max", &value, None).function(fill);
+            // A health check (1 pass, 0 fail) shows its worst series; a value its highest.
+            let aggregator = if first.encoding == Encoding::Status {
+                "min"
+            } else {
+                "max"
+            };
+            let q = query_over(aggregator, &value, None).function(fill);
             let request = ts_request(&[("value".into(), "value".into(), q)], "line", false);
             timeseries(&title, vec![request], marks)
         }

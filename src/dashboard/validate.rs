@@ -19,7 +19,7 @@ use super::query::{Function, MAX_FILL_SECONDS, MetricQuery};
 use crate::catalog::{Catalog, Series, SeriesKind};
 
 /// `conditional_formats` comparators Datadog accepts.
-pub const COMPARATORS: &[&str] = &[">", ">=", "<", "<="];
+pub const COMPARATORS: &[&str] = &[">", ">=", "<", "<=", "="];
 
 /// `conditional_formats` palettes Datadog accepts.
 pub const PALETTES: &[&str] = &[
@@ -408,7 +408,7 @@ mod tests {
         d.as_object_mut().unwrap().remove("title");
         d["layout_type"] = json!("grid");
         d["widgets"][0]["definition"]["type"] = json!("sparkline");
-        let q = &mut ci_matrix(&mut d)["requests"][0]["queries"][1]["query"];
+        let q = &mut ci_matrix(&mut d)["requests"][0]["queries"][0]["query"];
         *q = json!(q.as_str().unwrap().replace("$repo", "$team"));
         let p = problems(&d, &catalog);
         for needle in [

@@ -10,6 +10,11 @@
 //!   `reason` tag: missing data is never sent as a placeholder zero.
 //! - for a carried-forward row, the same metrics tagged `inferred:true` plus
 //!   `<prefix>.state.carry_forward` = 1.
+//! - and the two flags' zeros: `check.unknown` = 0 for a row with a status, and
+//!   `state.carry_forward` = 0 for a row not carried forward. These are facts about the row, not
+//!   placeholders for its value: the dashboard's matrix reads the *last* point of each flag, and
+//!   without the zero a row that recovered would stay grey (or light green) until the old 1 left
+//!   the dashboard's time window.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +62,9 @@ impl Schema {
             );
             let tags = self.tags(&name, &def.row, &condition, Status::Unknown, &reason_tags)?;
             out.push(metric(name, MetricValue::Gauge(1.0), &tags));
+            let name = self.carry_forward_metric()?;
+            let tags = self.tags(&name, &def.row, &condition, Status::Unknown, &optional)?;
+            out.push(metric(name, MetricValue::Gauge(0.0), &tags));
             return Ok(out);
         };
 
@@ -122,11 +130,13 @@ impl Schema {
             MetricValue::Gauge(status_value),
             &status_tags,
         ));
-        if result.inferred {
-            let name = self.carry_forward_metric()?;
-            let cf_tags = self.tags(&name, &def.row, &condition, result.status, &optional)?;
-            out.push(metric(name, MetricValue::Gauge(1.0), &cf_tags));
-        }
+        let name = self.carry_forward_metric()?;
+        let cf_tags = self.tags(&name, &def.row, &condition, result.status, &optional)?;
+        let carried = if result.inferred { 1.0 } else { 0.0 };
+        out.push(metric(name, MetricValue::Gauge(carried), &cf_tags));
+        let name = self.unknown_metric(&pipeline)?;
+        let unknown_tags = self.tags(&name, &def.row, &condition, result.status, &optional)?;
+        out.push(metric(name, MetricValue::Gauge(0.0), &unknown_tags));
         Ok(out)
     }
 

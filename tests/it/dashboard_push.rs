@@ -215,7 +215,8 @@ fn without_an_app_key_push_and_diff_fail_clearly_and_send_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("HTTP 403") && !err.contains("not-the-app-key"),
+        err.contains("refused the keys (HTTP 403); check DD_API_KEY, DD_APP_KEY")
+            && !err.contains("not-the-app-key"),
         "{err}"
     );
     assert!(s.fake.dashboards().is_empty());

@@ -448,7 +448,9 @@ async fn run_carries_a_daily_row_20h_but_not_30h() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["metric"] == "metta.infra.state.carry_forward")
+        .filter(|s| {
+            s["metric"] == "metta.infra.state.carry_forward" && s["points"][0]["value"] == 1.0
+        })
         .collect();
     assert_eq!(carried.len(), 1, "{carried:?}");
     let tags: Vec<&str> = carried[0]["tags"]

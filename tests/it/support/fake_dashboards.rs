@@ -89,7 +89,7 @@ const WIDGET_TYPES: &[&str] = &[
     "heatmap",
 ];
 
-const COMPARATORS: &[&str] = &[">", ">=", "<", "<="];
+const COMPARATORS: &[&str] = &[">", ">=", "<", "<=", "="];
 
 const PALETTES: &[&str] = &[
     "blue",
