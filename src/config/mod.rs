@@ -639,6 +639,8 @@ fn resolve_checks(
 ) -> Vec<CheckDef> {
     let mut out = Vec::new();
     let mut seen: HashMap<RowId, usize> = HashMap::new();
+    // Metric name (with its pipeline) → the type it is sent as, and the first row's line.
+    let mut kinds: HashMap<String, (&'static str, usize)> = HashMap::new();
     for table in raw {
         let span = table.span();
         let header = header_line(p.text, &span);
@@ -760,6 +762,31 @@ fn resolve_checks(
                 p.file.display()
             ));
         }
+        // Datadog keeps one type per metric name: a name sent as a distribution by one row and
+        // as a gauge or count by another would be misread (or dropped) on one side.
+        let kind = match encoding {
+            Encoding::Status | Encoding::Gauge => "gauge",
+            Encoding::Count => "count",
+            Encoding::Distribution => "distribution",
+        };
+        let full = format!("{}.{}", row.pipeline(), r.metric);
+        match kinds.get(&full) {
+            Some((other, line)) if *other != kind => {
+                p.key(
+                    &span,
+                    "check",
+                    "metric",
+                    format!(
+                        "metric {:?} is sent as a {kind} here but as a {other} by the row on line {line}; Datadog keeps one type per metric name",
+                        r.metric
+                    ),
+                );
+                continue;
+            }
+            _ => {
+                kinds.insert(full, (kind, header));
+            }
+        }
         let title = r.title.clone().unwrap_or_else(|| {
             format!("{} {}", r.task.replace('_', " "), r.check.replace('_', " "))
         });
@@ -832,6 +859,30 @@ mod tests {
             lines.contains(&(18, Some("check.condition".into()))),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn one_metric_name_with_two_types_is_refused() {
+        let row = |check: &str, encoding: &str| {
+            format!(
+                "[[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"{check}\"\ncollector = \"f\"\nsignal = \"s\"\ncondition = \"<5\"\nencoding = \"{encoding}\"\nmetric = \"ci.x\"\n"
+            )
+        };
+        let head = "[[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"x\"\n";
+        let text = format!("{head}{}{}", row("a", "gauge"), row("b", "distribution"));
+        let errs = parse(Path::new("t.toml"), &text).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].to_string().contains(
+                "metric \"ci.x\" is sent as a distribution here but as a gauge by the row on line 5"
+            ),
+            "{}",
+            errs[0]
+        );
+        assert_eq!(errs[0].key.as_deref(), Some("check.metric"));
+        // The same type twice is fine: rows share a metric and are told apart by their tags.
+        let text = format!("{head}{}{}", row("a", "gauge"), row("b", "status"));
+        assert!(parse(Path::new("t.toml"), &text).is_ok());
     }
 
     #[test]

@@ -221,13 +221,10 @@ fn query_over(aggregator: &str, series: &[&Series], group_by: Option<&[&str]>) -
     match group_by {
         Some(keys) => q.by(&keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()),
         None => {
-            for s in series {
-                for key in s.fixed.keys() {
-                    if matches!(key.as_str(), "label" | "runner" | "region" | "zone")
-                        && !split.contains(key)
-                    {
-                        split.push(key.clone());
-                    }
+            // Grouping by a tag drops the series without it, so only a tag every one carries.
+            for key in ["label", "runner", "region", "zone"] {
+                if series.iter().all(|s| s.fixed.contains_key(key)) {
+                    split.push(key.to_string());
                 }
             }
             // One line per repository when a collector watches several.
@@ -363,7 +360,7 @@ fn metric_chart(plan: &Plan, catalog: &Catalog, rows: &[usize]) -> Value {
                 )
             };
             let mut requests = vec![ts_request(&[line("p50"), line("p90")], "line", false)];
-            if first.percentiles {
+            if defs.iter().any(|d| d.percentiles) {
                 let evaluated: Vec<_> = ["p50", "p90"]
                     .iter()
                     .map(|p| {

@@ -71,3 +71,74 @@ pub fn widget_count(dashboard: &Value) -> usize {
     }
     count(&dashboard["widgets"])
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// One row of a generated config: (category, workflow, task, check, encoding, metric,
+    /// source, label, percentiles).
+    type Row = (usize, usize, usize, usize, usize, usize, bool, bool, bool);
+
+    fn config(rows: &[Row]) -> String {
+        let mut text = String::from(
+            "[defaults]\nenv = \"prod\"\n\n[[collector]]\nname = \"obs\"\ntype = \"file\"\npath = \"obs.json\"\n\n\
+             [[collector]]\nname = \"gh\"\ntype = \"github_issues\"\nrepo = \"acme/widgets\"\nlabels = [\"bug\"]\n\n",
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for &(cat, wf, task, check, enc, metric, stable, label, pct) in rows {
+            let category = ["ci", "code", "training", "evaluation", "ops"][cat];
+            let (wf, task, check) = (format!("w{wf}"), format!("t{task}"), format!("c{check}"));
+            if !seen.insert((category, wf.clone(), task.clone(), check.clone())) {
+                continue;
+            }
+            let encoding = ["status", "gauge", "count", "distribution"][enc];
+            let condition = if encoding == "status" {
+                "==success"
+            } else {
+                "<5"
+            };
+            text.push_str(&format!(
+                "[[check]]\nworkflow_category = \"{category}\"\nworkflow_name = \"{wf}\"\n\
+                 task = \"{task}\"\ncheck = \"{check}\"\ncollector = \"{}\"\nsignal = \"s\"\n\
+                 condition = \"{condition}\"\nencoding = \"{encoding}\"\nmetric = \"m.{}_{encoding}\"\n",
+                if label { "gh" } else { "obs" },
+                ["a", "b", "c"][metric],
+            ));
+            if stable {
+                text.push_str("source = \"stable_suite\"\n");
+            }
+            if label {
+                text.push_str("tags = { label = \"bug\" }\n");
+            }
+            if encoding == "distribution" && pct {
+                text.push_str("percentiles = true\n");
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever rows a config has, the generated dashboard shows every series it emits and
+        /// queries nothing else: `render` never returns a validation error.
+        #[test]
+        fn any_valid_config_renders_a_valid_dashboard(
+            rows in prop::collection::vec(
+                (0..5usize, 0..2usize, 0..2usize, 0..2usize, 0..4usize, 0..3usize,
+                 any::<bool>(), any::<bool>(), any::<bool>()),
+                1..14,
+            )
+        ) {
+            let text = config(&rows);
+            let plan = match crate::config::parse(std::path::Path::new("/tmp/generated.toml"), &text) {
+                Ok(p) => p,
+                Err(e) => panic!("the generator wrote an invalid config:\n{text}\n{e}"),
+            };
+            let rendered = super::render(&plan);
+            prop_assert!(rendered.is_ok(), "{}\n{}", text, rendered.err().map(|e| e.to_string()).unwrap_or_default());
+        }
+    }
+}

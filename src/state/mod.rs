@@ -16,8 +16,8 @@
 //!   expired lease's content), so two waiters cannot both delete it and both think they hold it;
 //! - a writer whose lease is about to expire refuses to write ([`StateError::LeaseLost`]);
 //! - on S3 the write is conditional on the ETag read (`If-Match`), or `If-None-Match: *` for a new
-//!   object, so even a writer that lost its lease cannot overwrite a newer version
-//!   ([`StateError::Conflict`]).
+//!   object, so even a writer that lost its lease cannot overwrite a newer version; the update
+//!   then starts over on the new version ([`StateError::Conflict`] once that keeps failing).
 //!
 //! Layout: `rows.json` (each row's memory, see [`rows`]), `board.html`, `payloads/…` (local
 //! sink), `locks/…` (leases), plus whatever collectors and sinks keep under their own prefixes.
@@ -47,6 +47,9 @@ const LEASE_WAIT: Duration = Duration::from_secs(120);
 /// A holder with less than this left on its lease does not write: the write might land after
 /// another run took the lease over.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// How many times [`StateStore::update_json`] starts over after a conditional write found the
+/// object changed.
+pub const CONFLICT_RETRIES: u32 = 4;
 /// Takeover markers older than this are deleted by the next takeover.
 const MARKER_KEEP: Duration = Duration::from_secs(3600);
 
@@ -73,7 +76,7 @@ pub enum StateError {
         source: serde_json::Error,
     },
     #[error(
-        "state store {location}: {key} was changed by another run while this one held the lease; nothing was overwritten, the update is lost for this run only"
+        "state store {location}: {key} was changed by another run each time this one tried to update it; nothing was overwritten, the update is lost for this run only"
     )]
     Conflict { location: String, key: String },
     #[error(
@@ -375,13 +378,42 @@ impl StateStore {
 
     /// Read-modify-write `key` under a lease so overlapping runs never lose an update.
     ///
-    /// `f` runs once, on the current value (or `T::default()` when the object is absent or was
-    /// unusable and moved aside). If the write cannot be made safely (the lease ran out, or on
-    /// S3 the object changed under us) nothing is written and the error says so.
-    pub async fn update_json<T, R, F>(&self, key: &str, f: F) -> Result<R, StateError>
+    /// `f` runs on the current value (or `T::default()` when the object is absent or was
+    /// unusable and moved aside). On S3 the write is also conditional on the version read: if
+    /// the object changed under us anyway, nothing is written and the whole update (lease, read,
+    /// `f`, write) is tried again, up to [`CONFLICT_RETRIES`] times, so `f` may run more than once
+    /// and must only change the value it is given. A lease that ran out, or conflicts that go on,
+    /// are errors that say so.
+    ///
+    /// The lease alone cannot guarantee a single writer on S3: deletes are not conditional, and a
+    /// DELETE the client retried after a lost answer can remove a lease another run has just
+    /// taken. The conditional write is what keeps every update; the retry keeps the run going.
+    pub async fn update_json<T, R, F>(&self, key: &str, mut f: F) -> Result<R, StateError>
     where
         T: Serialize + DeserializeOwned + Default,
-        F: FnOnce(&mut T) -> R,
+        F: FnMut(&mut T) -> R,
+    {
+        let mut attempt = 0;
+        loop {
+            match self.update_once(key, &mut f).await {
+                Err(StateError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(
+                        "state object {key} in {} changed while we updated it; trying again ({attempt}/{CONFLICT_RETRIES})",
+                        self.location
+                    );
+                    let pause = 20 + rand::random::<u64>() % (80 * u64::from(attempt));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_once<T, R, F>(&self, key: &str, f: &mut F) -> Result<R, StateError>
+    where
+        T: Serialize + DeserializeOwned + Default,
+        F: FnMut(&mut T) -> R,
     {
         let lease_key = format!("locks/{}.lease", key.replace('/', "_"));
         let expires_at = self.acquire(&lease_key).await?;

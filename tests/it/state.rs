@@ -209,40 +209,79 @@ async fn s3_updates_from_separate_stores_are_all_kept_even_after_a_crashed_lease
 }
 
 /// The write is conditional on S3: if the object changes under a writer (here: another writer
-/// that ignores the lease), the write is refused instead of overwriting it.
+/// that ignores the lease), the write is refused instead of overwriting it, and the update starts
+/// over on the new version; a writer that keeps losing gives up with an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_write_is_refused_when_the_object_changed_underneath() {
+    use std::sync::atomic::{AtomicU32, Ordering};
     let (state, env) = s3_state("conflict");
     let env = owned(&env);
     let store = StateStore::open_with(&state, env.clone()).unwrap();
     store.put_json("doc.json", &vec![1u32]).await.unwrap();
+
+    // A rogue writer replaces the object once, while we hold the lease: our first write is
+    // refused, the second attempt applies our change on top of theirs.
+    let attempts = AtomicU32::new(0);
     let (other_state, other_env) = (state.clone(), env.clone());
-    let result = store
-        .update_json("doc.json", move |v: &mut Vec<u32>| {
-            // A rogue writer replaces the object while we hold the lease.
-            rogue_put(other_state, other_env, "doc.json", vec![1, 99]);
+    store
+        .update_json("doc.json", |v: &mut Vec<u32>| {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                rogue_put(
+                    other_state.clone(),
+                    other_env.clone(),
+                    "doc.json",
+                    vec![1, 99],
+                );
+            }
             v.push(2);
         })
-        .await;
-    let err = result.unwrap_err();
+        .await
+        .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    let v: Vec<u32> = store.get_json("doc.json").await.unwrap().unwrap();
+    assert_eq!(v, vec![1, 99, 2], "both updates are kept");
+
+    // A rogue that writes something new before every one of our writes wins: we give up.
+    let attempts = AtomicU32::new(0);
+    let err = store
+        .update_json("doc.json", |v: &mut Vec<u32>| {
+            let n = attempts.fetch_add(1, Ordering::SeqCst);
+            rogue_put(
+                other_state.clone(),
+                other_env.clone(),
+                "doc.json",
+                vec![1000 + n],
+            );
+            v.push(3);
+        })
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, infra_health::state::StateError::Conflict { .. }),
         "{err}"
     );
+    let tries = infra_health::state::CONFLICT_RETRIES + 1;
+    assert_eq!(attempts.load(Ordering::SeqCst), tries);
     let v: Vec<u32> = store.get_json("doc.json").await.unwrap().unwrap();
-    assert_eq!(v, vec![1, 99], "the other writer's update survives");
+    assert_eq!(
+        v,
+        vec![1000 + tries - 1],
+        "the other writer's update survives"
+    );
+
     // A fresh object is created with If-None-Match: a rogue create in between is not clobbered.
-    let (other_state, other_env) = (state.clone(), env.clone());
-    let err = store
-        .update_json("new.json", move |v: &mut Vec<u32>| {
-            rogue_put(other_state, other_env, "new.json", vec![5]);
+    let attempts = AtomicU32::new(0);
+    store
+        .update_json("new.json", |v: &mut Vec<u32>| {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                rogue_put(other_state.clone(), other_env.clone(), "new.json", vec![5]);
+            }
             v.push(6);
         })
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("changed by another run"), "{err}");
+        .unwrap();
     let v: Vec<u32> = store.get_json("new.json").await.unwrap().unwrap();
-    assert_eq!(v, vec![5]);
+    assert_eq!(v, vec![5, 6]);
 }
 
 #[tokio::test]
