@@ -119,6 +119,45 @@ impl Catalog {
         Ok(out)
     }
 
+    /// One line per series for a person: name, type, the identifying tags (`env` and
+    /// `service`, the same on every series, left out), the tags that come from the data, and
+    /// `(sometimes)` for a series only sent when its source reports it.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        for s in &self.series {
+            let kind = match s.kind {
+                SeriesKind::Gauge => "gauge",
+                SeriesKind::Count => "count",
+                SeriesKind::Distribution => "distribution",
+            };
+            let fixed: Vec<String> = s
+                .fixed
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "env" | "service"))
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect();
+            let variable: Vec<&str> = s.variable.iter().map(String::as_str).collect();
+            out.push_str(&format!(
+                "{:<52} {:<12} {{{}}} + {{{}}}{}\n",
+                s.metric,
+                kind,
+                fixed.join(","),
+                variable.join(","),
+                if s.presence == Presence::Sometimes {
+                    " (sometimes)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out.push_str(&format!(
+            "{} series of {} metrics\n",
+            self.series.len(),
+            self.metric_names().len()
+        ));
+        out
+    }
+
     /// The distinct metric names, in first-seen order.
     pub fn metric_names(&self) -> Vec<&str> {
         let mut seen = BTreeSet::new();

@@ -37,7 +37,12 @@ pub enum Command {
     /// that the dashboard generated from it validates.
     Validate,
     /// List the rows of the health matrix.
-    Checks,
+    Checks {
+        /// List every metric series the config emits instead (name, type, identifying tags,
+        /// tags that come from the data): what the dashboard is built from.
+        #[arg(long)]
+        metrics: bool,
+    },
     /// List the available collector types and the configured instances.
     Collectors,
     /// Write the local HTML health board from the state store.
@@ -298,7 +303,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Command::Checks => {
+        Command::Checks { metrics: true } => {
+            let plan = load_plan(&cli)?;
+            print!("{}", crate::catalog::Catalog::of(&plan)?.listing());
+            Ok(exit::OK)
+        }
+        Command::Checks { metrics: false } => {
             let plan = load_plan(&cli)?;
             for def in &plan.checks {
                 let name = plan

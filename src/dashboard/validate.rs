@@ -180,6 +180,11 @@ impl Validator<'_> {
     fn contents(&mut self, v: &Value, at: &str) {
         match v {
             Value::Object(map) => {
+                if let (Some(Value::Array(queries)), Some(Value::Array(formulas))) =
+                    (map.get("queries"), map.get("formulas"))
+                {
+                    self.formulas(queries, formulas, at);
+                }
                 for (key, value) in map {
                     match (key.as_str(), value) {
                         ("conditional_formats", Value::Array(formats)) => {
@@ -198,6 +203,37 @@ impl Validator<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Every name a formula uses is one of its request's queries (`status`, `a + b`); a name
+    /// followed by `(` is a function.
+    fn formulas(&mut self, queries: &[Value], formulas: &[Value], at: &str) {
+        let names: Vec<&str> = queries
+            .iter()
+            .filter_map(|q| q.get("name").and_then(Value::as_str))
+            .collect();
+        for f in formulas {
+            let Some(text) = f.get("formula").and_then(Value::as_str) else {
+                self.problems
+                    .push(format!("{at}: a formula has no `formula` text"));
+                continue;
+            };
+            let mut rest = text;
+            while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                let tail = &rest[start..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let (word, after) = tail.split_at(end);
+                if !after.trim_start().starts_with('(') && !names.contains(&word) {
+                    self.problems.push(format!(
+                        "{at}: formula {text:?} uses {word:?}, which is not one of its queries ({})",
+                        names.join(", ")
+                    ));
+                }
+                rest = after;
+            }
         }
     }
 
@@ -422,6 +458,19 @@ mod tests {
         let p = problems(&json!({"title": "t", "layout_type": "ordered"}), &catalog);
         assert!(
             p.iter().any(|m| m.contains("`widgets` is missing")),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_formula_must_use_its_own_queries() {
+        let (_, catalog, mut d) = bundled();
+        let formulas = &mut ci_matrix(&mut d)["requests"][0]["formulas"];
+        formulas[1]["formula"] = json!("abs(inferred) + statuss");
+        let p = problems(&d, &catalog);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("formula \"abs(inferred) + statuss\" uses \"statuss\", which is not one of its queries (status, inferred, unknown)"),
             "{p:#?}"
         );
     }

@@ -215,6 +215,38 @@ fn every_emitted_series_is_charted_and_every_query_matches_an_emitted_series() {
 }
 
 #[test]
+fn checks_metrics_lists_the_catalog() {
+    let config = bundled_config();
+    let out = succeed([
+        "checks".as_ref(),
+        "--metrics".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let text = String::from_utf8(out).unwrap();
+    let catalog = Catalog::of(&infra_health::config::load(&config).unwrap()).unwrap();
+    assert_eq!(text.lines().count(), catalog.series.len() + 1, "{text}");
+    assert!(text.ends_with(&format!(
+        "{} series of {} metrics\n",
+        catalog.series.len(),
+        catalog.metric_names().len()
+    )));
+    let line = |metric: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{metric} ")))
+            .unwrap_or_else(|| panic!("no {metric} in {text}"))
+            .to_string()
+    };
+    let duration = line("metta.infra.cron.ci.workflow.duration");
+    assert!(duration.contains(" distribution ") && duration.contains("task:workflow_duration"));
+    assert!(line("metta.infra.github.rate_limit.remaining").ends_with("(sometimes)"));
+    assert!(
+        !text.contains("env:prod"),
+        "env and service are left out: {text}"
+    );
+}
+
+#[test]
 fn render_and_terraform_print_the_same_validated_dashboard() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("dashboard.json");
