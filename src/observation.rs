@@ -61,6 +61,14 @@ pub struct Observation {
     /// (`repo`, `branch`, `runner`, …) become metric tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Identities of what the value is made of: one per sample of [`Value::Samples`] (run id and
+    /// attempt, job id, PR number, eval request id, artifact id), or one per event counted by a
+    /// number (a commit sha, a flaky run's id). The pipeline sends each distribution sample once
+    /// and each counted event once as a COUNT increment, over the life of the state store
+    /// (docs/delivery-over-time.md). Empty when the source has none: then every sample of a run
+    /// is new to that run, and a count is sent as a level only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
 }
 
 impl Observation {
@@ -71,11 +79,22 @@ impl Observation {
             unit: None,
             timestamp,
             tags: BTreeMap::new(),
+            ids: Vec::new(),
         }
     }
 
     pub fn with_unit(mut self, unit: impl Into<String>) -> Self {
         self.unit = Some(unit.into());
+        self
+    }
+
+    /// Identities of the samples or counted events (see [`Observation::ids`]).
+    pub fn with_ids<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ids = ids.into_iter().map(Into::into).collect();
         self
     }
 

@@ -97,6 +97,9 @@ struct LineObservation {
     timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// Identities of the samples or counted events (an eval request id): sent once.
+    #[serde(default)]
+    ids: Vec<String>,
 }
 
 pub struct ExecCollector {
@@ -218,6 +221,7 @@ impl ExecCollector {
                     unit: l.unit,
                     timestamp: l.timestamp.unwrap_or(now),
                     tags: l.tags,
+                    ids: l.ids,
                 }),
                 Ok(_) => {
                     bad += 1;

@@ -1,6 +1,6 @@
 //! `file`: observations read from a JSON file.
 //!
-//! The file is a list of `{signal, value, timestamp?, unit?, tags?}` objects (or an object with an
+//! The file is a list of `{signal, value, timestamp?, unit?, tags?, ids?}` objects (or an object with an
 //! `observations` list). It lets the whole pipeline run before any real source is wired, lets a
 //! job that already computes its numbers feed them in, and drives the bundled example.
 //!
@@ -25,7 +25,7 @@ use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
     name: "file",
-    description: "observations read from a JSON file (list of {signal, value, timestamp?, unit?, tags?})",
+    description: "observations read from a JSON file (list of {signal, value, timestamp?, unit?, tags?, ids?})",
     signals: &["<any, as named in the file>"],
     tags: &[],
     self_metrics: &[],
@@ -53,6 +53,9 @@ struct FileObservation {
     unit: Option<String>,
     #[serde(default)]
     tags: std::collections::BTreeMap<String, String>,
+    /// Identities of the samples or counted events: each is sent once.
+    #[serde(default)]
+    ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +118,7 @@ impl FileCollector {
                 unit: item.unit,
                 timestamp,
                 tags: item.tags,
+                ids: item.ids,
             });
         }
         Ok(out)
