@@ -269,7 +269,14 @@ impl Catalog {
         };
         match def.encoding {
             Encoding::Status | Encoding::Gauge => value_series(&value, SeriesKind::Gauge),
-            Encoding::Count => value_series(&value, SeriesKind::Count),
+            Encoding::Count => {
+                let level = schema.metric_name(
+                    &pipeline,
+                    &crate::schema::encode::window_metric(&def.metric),
+                )?;
+                value_series(&level, SeriesKind::Gauge);
+                value_series(&value, SeriesKind::Count);
+            }
             Encoding::Distribution => {
                 if def.percentiles {
                     for suffix in ["p50", "p90"] {

@@ -279,10 +279,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                 dry_run: args.dry_run,
                 output: args.output.clone(),
                 state: args.state.clone(),
-                now: None,
+                ..Default::default()
             };
             let summary = run::run(&plan, opts).await?;
-            print_run(&plan, &summary, args.dry_run);
+            print_run(&summary, args.dry_run);
             Ok(summary.exit_code())
         }
         Command::Validate => {
@@ -401,11 +401,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn print_run(plan: &Plan, summary: &run::RunSummary, dry_run: bool) {
+fn print_run(summary: &run::RunSummary, dry_run: bool) {
     let rows: Vec<_> = summary
         .results
         .iter()
-        .map(|(i, r)| (&plan.checks[*i], r))
+        .map(|(i, r)| (&summary.rows[*i], r))
         .collect();
     // A dry run's stdout is the JSON document; the matrix goes to stderr with the logs.
     let to_stdout = !dry_run || summary.delivery.destination != "stdout (dry run)";

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use crate::checks::CheckResult;
+use crate::checks::{CheckDef, CheckResult};
 use crate::collectors::{CollectContext, CollectorInstance};
 use crate::config::Plan;
 use crate::observation::Observation;
@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub state: Option<String>,
     /// The moment the run is taken at (tests pin it).
     pub now: Option<DateTime<Utc>>,
+    /// The Datadog API key when the caller already holds it (a program embedding the pipeline,
+    /// or a test); the CLI leaves it `None` and the key comes from `DD_API_KEY`.
+    pub datadog_key: Option<crate::secret::Secret>,
 }
 
 /// How one collector did.
@@ -49,8 +52,11 @@ pub struct CollectorOutcome {
 /// Everything a run did, for the CLI to print and turn into an exit code.
 #[derive(Debug)]
 pub struct RunSummary {
-    /// Every row of `plan.checks` (by index) with its result: fresh, carried forward
-    /// (`inferred`) or `unknown`.
+    /// The rows this job evaluated: the plan's rows (`run`), or its stable-suite rows and the
+    /// rows artifacts declare (`import-stable`).
+    pub rows: Vec<CheckDef>,
+    /// Every row of `rows` (by index) with its result: fresh, carried forward (`inferred`) or
+    /// `unknown`.
     pub results: Vec<(usize, CheckResult)>,
     /// Rows whose status differs from what the previous run emitted.
     pub status_changes: Vec<crate::checks::StatusChange>,
@@ -195,11 +201,10 @@ pub async fn collect(
 }
 
 /// Evaluate the rows fed by the collectors that ran.
-pub fn evaluate(plan: &Plan, outcomes: &[CollectorOutcome]) -> Vec<(usize, CheckResult)> {
+pub fn evaluate(rows: &[CheckDef], outcomes: &[CollectorOutcome]) -> Vec<(usize, CheckResult)> {
     let by_name: HashMap<&str, &CollectorOutcome> =
         outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
-    plan.checks
-        .iter()
+    rows.iter()
         .enumerate()
         .filter_map(|(i, def)| {
             let outcome = by_name.get(def.collector.as_str())?;
@@ -216,13 +221,14 @@ pub fn evaluate(plan: &Plan, outcomes: &[CollectorOutcome]) -> Vec<(usize, Check
 /// config validation; it is logged and left out rather than sent half-labelled.
 pub fn metrics(
     plan: &Plan,
+    rows: &[CheckDef],
     results: &[(usize, CheckResult)],
     outcomes: &[CollectorOutcome],
     now: i64,
 ) -> Vec<Metric> {
     let mut out = Vec::new();
     for (i, result) in results {
-        let def = &plan.checks[*i];
+        let def = &rows[*i];
         match plan.schema.row_metrics(def, result, now) {
             Ok(m) => out.extend(m),
             Err(e) => tracing::error!("row {}: metric refused: {e}", def.row),
@@ -300,12 +306,53 @@ pub async fn deliver_and_commit(
     delivery
 }
 
-/// The whole of `infra-health run`.
+/// What one job evaluates: the part of the pipeline that differs between `run` and
+/// `import-stable`. Everything else — row memory and carry-forward, metrics, delivery and
+/// spool, checkpoints, the board, events, the exit code — is [`execute`], the same for both.
+pub struct Job<'a> {
+    /// The whole config: its schema, sink and state settings; the board shows all its rows.
+    pub plan: &'a Plan,
+    /// The rows this job evaluates and sends.
+    pub rows: Vec<CheckDef>,
+    /// The collectors this job runs.
+    pub collectors: Vec<&'a CollectorInstance>,
+    /// The `source` tag of the job's own metrics (and the sink's).
+    pub source: String,
+    /// Rows added from what was collected (`import-stable`: the acceptance criteria artifacts
+    /// declare for themselves).
+    pub derive_rows: fn(&[CheckDef], &[CollectorOutcome]) -> Vec<CheckDef>,
+}
+
+fn no_derived_rows(_: &[CheckDef], _: &[CollectorOutcome]) -> Vec<CheckDef> {
+    Vec::new()
+}
+
+/// The whole of `infra-health run`: every row of the plan, the selected collectors.
 pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
+    let job = Job {
+        plan,
+        rows: plan.checks.clone(),
+        collectors: select_collectors(plan, &opts.only)?,
+        source: plan.defaults.source.clone(),
+        derive_rows: no_derived_rows,
+    };
+    execute(job, opts).await
+}
+
+/// One pass of the pipeline: collect, evaluate, reconcile with the row memory (carry-forward,
+/// what is new since the last delivery), build metrics, deliver or spool, advance checkpoints,
+/// write the board, send status-change events.
+///
+/// A row whose collector is not in this job is carried forward from the last run of any job
+/// that shares the state store, within its `carry_forward`. Metrics are stamped when they are
+/// built, after collection, so a slow collector cannot push the run's points out of Datadog's
+/// one-hour window.
+pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummary> {
+    let plan = job.plan;
+    let started = Instant::now();
     let now = opts.now.unwrap_or_else(Utc::now);
     let state = Arc::new(StateStore::open(&state_url(opts.state.as_deref(), plan))?);
     let http = http_client()?;
-    let selected = select_collectors(plan, &opts.only)?;
     let sink = sinks::select(
         &plan.sink,
         opts.dry_run,
@@ -313,7 +360,8 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         state.clone(),
         http.clone(),
         &plan.schema,
-        &plan.defaults.source,
+        &job.source,
+        opts.datadog_key.clone(),
     )?;
     let ctx = Arc::new(CollectContext {
         now,
@@ -321,33 +369,74 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         state: state.clone(),
         dry_run: opts.dry_run,
     });
-    let outcomes = collect(&selected, ctx.clone()).await;
-    let fresh = evaluate(plan, &outcomes);
-    // Carry-forward: every row of the plan, remembered under the state lease (not on a dry run).
-    let (rows, state_error) =
-        crate::state::rows::remember(&state, &plan.checks, &fresh, now, !opts.dry_run).await;
+    let outcomes = collect(&job.collectors, ctx.clone()).await;
+    let mut rows = job.rows;
+    let derived = (job.derive_rows)(&rows, &outcomes);
+    rows.extend(derived);
+    let fresh = evaluate(&rows, &outcomes);
+    // Carry-forward and "new since the last delivery": every row of the job, under the state
+    // lease (a dry run reads the memory but never writes it).
+    let (memory, state_error) =
+        crate::state::rows::remember(&state, &rows, &fresh, now, !opts.dry_run).await;
     if let Some(e) = state_error {
         tracing::error!("row memory: {e}; no row is carried forward in this run");
     }
-    let results = rows.results;
-    let metrics = metrics(plan, &results, &outcomes, now.timestamp());
-    let delivery = deliver_and_commit(&sink, &metrics, &selected, &outcomes, &ctx).await;
+    let results = memory.results;
+    let built_at = now + chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default();
+    for o in &outcomes {
+        if o.duration_secs > crate::sinks::datadog::normalize::MAX_AGE_SECS as f64 {
+            tracing::warn!(
+                collector = %o.name,
+                "collector took {:.0}s, longer than Datadog keeps a point (1 hour): run it in a job of its own",
+                o.duration_secs
+            );
+        }
+    }
+    // The job's own metrics carry its source (`stable_suite` for an import).
+    let metrics_plan = if job.source == plan.defaults.source {
+        std::borrow::Cow::Borrowed(plan)
+    } else {
+        let mut p = plan.clone();
+        p.defaults.source = job.source.clone();
+        std::borrow::Cow::Owned(p)
+    };
+    let metrics = metrics(
+        &metrics_plan,
+        &rows,
+        &results,
+        &outcomes,
+        built_at.timestamp(),
+    );
+    let sink_ctx = CollectContext {
+        now: built_at,
+        http: ctx.http.clone(),
+        state: state.clone(),
+        dry_run: opts.dry_run,
+    };
+    let delivery = deliver_and_commit(&sink, &metrics, &job.collectors, &outcomes, &sink_ctx).await;
     if !opts.dry_run {
-        match crate::board::publish(&state, &plan.checks, &rows.memory, now).await {
+        let mut board_rows = plan.checks.clone();
+        board_rows.extend(
+            rows.iter()
+                .filter(|r| !plan.checks.iter().any(|c| c.row == r.row))
+                .cloned(),
+        );
+        match crate::board::publish(&state, &board_rows, &memory.memory, now).await {
             Ok(at) => tracing::info!("health board written to {at}"),
             Err(e) => tracing::error!("could not write the health board: {e}"),
         }
     }
     // Status-change events annotate the dashboard; they are optional and never fail the run.
-    if plan.sink.events && !rows.changes.is_empty() && !opts.dry_run {
-        match sink.send_events(&rows.changes).await {
+    if plan.sink.events && !memory.changes.is_empty() && !opts.dry_run {
+        match sink.send_events(&memory.changes).await {
             Ok(n) => tracing::info!("{n} status-change events sent"),
             Err(e) => tracing::warn!("status-change events not sent: {e}"),
         }
     }
     Ok(RunSummary {
+        rows,
         results,
-        status_changes: rows.changes,
+        status_changes: memory.changes,
         collectors: outcomes,
         metrics: metrics.len(),
         delivery,

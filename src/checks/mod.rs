@@ -141,6 +141,27 @@ pub struct CheckResult {
     pub inferred: bool,
     /// Which collector fed it.
     pub collector: String,
+    /// Identities of the samples (parallel to them) or of the counted events, from the
+    /// observations ([`Observation::ids`]). Used by the row memory to tell what is new; not kept
+    /// in the state store.
+    #[serde(skip)]
+    pub ids: Vec<String>,
+    /// What this run sends for the first time, decided by the row memory
+    /// ([`crate::state::rows`]): `None` for an inferred or unknown row, which sends no samples
+    /// and no increments. Not kept in the state store.
+    #[serde(skip)]
+    pub new_in_run: Option<NewInRun>,
+}
+
+/// The part of a fresh row's value that no earlier run has delivered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewInRun {
+    /// Distribution samples to send: those whose identity was not delivered before (every
+    /// sample, when the source gives no identities).
+    pub samples: Vec<f64>,
+    /// For a count with identities: events first seen in this run (the COUNT increment) and
+    /// the seconds since the row's previous delivered increment (its `interval`).
+    pub increment: Option<(f64, u64)>,
 }
 
 /// A row whose status differs from the one the previous run emitted (for Datadog events).
@@ -174,6 +195,8 @@ impl CheckDef {
             tags: BTreeMap::new(),
             inferred: false,
             collector: self.collector.clone(),
+            ids: Vec::new(),
+            new_in_run: None,
         }
     }
 
@@ -225,6 +248,7 @@ impl CheckDef {
                 return result;
             }
         };
+        result.ids = self.identities(&matching);
         let compared_value = match &value {
             Value::Samples(s) => match self.summary.of(s) {
                 Some(n) => Value::Number(n),
@@ -250,6 +274,24 @@ impl CheckDef {
             }
         };
         result
+    }
+
+    /// The identities behind the combined value: those of the latest observation, or of every
+    /// merged or summed one, in order. Whether they really identify the value (one per sample,
+    /// one per counted event) is for the row memory to judge, by the row's encoding.
+    fn identities(&self, matching: &[&Observation]) -> Vec<String> {
+        match self.aggregate {
+            Aggregate::Latest => matching
+                .iter()
+                .max_by_key(|o| o.timestamp)
+                .map(|o| o.ids.clone())
+                .unwrap_or_default(),
+            Aggregate::Merge | Aggregate::Sum => matching
+                .iter()
+                .flat_map(|o| o.ids.iter().cloned())
+                .collect(),
+            Aggregate::Max | Aggregate::Min | Aggregate::Count => Vec::new(),
+        }
     }
 
     fn combine(&self, matching: &[&Observation]) -> Result<Value, String> {

@@ -769,23 +769,33 @@ fn resolve_checks(
             Encoding::Count => "count",
             Encoding::Distribution => "distribution",
         };
-        let full = format!("{}.{}", row.pipeline(), r.metric);
-        match kinds.get(&full) {
-            Some((other, line)) if *other != kind => {
-                p.key(
-                    &span,
-                    "check",
-                    "metric",
-                    format!(
-                        "metric {:?} is sent as a {kind} here but as a {other} by the row on line {line}; Datadog keeps one type per metric name",
-                        r.metric
-                    ),
-                );
-                continue;
+        // A count row also sends its level as the gauge `<metric>.window`.
+        let mut sent = vec![(r.metric.clone(), kind)];
+        if encoding == Encoding::Count {
+            sent.push((crate::schema::encode::window_metric(&r.metric), "gauge"));
+        }
+        let mut clash = false;
+        for (metric, kind) in sent {
+            let full = format!("{}.{}", row.pipeline(), metric);
+            match kinds.get(&full) {
+                Some((other, line)) if *other != kind => {
+                    p.key(
+                        &span,
+                        "check",
+                        "metric",
+                        format!(
+                            "metric {metric:?} is sent as a {kind} here but as a {other} by the row on line {line}; Datadog keeps one type per metric name"
+                        ),
+                    );
+                    clash = true;
+                }
+                _ => {
+                    kinds.insert(full, (kind, header));
+                }
             }
-            _ => {
-                kinds.insert(full, (kind, header));
-            }
+        }
+        if clash {
+            continue;
         }
         let title = r.title.clone().unwrap_or_else(|| {
             format!("{} {}", r.task.replace('_', " "), r.check.replace('_', " "))

@@ -6,8 +6,9 @@
 //!   `workflow_name`/`task`/`check` and three columns — the last status gauge (green pass,
 //!   yellow warn, red fail), the carry-forward gauge (light green: inferred) and the unknown
 //!   gauge (grey: no data);
-//! - one timeseries per metric of the category: p50/p90 for distributions, the rolling count for
-//!   counts, the value for gauges, with the row's threshold as a marker;
+//! - one timeseries per metric of the category: p50/p90 for distributions, for counts the level
+//!   over the window (a gauge, read last) and the new events (the COUNT, `sum` `.as_count()`),
+//!   the value for gauges, with the row's threshold as a marker;
 //!
 //! and a last group for infra-health itself: collector run time and success, GitHub's rate
 //! limit and API cost, stable-suite imports, points dropped by the Datadog sink.
@@ -41,6 +42,9 @@ const ROW_KEYS: &[&str] = &[
     "task",
     "check",
 ];
+
+/// The matrix widgets' own time frame (see [`matrix`]).
+pub const MATRIX_LIVE_SPAN: &str = "1h";
 
 /// Template variables: `env` always, `repo` on queries whose series all carry a repo.
 pub const VARIABLES: &[&str] = &["env", "repo"];
@@ -270,6 +274,11 @@ fn matrix(catalog: &Catalog, rows: &[usize], category: &str, source: &str, title
     json!({"definition": {
         "type": "query_table",
         "title": title,
+        // The matrix shows the current status whatever the dashboard's time frame: at a week a
+        // rollup bucket spans an hour and `last` would read the worst (or an average) of every
+        // status that hour. Each job re-sends every row every run, so the last hour always
+        // holds each row's latest point.
+        "time": {"live_span": MATRIX_LIVE_SPAN},
         "has_search_bar": "auto",
         "requests": [{
             "response_format": "scalar",
@@ -377,14 +386,31 @@ fn metric_chart(plan: &Plan, catalog: &Catalog, rows: &[usize]) -> Value {
             timeseries(&format!("{title} — p50 / p90"), requests, marks)
         }
         SeriesKind::Count => {
-            // Each run sends the count over its window (7 days): chart the latest count, not
-            // the sum of every run's.
-            let q = query_over("max", &value, None).function(Function::Rollup {
-                method: "max".into(),
-                seconds: None,
-            });
-            let request = ts_request(&[("count".into(), "count".into(), q)], "bars", false);
-            timeseries(&title, vec![request], marks)
+            // Two readings of one count row: the level over its window (the GAUGE
+            // `<metric>.window`, what the condition compares) as a line, and the events first
+            // seen in each bucket (the COUNT, summed as counts) as bars.
+            let level_name = plan
+                .schema
+                .metric_name(
+                    &first.row.pipeline(),
+                    &crate::schema::encode::window_metric(&first.metric),
+                )
+                .unwrap_or_default();
+            let level = query_over("max", &exact(&level_name), None).function(fill);
+            let events = query_over("sum", &value, None).function(Function::AsCount);
+            let requests = vec![
+                ts_request(
+                    &[("events".into(), "new events".into(), events)],
+                    "bars",
+                    false,
+                ),
+                ts_request(
+                    &[("level".into(), "in window".into(), level)],
+                    "line",
+                    false,
+                ),
+            ];
+            timeseries(&title, requests, marks)
         }
         SeriesKind::Gauge => {
             // A health check (1 pass, 0 fail) shows its worst series; a value its highest.

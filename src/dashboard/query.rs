@@ -26,6 +26,8 @@ pub enum Function {
     },
     /// `.fill(last, seconds)`: carry the last value over a gap of at most `seconds`.
     FillLast(u64),
+    /// `.as_count()`: a COUNT's points summed per time bucket, as counts (not a rate).
+    AsCount,
 }
 
 /// One metric query.
@@ -141,6 +143,7 @@ impl MetricQuery {
                     seconds: Some(seconds(secs)?),
                 },
                 ("fill", ["last", secs]) => Function::FillLast(seconds(secs)?),
+                ("as_count", [""]) => Function::AsCount,
                 _ => return Err(format!("unsupported function `.{}`", &call[..=close])),
             });
             rest = call[close + 1..].trim_start();
@@ -184,6 +187,7 @@ impl fmt::Display for MetricQuery {
                     seconds: Some(s),
                 } => write!(f, ".rollup({method}, {s})")?,
                 Function::FillLast(s) => write!(f, ".fill(last, {s})")?,
+                Function::AsCount => write!(f, ".as_count()")?,
             }
         }
         Ok(())
@@ -256,6 +260,7 @@ mod tests {
             vars in prop::collection::vec("[a-z]{1,6}", 0..3),
             by in prop::collection::vec("[a-z][a-z_]{0,10}", 0..3),
             fill in prop::option::of(0u64..2000),
+            as_count in any::<bool>(),
             rollup in prop::option::of(("(max|sum|avg)", prop::option::of(1u64..100_000))),
         ) {
             let mut q = MetricQuery::new(agg, &metric);
@@ -264,6 +269,7 @@ mod tests {
             q = q.by(&by);
             if let Some((m, s)) = rollup { q = q.function(Function::Rollup { method: m, seconds: s }); }
             if let Some(s) = fill { q = q.function(Function::FillLast(s)); }
+            if as_count { q = q.function(Function::AsCount); }
             prop_assert_eq!(MetricQuery::parse(&q.to_string()).unwrap(), q);
         }
 

@@ -2,14 +2,18 @@
 //!
 //! Per row, every run:
 //! - the value metric `<prefix>.<pipeline>.<metric>`: GAUGE 1/0 for a health check, GAUGE of the
-//!   number (with `unit`), COUNT over the row's interval, or DISTRIBUTION of every sample plus
-//!   optional `.p50` / `.p90` GAUGEs;
+//!   number (with `unit`), or DISTRIBUTION of the samples no earlier run delivered plus optional
+//!   rolling `.p50` / `.p90` GAUGEs over all of them; a count row sends its level over the window
+//!   as the GAUGE `<metric>.window` and, as the COUNT `<metric>`, only the events first seen in
+//!   this run (see [`crate::state::rows::Delivered`]), so Datadog's `sum` reads true over any
+//!   time frame;
 //! - the health gauge `<prefix>.<pipeline>.check.status` (1 pass, 0.5 warn, 0 fail), which the
 //!   dashboard's matrix reads whatever the row's encoding;
 //! - for an `unknown` row, instead of both, `<prefix>.<pipeline>.check.unknown` = 1 with a
 //!   `reason` tag: missing data is never sent as a placeholder zero.
-//! - for a carried-forward row, the same metrics tagged `inferred:true` plus
-//!   `<prefix>.state.carry_forward` = 1.
+//! - for a carried-forward row, the gauges only (status, value level, percentiles, flags) tagged
+//!   `inferred:true`, plus `<prefix>.state.carry_forward` = 1: no sample and no increment is
+//!   sent twice.
 //! - and the two flags' zeros: `check.unknown` = 0 for a row with a status, and
 //!   `state.carry_forward` = 0 for a row not carried forward. These are facts about the row, not
 //!   placeholders for its value: the dashboard's matrix reads the *last* point of each flag, and
@@ -85,38 +89,49 @@ impl Schema {
                 }
             }
             Encoding::Count => {
+                // The level over the row's window is what the row's value means (a GAUGE, read
+                // with `last`); the COUNT carries only the events first seen in this run, so
+                // Datadog's `sum` over any time frame is the number of events in it.
                 if let Some(v) = result.compared {
+                    let name = self.metric_name(&pipeline, &window_metric(&def.metric))?;
+                    out.push(metric(name, MetricValue::Gauge(v), &tags));
+                }
+                if let Some((value, interval)) =
+                    result.new_in_run.as_ref().and_then(|n| n.increment)
+                {
                     out.push(metric(
                         value_name.clone(),
-                        MetricValue::Count {
-                            value: v,
-                            interval: def.interval,
-                        },
+                        MetricValue::Count { value, interval },
                         &tags,
                     ));
                 }
             }
             Encoding::Distribution => {
-                let samples: Vec<f64> = match &result.value {
-                    Some(Value::Samples(s)) => {
-                        s.iter().copied().filter(|x| x.is_finite()).collect()
-                    }
-                    Some(v) => v.as_number().into_iter().collect(),
-                    None => Vec::new(),
-                };
+                // The rolling percentiles are levels (what the row compares); the distribution
+                // gets each sample once, over the life of the state store.
                 if def.percentiles {
+                    let all: Vec<f64> = match &result.value {
+                        Some(Value::Samples(s)) => s.clone(),
+                        Some(v) => v.as_number().into_iter().collect(),
+                        None => Vec::new(),
+                    };
                     for (suffix, summary) in [("p50", Summary::P50), ("p90", Summary::P90)] {
-                        if let Some(v) = summary.of(&samples) {
+                        if let Some(v) = summary.of(&all) {
                             let name =
                                 self.metric_name(&pipeline, &format!("{}.{suffix}", def.metric))?;
                             out.push(metric(name, MetricValue::Gauge(v), &tags));
                         }
                     }
                 }
-                if !samples.is_empty() {
+                let new = result
+                    .new_in_run
+                    .as_ref()
+                    .map(|n| n.samples.clone())
+                    .unwrap_or_default();
+                if !new.is_empty() {
                     out.push(metric(
                         value_name.clone(),
-                        MetricValue::Distribution(samples),
+                        MetricValue::Distribution(new),
                         &tags,
                     ));
                 }
@@ -301,6 +316,15 @@ impl Schema {
         self.tags("event", row, condition_tag, status, &BTreeMap::new())
     }
 }
+
+/// The metric part of a count row's level gauge: `<metric>.window` (e.g.
+/// `github.reverts.count.window`, the reverts in the last 7 days).
+pub fn window_metric(metric: &str) -> String {
+    format!("{metric}.{WINDOW_SUFFIX}")
+}
+
+/// Suffix of a count row's level gauge.
+pub const WINDOW_SUFFIX: &str = "window";
 
 /// A short, bounded `reason` tag value for an unknown row (free text would be a new custom
 /// metric per message).

@@ -85,11 +85,15 @@ pub fn select(
     http: reqwest::Client,
     schema: &crate::schema::Schema,
     source: &str,
+    key: Option<Secret>,
 ) -> anyhow::Result<Sink> {
     if dry_run || settings.kind == SinkKind::DryRun {
         return Ok(Sink::DryRun(dry_run::DryRunSink::new(output)));
     }
-    let key = Secret::from_env(&["DD_API_KEY"]).map_err(anyhow::Error::msg)?;
+    let key = match key {
+        Some(k) => Some(k),
+        None => Secret::from_env(&["DD_API_KEY"]).map_err(anyhow::Error::msg)?,
+    };
     match (settings.kind, key) {
         (SinkKind::Local, _) => Ok(Sink::Local(local::LocalSink::new(state))),
         (SinkKind::Auto, None) => {

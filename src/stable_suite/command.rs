@@ -19,14 +19,13 @@ use chrono::{DateTime, Utc};
 use super::import::ImportOptions;
 use super::{Artifact, ArtifactError, Criterion, ExitStatus, Format, RunMetric, TAG_ACCEPTANCE};
 use crate::checks::{Aggregate, CheckDef, CheckResult, Condition, Encoding, Summary};
+use crate::collectors::CollectorInstance;
 use crate::collectors::stable_suite::{LastImport, StableSuiteCollector};
-use crate::collectors::{CollectContext, CollectorInstance};
 use crate::config::Plan;
 use crate::observation::Observation;
 use crate::run::{self, CollectorOutcome};
 use crate::schema::RowId;
-use crate::sinks::{self, DeliveryReport};
-use crate::state::StateStore;
+use crate::sinks::DeliveryReport;
 
 /// The name of the collector instance `import-stable` runs (it appears in self-metric tags).
 pub const IMPORT_COLLECTOR: &str = "import-stable";
@@ -141,12 +140,6 @@ pub async fn import_stable(
     base: &Plan,
     opts: ImportStableOptions,
 ) -> anyhow::Result<ImportSummary> {
-    let now = opts.now.unwrap_or_else(Utc::now);
-    let state = Arc::new(StateStore::open(&run::state_url(
-        opts.state.as_deref(),
-        base,
-    ))?);
-    let http = run::http_client()?;
     let collector = Arc::new(StableSuiteCollector::new(
         opts.from.clone(),
         true,
@@ -161,9 +154,7 @@ pub async fn import_stable(
         timeout: Duration::from_secs(30 * 60),
         collector: collector.clone(),
     };
-    let mut plan = base.clone();
-    plan.defaults.source = SOURCE.into();
-    plan.checks = base
+    let rows = base
         .checks
         .iter()
         .filter(|d| {
@@ -179,44 +170,41 @@ pub async fn import_stable(
             d
         })
         .collect();
-    plan.collectors = vec![instance.clone()];
-    let sink = sinks::select(
-        &plan.sink,
-        opts.dry_run,
-        opts.output.clone(),
-        state.clone(),
-        http.clone(),
-        &plan.schema,
-        SOURCE,
-    )?;
-    let ctx = Arc::new(CollectContext {
-        now,
-        http,
-        state,
+    let job = run::Job {
+        plan: base,
+        rows,
+        collectors: vec![&instance],
+        source: SOURCE.into(),
+        derive_rows: |rows, outcomes| match outcomes.first().map(|o| &o.result) {
+            Some(Ok(obs)) => acceptance_rows(rows, obs, IMPORT_COLLECTOR),
+            _ => Vec::new(),
+        },
+    };
+    let run_opts = run::RunOptions {
+        only: Vec::new(),
         dry_run: opts.dry_run,
-    });
-    let outcomes = run::collect(&[&instance], ctx.clone()).await;
-    if let Some(Ok(obs)) = outcomes.first().map(|o| &o.result) {
-        let derived = acceptance_rows(&plan.checks, obs, IMPORT_COLLECTOR);
-        plan.checks.extend(derived);
-    }
-    let results = run::evaluate(&plan, &outcomes);
-    let metrics = run::metrics(&plan, &results, &outcomes, now.timestamp());
-    let delivery = run::deliver_and_commit(&sink, &metrics, &[&instance], &outcomes, &ctx).await;
-    let rows = results
-        .into_iter()
-        .map(|(i, r)| (plan.checks[i].clone(), r))
-        .collect();
-    let collector_outcome = outcomes
+        output: opts.output.clone(),
+        state: opts.state.clone(),
+        now: opts.now,
+        datadog_key: None,
+    };
+    let summary = run::execute(job, run_opts).await?;
+    let collector_outcome = summary
+        .collectors
         .into_iter()
         .next()
         .context("the import collector did not run")?;
+    let rows = summary
+        .results
+        .into_iter()
+        .map(|(i, r)| (summary.rows[i].clone(), r))
+        .collect();
     Ok(ImportSummary {
         rows,
         collector: collector_outcome,
         import: collector.take_last().unwrap_or_default(),
-        metrics: metrics.len(),
-        delivery,
+        metrics: summary.metrics,
+        delivery: summary.delivery,
     })
 }
 

@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{StateError, StateStore};
 use crate::checks::duration::format_duration;
-use crate::checks::{CheckDef, CheckResult, StatusChange};
+use crate::checks::{CheckDef, CheckResult, Encoding, NewInRun, StatusChange};
+use crate::observation::Value;
 use crate::schema::{RowId, Status};
 
 /// The state object holding every row's memory.
@@ -71,7 +72,40 @@ pub struct StoredRow {
     /// The latest statuses, oldest first, at most [`HISTORY_LEN`].
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// What this row has already handed to a sink: sample and event identities, and when its
+    /// last COUNT increment went out.
+    #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+    pub delivered: Delivered,
 }
+
+/// The identities a row has delivered, so each distribution sample is sent once and each
+/// counted event is one COUNT increment, over the life of the state store.
+///
+/// An identity is recorded when its run hands it to the sink (delivered, or spooled for the
+/// next run). It is forgotten once it has left the row's fresh observations (the collector's
+/// window moved past it) and was recorded more than [`DELIVERED_GRACE`] ago; the grace keeps an
+/// overlapping run that collected a little earlier from sending it again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// Identity → when it was first delivered (Unix seconds).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ids: BTreeMap<String, i64>,
+    /// When the row's last COUNT increment was sent: the next increment's `interval` starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub increment_at: Option<DateTime<Utc>>,
+}
+
+impl Delivered {
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.increment_at.is_none()
+    }
+}
+
+/// How long a delivered identity is kept after it left the row's observations.
+pub const DELIVERED_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// At most this many identities are kept per row (the oldest go first): a bound on the state
+/// store whatever a collector returns. 200,000 identities are about 6 MB of `rows.json`.
+pub const MAX_DELIVERED_IDS: usize = 200_000;
 
 impl StoredRow {
     /// Change of the compared value between the last two known results.
@@ -131,7 +165,11 @@ pub fn reconcile(
         let stored = memory.rows.iter().position(|r| r.row == def.row);
         let last_known = stored.and_then(|p| memory.rows[p].last_known.as_ref());
         let last_known_at = stored.and_then(|p| memory.rows[p].last_known_at);
-        let emitted = decide(def, fresh.get(&i).copied(), last_known, last_known_at, now);
+        let mut emitted = decide(def, fresh.get(&i).copied(), last_known, last_known_at, now);
+        let mut delivered = stored
+            .map(|p| std::mem::take(&mut memory.rows[p].delivered))
+            .unwrap_or_default();
+        settle(def, &mut emitted, &mut delivered, now);
 
         let entry = HistoryEntry {
             at: now,
@@ -177,6 +215,7 @@ pub fn reconcile(
                 row.condition = def.condition.human();
                 row.current = emitted.clone();
                 row.updated_at = now;
+                row.delivered = delivered;
                 push_history(&mut row.history, entry);
             }
             None => memory.rows.push(StoredRow {
@@ -189,12 +228,101 @@ pub fn reconcile(
                 current: emitted.clone(),
                 updated_at: now,
                 history: vec![entry],
+                delivered,
             }),
         }
         out.results.push((i, emitted));
     }
     out.memory = memory.clone();
     out
+}
+
+/// Decide what of a row's fresh value no run has delivered yet ([`CheckResult::new_in_run`]),
+/// and record it as delivered. Inferred and unknown rows send no samples and no increments.
+///
+/// - A distribution sends the samples whose identity is new; with no identities (or not one per
+///   sample) every sample is new to this run.
+/// - A count whose identities are one per counted event sends the events first seen now as a
+///   COUNT increment, with the seconds since the row's previous increment as its interval (the
+///   row's own `interval` the first time); without identities it is a level only.
+fn settle(
+    def: &CheckDef,
+    emitted: &mut CheckResult,
+    delivered: &mut Delivered,
+    now: DateTime<Utc>,
+) {
+    emitted.new_in_run = None;
+    let ids = std::mem::take(&mut emitted.ids);
+    if emitted.inferred || emitted.status == Status::Unknown {
+        return;
+    }
+    let stamp = now.timestamp();
+    let record = |delivered: &mut Delivered, ids: &[String]| -> Vec<bool> {
+        let new: Vec<bool> = ids
+            .iter()
+            .map(|id| !delivered.ids.contains_key(id))
+            .collect();
+        let current: std::collections::BTreeSet<&String> = ids.iter().collect();
+        let grace = DELIVERED_GRACE.as_secs() as i64;
+        delivered
+            .ids
+            .retain(|id, at| current.contains(id) || stamp - *at <= grace);
+        for id in ids {
+            delivered.ids.entry(id.clone()).or_insert(stamp);
+        }
+        if delivered.ids.len() > MAX_DELIVERED_IDS {
+            let mut by_age: Vec<(i64, String)> =
+                delivered.ids.iter().map(|(k, v)| (*v, k.clone())).collect();
+            by_age.sort();
+            for (_, id) in by_age.iter().take(delivered.ids.len() - MAX_DELIVERED_IDS) {
+                delivered.ids.remove(id);
+            }
+        }
+        new
+    };
+    match def.encoding {
+        Encoding::Distribution => {
+            let samples: Vec<f64> = match &emitted.value {
+                Some(Value::Samples(s)) => s.clone(),
+                Some(v) => v.as_number().into_iter().collect(),
+                None => Vec::new(),
+            };
+            let samples = if !ids.is_empty() && ids.len() == samples.len() {
+                let new = record(delivered, &ids);
+                samples
+                    .into_iter()
+                    .zip(new)
+                    .filter_map(|(v, new)| new.then_some(v))
+                    .collect()
+            } else {
+                samples
+            };
+            emitted.new_in_run = Some(NewInRun {
+                samples: samples.into_iter().filter(|x| x.is_finite()).collect(),
+                increment: None,
+            });
+        }
+        Encoding::Count => {
+            let identified = emitted
+                .compared
+                .is_some_and(|n| n >= 0.0 && n.fract() == 0.0 && n == ids.len() as f64);
+            if !identified {
+                emitted.new_in_run = Some(NewInRun::default());
+                return;
+            }
+            let new = record(delivered, &ids).iter().filter(|n| **n).count();
+            let interval = delivered
+                .increment_at
+                .map(|at| (now - at).num_seconds().max(1) as u64)
+                .unwrap_or(def.interval);
+            delivered.increment_at = Some(now);
+            emitted.new_in_run = Some(NewInRun {
+                samples: Vec::new(),
+                increment: Some((new as f64, interval)),
+            });
+        }
+        Encoding::Status | Encoding::Gauge => {}
+    }
 }
 
 /// The result to emit for one row this run.

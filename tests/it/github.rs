@@ -618,7 +618,7 @@ metric = "github.pulls.merged"
     let started = std::time::Instant::now();
     let outcomes = collect_once(&plan, &state, good.now).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    let results = infra_health::run::evaluate(&plan, &outcomes);
+    let results = infra_health::run::evaluate(&plan.checks, &outcomes);
     let status = |task: &str| {
         results
             .iter()

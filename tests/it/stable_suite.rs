@@ -8,7 +8,12 @@ use serde_json::Value;
 
 use crate::support::{bin, s3};
 
+/// An artifact of the night of `day` (20 or 21): finished `30 − day` hours before the test
+/// runs, so the import's carry-forward limit (26 h) still holds it, as it would a real nightly
+/// run imported the next morning. Older would be `stale`, exactly as `run` judges it.
 pub fn artifact(job: &str, day: u32, sps: f64) -> Artifact {
+    let finished = chrono::Utc::now() - chrono::TimeDelta::hours(30 - i64::from(day));
+    let finished = chrono::DateTime::from_timestamp(finished.timestamp(), 0).unwrap();
     Artifact {
         schema_version: 1,
         suite: "stable".into(),
@@ -16,8 +21,8 @@ pub fn artifact(job: &str, day: u32, sps: f64) -> Artifact {
         recipe: Some(format!("{job}.recipe")),
         run_id: format!("stable.{day}.{job}"),
         runner: Some("skypilot".into()),
-        started_at: format!("2026-11-{day:02}T03:00:00Z").parse().unwrap(),
-        finished_at: format!("2026-11-{day:02}T04:00:00Z").parse().unwrap(),
+        started_at: finished - chrono::TimeDelta::hours(1),
+        finished_at: finished,
         exit_status: ExitStatus::Success,
         exit_code: Some(0),
         metrics: vec![
