@@ -14,6 +14,7 @@ mod foundation;
 mod github;
 mod helm_chart;
 mod http_probe;
+mod jobs;
 mod stable_suite;
 mod stable_suite_docs;
 mod state;

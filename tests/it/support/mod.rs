@@ -7,6 +7,7 @@ pub mod fake_datadog;
 pub mod fake_github;
 pub mod github_history;
 pub mod query_eval;
+pub mod week_scenario;
 pub mod s3;
 
 use std::path::PathBuf;

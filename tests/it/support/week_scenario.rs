@@ -1,0 +1,454 @@
+//! The week scenario: a GitHub repository whose history evolves with a pinned clock, the ground
+//! truth of what happened in it, and the config that watches it. Shared by the week
+//! simulation test (`tests/it/week.rs`) and its benchmark (`benches/week.rs`).
+//!
+//! Over one week of ten-minute runs: a `Tests` run on `main` every half hour (some fail, some
+//! are re-run twenty minutes later, one two-day-old run is re-run late), a commit every two
+//! hours with three reverts and two hotfixes among them (one revert during the outage), a
+//! training bug opened and closed, and a three-hour GitHub outage. The truth is computed from
+//! these facts alone: when each event became visible, when the first healthy run could see it,
+//! and what was in the window then.
+
+#![allow(dead_code)]
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::github_history::{CommitData, History, IssueData, JobData, REPO, RunData};
+
+pub const KEY: &str = "week-simulation-key";
+pub const STEP: i64 = 600;
+pub const STEPS: i64 = 7 * 144;
+pub const WINDOW: i64 = 7 * 86_400;
+
+pub fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-16T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub fn at(secs: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::seconds(secs)
+}
+
+/// Seconds since t0.
+pub fn rel(t: DateTime<Utc>) -> i64 {
+    (t - t0()).num_seconds()
+}
+
+pub const OUTAGE: (i64, i64) = (5 * 86_400 + 10 * 3_600, 5 * 86_400 + 13 * 3_600);
+
+pub fn collector_up(t: i64) -> bool {
+    !(OUTAGE.0..OUTAGE.1).contains(&t)
+}
+
+/// One attempt of a run of the `Tests` workflow on `main`.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    started: i64,
+    completed: i64,
+    conclusion: &'static str,
+    job_id: u64,
+    job_created: i64,
+    job_started: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    id: u64,
+    created: i64,
+    attempts: Vec<Attempt>,
+}
+
+/// Everything that happens, in seconds since t0 (negative: before the first run).
+pub struct Scenario {
+    pub runs: Vec<ScenarioRun>,
+    /// (time, message)
+    pub commits: Vec<(i64, String)>,
+    /// (number, opened, closed)
+    bugs: Vec<(u64, i64, Option<i64>)>,
+}
+
+/// The Tests run created at index `i` (every 30 minutes from 8 days before t0).
+pub fn scenario() -> Scenario {
+    let mut runs = Vec::new();
+    let first = -8 * 86_400;
+    let last = STEPS * STEP;
+    let mut i = 0u64;
+    loop {
+        let created = first + i as i64 * 1_800;
+        if created > last {
+            break;
+        }
+        let duration = 120 + (i as i64 * 53) % 280;
+        let queue = 10 + (i as i64 * 17) % 100;
+        let attempt = |n: u64, started: i64, conclusion: &'static str| Attempt {
+            started,
+            completed: started + duration + n as i64 * 7,
+            conclusion,
+            job_id: 5_000_000 + i * 10 + n,
+            job_created: started - 5,
+            job_started: started - 5 + queue,
+        };
+        let mut attempts = Vec::new();
+        let late_rerun = created == 2 * 86_400 + 9 * 3_600;
+        if i % 41 == 3 || late_rerun {
+            let a1 = attempt(1, created + 20, "failure");
+            // A quick re-run twenty minutes after the failure; the late one two days later.
+            let delay = if late_rerun { 2 * 86_400 } else { 1_200 };
+            let a2 = attempt(2, a1.completed + delay, "success");
+            attempts.push(a1);
+            attempts.push(a2);
+        } else {
+            let conclusion = if i % 23 == 7 { "failure" } else { "success" };
+            attempts.push(attempt(1, created + 20, conclusion));
+        }
+        runs.push(ScenarioRun {
+            id: 1_000_000 + i * 10,
+            created,
+            attempts,
+        });
+        i += 1;
+    }
+    // The last run before the end fails, the very last passes: the row recovered minutes ago.
+    let n = runs.len();
+    let end = STEPS * STEP - STEP;
+    for r in runs.iter_mut() {
+        if r.created > end - 3_600 && r.created <= end - 1_800 && r.attempts.len() == 1 {
+            r.attempts[0].conclusion = "failure";
+        }
+    }
+    assert!(n > 400);
+
+    let mut commits = Vec::new();
+    for h in (-8 * 24..7 * 24).step_by(2) {
+        commits.push((h * 3_600 + 300, format!("feat: change {h}")));
+    }
+    commits.push((-3 * 86_400, "Revert \"feat: change -70\"\n\nThis reverts commit 0123456789abcdef0123456789abcdef01234567.".into()));
+    commits.push((3 * 86_400 + 10 * 3_600, "Revert \"feat: change 70\"\n\nThis reverts commit 89abcdef0123456789abcdef0123456789abcdef.".into()));
+    // During the outage: seen only when GitHub answers again.
+    commits.push((OUTAGE.0 + 3_600, "Revert \"feat: change 130\"\n\nThis reverts commit fedcba9876543210fedcba9876543210fedcba98.".into()));
+    commits.push((86_400 + 7_200, "hotfix: unbreak the build".into()));
+    commits.push((6 * 86_400 + 7_200, "hotfix: unbreak the release".into()));
+    let bugs = vec![
+        (1, -10 * 86_400, None),
+        (2, 2 * 86_400 + 3_600, Some(5 * 86_400 + 16 * 3_600)),
+    ];
+    Scenario {
+        runs,
+        commits,
+        bugs,
+    }
+}
+
+impl ScenarioRun {
+    /// The attempt GitHub shows at `t` (the newest one started), if the run exists yet.
+    fn current(&self, t: i64) -> Option<&Attempt> {
+        if self.created > t {
+            return None;
+        }
+        self.attempts.iter().rev().find(|a| a.started <= t).or(self.attempts.first())
+    }
+
+    fn completed_at(&self, t: i64) -> bool {
+        self.current(t).is_some_and(|a| a.completed <= t)
+    }
+}
+
+fn sha_of(n: usize) -> String {
+    format!("{n:040x}")
+}
+
+/// What GitHub shows at `t`.
+pub fn show(h: &mut History, s: &Scenario, t: i64) {
+    h.now = at(t);
+    let mut runs = Vec::new();
+    let mut jobs = std::collections::HashMap::new();
+    for r in s.runs.iter().filter(|r| r.created <= t) {
+        let Some(cur) = r.current(t) else { continue };
+        let n = r.attempts.iter().position(|a| std::ptr::eq(a, cur)).unwrap_or(0);
+        let done = cur.completed <= t;
+        runs.push(RunData {
+            id: r.id,
+            workflow: 0,
+            branch: "main".into(),
+            event: "push".into(),
+            head_repo: REPO.into(),
+            status: if done { "completed" } else { "in_progress" }.into(),
+            conclusion: done.then(|| cur.conclusion.to_string()),
+            run_attempt: n as u32 + 1,
+            created_at: at(r.created),
+            run_started_at: at(cur.started),
+            updated_at: at(if done { cur.completed } else { cur.started }),
+            first_attempt_conclusion: (n > 0).then(|| r.attempts[0].conclusion.to_string()),
+        });
+        let shown: Vec<JobData> = r.attempts[..=n]
+            .iter()
+            .enumerate()
+            .map(|(k, a)| {
+                let finished = a.completed <= t;
+                JobData {
+                    id: a.job_id,
+                    run_attempt: k as u32 + 1,
+                    conclusion: finished.then(|| a.conclusion.to_string()),
+                    created_at: at(a.job_created),
+                    started_at: Some(at(a.job_started)),
+                    completed_at: finished.then(|| at(a.completed)),
+                    labels: vec!["ubuntu-latest".into()],
+                }
+            })
+            .collect();
+        jobs.insert(r.id, shown);
+    }
+    runs.sort_by_key(|r| std::cmp::Reverse(r.id));
+    h.runs = runs;
+    h.jobs = jobs;
+    h.annotations.clear();
+    let mut commits: Vec<CommitData> = s
+        .commits
+        .iter()
+        .enumerate()
+        .filter(|(_, (when, _))| *when <= t)
+        .map(|(n, (when, message))| CommitData {
+            sha: sha_of(n + 1),
+            message: message.clone(),
+            date: at(*when),
+        })
+        .collect();
+    commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+    h.commits = commits;
+    h.pulls.clear();
+    h.issues = s
+        .bugs
+        .iter()
+        .filter(|(_, opened, _)| *opened <= t)
+        .map(|(n, _, closed)| IssueData {
+            number: *n,
+            state: if closed.is_some_and(|c| c <= t) { "closed" } else { "open" }.into(),
+            labels: vec!["training".into()],
+            is_pull: false,
+        })
+        .rev()
+        .collect();
+}
+
+// ---- ground truth, from the scenario alone --------------------------------------------------
+
+/// The times of the runs of the week.
+pub fn steps() -> impl Iterator<Item = i64> {
+    (0..STEPS).map(|k| k * STEP)
+}
+
+/// The first run at or after `visible` whose collectors reach GitHub, and for which `still`
+/// holds (the event is still in its window, the attempt still shown).
+pub fn detected(visible: i64, still: impl Fn(i64) -> bool) -> Option<i64> {
+    steps().find(|t| *t >= visible && collector_up(*t) && still(*t))
+}
+
+pub struct Truth {
+    /// Flaky runs: detection times.
+    pub flaky: Vec<i64>,
+    pub reverts: Vec<i64>,
+    pub hotfixes: Vec<i64>,
+    /// Duration samples: (detection time, seconds).
+    pub durations: Vec<(i64, f64)>,
+    pub queue: Vec<(i64, f64)>,
+}
+
+pub fn truth(s: &Scenario) -> Truth {
+    let mut t = Truth {
+        flaky: Vec::new(),
+        reverts: Vec::new(),
+        hotfixes: Vec::new(),
+        durations: Vec::new(),
+        queue: Vec::new(),
+    };
+    let in_window = |created: i64| move |now: i64| created >= now - WINDOW;
+    for r in &s.runs {
+        if r.attempts.len() > 1 && r.attempts[1].conclusion == "success" {
+            if let Some(d) = detected(r.attempts[1].completed, |now| {
+                in_window(r.created)(now) && r.completed_at(now)
+            }) {
+                t.flaky.push(d);
+            }
+        }
+        for (k, a) in r.attempts.iter().enumerate() {
+            // A duration sample is the attempt GitHub shows, once completed.
+            let shown = |now: i64| {
+                in_window(r.created)(now)
+                    && r.completed_at(now)
+                    && r.current(now).is_some_and(|c| std::ptr::eq(c, a))
+            };
+            if let Some(d) = detected(a.completed, shown) {
+                t.durations.push((d, (a.completed - a.started) as f64));
+            }
+            // Jobs of every attempt are listed once the run is completed again.
+            let listed = |now: i64| {
+                in_window(r.created)(now)
+                    && r.completed_at(now)
+                    && r.attempts[..].iter().position(|x| std::ptr::eq(x, r.current(now).unwrap())).unwrap_or(0) >= k
+            };
+            if let Some(d) = detected(a.completed, listed) {
+                t.queue.push((d, (a.job_started - a.job_created) as f64));
+            }
+        }
+    }
+    for (when, message) in &s.commits {
+        let list = if message.starts_with("Revert") {
+            &mut t.reverts
+        } else if message.starts_with("hotfix") {
+            &mut t.hotfixes
+        } else {
+            continue;
+        };
+        if let Some(d) = detected(*when, |now| *when >= now - WINDOW) {
+            list.push(d);
+        }
+    }
+    t
+}
+
+pub fn in_frame<'a>(times: impl IntoIterator<Item = &'a i64>, from: i64, to: i64) -> usize {
+    times.into_iter().filter(|d| **d >= from && **d <= to).count()
+}
+
+pub fn p90(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (0.9 * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+// ---- the configuration and the dashboard's queries ------------------------------------------
+
+pub fn config(github: &str, intake: &str) -> String {
+    let common = format!(
+        "repo = \"{REPO}\"\napi_url = \"{github}\"\nmin_secondary_wait = \"10ms\"\nretry_base = \"5ms\"\nmax_retries = 1\ntimeout = \"30s\"\n"
+    );
+    format!(
+        r#"
+[defaults]
+env = "prod"
+
+[sink]
+type = "datadog"
+endpoint = "{intake}"
+max_retries = 1
+backoff = "5ms"
+
+[[collector]]
+name = "actions"
+type = "github_actions"
+branch = "main"
+workflows = ["tests"]
+window = "7d"
+{common}
+[[collector]]
+name = "commits"
+type = "github_commits"
+branch = "main"
+window = "7d"
+{common}
+[[collector]]
+name = "issues"
+type = "github_issues"
+labels = ["training"]
+{common}
+[[check]]
+workflow_category = "ci"
+workflow_name = "latest_state_of_main"
+task = "tests_blocking_merge"
+check = "workflow_success"
+title = "Tests blocking merge passing"
+collector = "actions"
+signal = "workflow.conclusion"
+match = {{ workflow = "tests" }}
+condition = "==success"
+metric = "ci.workflow.success"
+
+[[check]]
+workflow_category = "ci"
+workflow_name = "latest_state_of_main"
+task = "flaky_reruns"
+check = "weekly_count"
+title = "Flaky reruns, 7 days"
+collector = "actions"
+signal = "runs.flaky"
+condition = "<10"
+encoding = "count"
+interval = "7d"
+metric = "ci.runs.flaky"
+
+[[check]]
+workflow_category = "ci"
+workflow_name = "ci_smoothness"
+task = "workflow_duration"
+check = "duration_p90"
+title = "p90 workflow duration"
+collector = "actions"
+signal = "workflow.duration"
+condition = "<5m"
+encoding = "distribution"
+summary = "p90"
+percentiles = true
+unit = "second"
+metric = "ci.workflow.duration"
+
+[[check]]
+workflow_category = "ci"
+workflow_name = "ci_smoothness"
+task = "queue_time"
+check = "queue_time_p90"
+title = "Job queue time p90"
+collector = "actions"
+signal = "jobs.queue_time"
+condition = "<2m"
+encoding = "distribution"
+summary = "p90"
+percentiles = true
+unit = "second"
+metric = "ci.jobs.queue_time"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "commit_history"
+task = "reverts"
+check = "weekly_count"
+title = "Reverts, 7 days"
+collector = "commits"
+signal = "commits.reverts"
+condition = "<=1"
+encoding = "count"
+interval = "7d"
+metric = "github.reverts.count"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "commit_history"
+task = "hotfixes"
+check = "weekly_count"
+title = "Hotfixes, 7 days"
+collector = "commits"
+signal = "commits.hotfixes"
+condition = "<5"
+encoding = "count"
+interval = "7d"
+metric = "github.hotfixes.count"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "bug_queue"
+task = "training_bugs"
+check = "open_count"
+title = "Open bugs: training"
+collector = "issues"
+signal = "issues.open"
+match = {{ label = "training" }}
+condition = "<1"
+tags = {{ label = "training" }}
+metric = "github.bugs.count"
+"#
+    )
+}
+
