@@ -13,7 +13,9 @@ use infra_health::observation::{Observation, Value};
 use infra_health::state::StateStore;
 
 use crate::support::fake_github::{FakeGithub, Faults, collect_once};
-use crate::support::github_history::{History, REPO, Sizes, TIMEOUT_ANNOTATION};
+use crate::support::github_history::{
+    BRANCH_EVENTS, History, REPO, RunData, Sizes, TIMEOUT_ANNOTATION,
+};
 
 const SEED: u64 = 8;
 
@@ -133,29 +135,45 @@ struct ActionsExpected {
     failing_other: usize,
     success_ratio: f64,
     completed: usize,
-    flaky: usize,
-    durations: Vec<f64>,
-    queue: Vec<f64>,
-    timed_out: usize,
+    flaky: Vec<String>,
+    durations: Vec<(String, f64)>,
+    queue: Vec<(String, f64)>,
+    queue_by_runner: BTreeMap<String, Vec<f64>>,
+    timed_out: Vec<String>,
     cancelled: usize,
 }
 
-fn expect_actions(h: &History) -> ActionsExpected {
+/// Runs of the repository itself on `main` for the default events (definition 1).
+fn own_main(h: &History, r: &RunData) -> bool {
+    r.branch == "main" && r.head_repo == h.repo && BRANCH_EVENTS.contains(&r.event.as_str())
+}
+
+const VERDICTS: &[&str] = &[
+    "success",
+    "failure",
+    "timed_out",
+    "startup_failure",
+    "action_required",
+];
+
+/// Expected values at `h.now`; `unreadable` jobs' annotations cannot be read (counted cancelled).
+fn expect_actions(h: &History, unreadable: &[u64]) -> ActionsExpected {
     let start = h.now - TimeDelta::days(7);
-    let done: Vec<_> = h
+    let done: Vec<&RunData> = h
         .runs
         .iter()
-        .filter(|r| r.branch == "main" && r.created_at >= start && r.status == "completed")
+        .filter(|r| own_main(h, r) && r.created_at >= start && r.status == "completed")
         .collect();
+    // Definition 2: the newest completed run whose conclusion is a verdict.
     let latest = |wf: usize| {
         done.iter()
-            .filter(|r| r.workflow == wf)
-            .max_by_key(|r| r.created_at)
+            .filter(|r| r.workflow == wf && VERDICTS.contains(&r.conclusion.as_deref().unwrap()))
+            .max_by_key(|r| (r.created_at, r.id))
             .map(|r| r.conclusion.clone().unwrap())
     };
     let mut conclusions = BTreeMap::new();
     conclusions.insert("tests", latest(0).unwrap()); // workflow "Tests", file tests.yml
-    conclusions.insert("benchmarks", latest(1).unwrap()); // workflow "benchmarks", file bench.yml
+    conclusions.insert("benchmarks", latest(1).unwrap()); // workflow "Benchmarks", file bench.yml
     let failing_other = (2..h.workflows.len())
         .filter(|w| {
             latest(*w).is_some_and(|c| c == "failure" || c == "timed_out" || c == "startup_failure")
@@ -184,27 +202,51 @@ fn expect_actions(h: &History) -> ActionsExpected {
                     Some("failure" | "timed_out")
                 )
         })
-        .count();
+        .map(|r| r.id.to_string())
+        .collect();
+    // Definition 6: work that ran — not skipped, and a job of the last attempt started.
+    let ran = |j: &&crate::support::github_history::JobData| {
+        j.started_at.is_some() && j.conclusion.as_deref() != Some("skipped")
+    };
     let durations = done
         .iter()
-        .map(|r| (r.updated_at - r.run_started_at).num_seconds() as f64)
+        .filter(|r| {
+            r.conclusion.as_deref() != Some("skipped")
+                && h.jobs[&r.id]
+                    .iter()
+                    .filter(|j| j.run_attempt == r.run_attempt)
+                    .any(|j| ran(&j))
+        })
+        .map(|r| {
+            (
+                format!("{}.{}", r.id, r.run_attempt),
+                (r.updated_at - r.run_started_at).num_seconds() as f64,
+            )
+        })
         .collect();
     let mut queue = Vec::new();
-    let (mut timed_out, mut cancelled) = (0, 0);
+    let mut queue_by_runner: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut timed_out = Vec::new();
+    let mut cancelled = 0;
     for r in &done {
         for j in &h.jobs[&r.id] {
-            if let Some(s) = j.started_at {
-                queue.push((s - j.created_at).num_seconds() as f64);
+            if ran(&j) {
+                let s = (j.started_at.unwrap() - j.created_at).num_seconds() as f64;
+                queue.push((j.id.to_string(), s));
+                queue_by_runner
+                    .entry(j.labels.last().unwrap().clone())
+                    .or_default()
+                    .push(s);
             }
             match j.conclusion.as_deref() {
-                Some("timed_out") => timed_out += 1,
+                Some("timed_out") => timed_out.push(j.id.to_string()),
                 Some("cancelled") => {
                     let annotated = h
                         .annotations
                         .get(&j.id)
                         .is_some_and(|a| a.iter().any(|m| m == TIMEOUT_ANNOTATION));
-                    if annotated {
-                        timed_out += 1
+                    if annotated && !unreadable.contains(&j.id) {
+                        timed_out.push(j.id.to_string())
                     } else {
                         cancelled += 1
                     }
@@ -213,21 +255,60 @@ fn expect_actions(h: &History) -> ActionsExpected {
             }
         }
     }
+    for v in queue_by_runner.values_mut() {
+        v.sort_by(f64::total_cmp);
+    }
+    let mut flaky: Vec<String> = flaky;
+    flaky.sort();
+    timed_out.sort();
     ActionsExpected {
         conclusions,
         failing_other,
         success_ratio: ok as f64 / decided.len() as f64,
         completed: done.len(),
         flaky,
-        durations: sorted(durations),
-        queue: sorted(queue),
+        durations: sorted_pairs(durations),
+        queue: sorted_pairs(queue),
+        queue_by_runner,
         timed_out,
         cancelled,
     }
 }
 
+fn sorted_pairs(mut v: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// An observation's samples paired with their ids, sorted by id.
+fn id_samples(o: &Observation) -> Vec<(String, f64)> {
+    match &o.value {
+        Value::Samples(s) => {
+            assert_eq!(s.len(), o.ids.len(), "{}: one id per sample", o.signal);
+            sorted_pairs(o.ids.iter().cloned().zip(s.iter().copied()).collect())
+        }
+        v => panic!("{}: not samples: {v:?}", o.signal),
+    }
+}
+
+/// A counted observation's ids, sorted; the count must equal their number.
+fn counted_ids(o: &Observation) -> Vec<String> {
+    let n = match &o.value {
+        Value::Number(n) => *n,
+        v => panic!("{}: not a number: {v:?}", o.signal),
+    };
+    assert_eq!(n as usize, o.ids.len(), "{}: one id per counted event", o.signal);
+    let mut ids = o.ids.clone();
+    ids.sort();
+    ids
+}
+
 fn check_actions(obs: &[Observation], h: &History) {
-    let e = expect_actions(h);
+    check_actions_with(obs, h, &[])
+}
+
+fn check_actions_with(obs: &[Observation], h: &History, unreadable: &[u64]) {
+    let e = expect_actions(h, unreadable);
     for (w, c) in &e.conclusions {
         match &find(obs, "workflow.conclusion", &[("workflow", w)]).value {
             Value::Text(t) => assert_eq!(t, c, "latest conclusion of {w}"),
@@ -240,18 +321,33 @@ fn check_actions(obs: &[Observation], h: &History) {
     );
     assert!((number(obs, "workflow.success_ratio", &[]) - e.success_ratio).abs() < 1e-12);
     assert_eq!(number(obs, "runs.completed", &[]), e.completed as f64);
-    assert_eq!(number(obs, "runs.flaky", &[]), e.flaky as f64);
-    assert_eq!(samples(obs, "workflow.duration"), e.durations);
-    assert_eq!(samples(obs, "jobs.queue_time"), e.queue);
-    assert_eq!(number(obs, "jobs.timed_out", &[]), e.timed_out as f64);
+    assert_eq!(counted_ids(find(obs, "runs.flaky", &[])), e.flaky);
+    assert_eq!(id_samples(find(obs, "workflow.duration", &[])), e.durations);
+    assert_eq!(id_samples(find(obs, "jobs.queue_time", &[])), e.queue);
+    for (runner, expected) in &e.queue_by_runner {
+        assert_eq!(
+            &samples_tagged(obs, "jobs.queue_time_by_runner", &[("runner", runner)]),
+            expected,
+            "queue time on {runner}"
+        );
+    }
+    assert_eq!(counted_ids(find(obs, "jobs.timed_out", &[])), e.timed_out);
     assert_eq!(number(obs, "jobs.cancelled", &[]), e.cancelled as f64);
     assert!(
-        e.flaky > 0 && e.timed_out > 0 && e.cancelled > 0,
+        !e.flaky.is_empty() && !e.timed_out.is_empty() && e.cancelled > 0,
         "history too small to test"
     );
+    assert!(e.queue_by_runner.len() > 1, "history has one runner label only");
     let o = find(obs, "runs.flaky", &[]);
     assert_eq!(o.tags["repo"], h.repo);
     assert_eq!(o.tags["branch"], "main");
+}
+
+fn samples_tagged(obs: &[Observation], signal: &str, tags: &[(&str, &str)]) -> Vec<f64> {
+    match &find(obs, signal, tags).value {
+        Value::Samples(s) => sorted(s.clone()),
+        v => panic!("{signal}: not samples: {v:?}"),
+    }
 }
 
 fn check_commits(obs: &[Observation], h: &History) {
@@ -380,13 +476,19 @@ async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit()
     check_commits(&first.obs["commits"], &h);
     check_pulls(&first.obs["pulls"], &h);
     check_issues(&first.obs["issues"], &h);
-    // Runs were listed unfiltered (no 1,000 cap), deep enough to cover all 7 days.
+    // Runs were listed a day at a time (each slice under the 1,000 cap), covering all 7 days.
     let log = gets(&fake);
+    let listings: Vec<_> = log
+        .iter()
+        .filter(|l| l.target.contains("/actions/runs?"))
+        .collect();
     assert!(
-        log.iter()
-            .filter(|l| l.target.contains("/actions/runs?"))
-            .all(|l| !l.target.contains("branch=") && !l.target.contains("created=")),
+        listings
+            .iter()
+            .all(|l| l.target.contains("branch=main") && l.target.contains("created=")),
+        "{listings:?}"
     );
+    assert!(listings.len() >= 8, "{listings:?}");
     assert!(
         log.iter().all(|l| l.status == 200),
         "first run: {:?}",
@@ -461,10 +563,9 @@ async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit()
         .filter(|l| l.status == 200)
         .map(|l| l.target)
         .collect();
-    // Seen again either on the listing's first page (its ETag changed) or by id.
+    // Seen again on its day's listing (the page's ETag changed); the other days answered 304.
     assert!(
-        fresh.contains(&format!("/repos/{REPO}/actions/runs/{finished}"))
-            || fresh.contains(&format!("/repos/{REPO}/actions/runs?per_page=100")),
+        fresh.iter().any(|t| t.contains("/actions/runs?")),
         "{fresh:?}"
     );
     assert!(

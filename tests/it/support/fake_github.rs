@@ -46,6 +46,8 @@ pub struct Faults {
     pub broken_repos: Vec<String>,
     /// Every request gets 403 "API rate limit exceeded" with `x-ratelimit-remaining: 0`.
     pub primary_exhausted: bool,
+    /// Requests whose path contains one of these always answer 500.
+    pub broken_paths: Vec<String>,
 }
 
 pub struct FakeState {
@@ -134,7 +136,8 @@ fn run_json(h: &History, r: &RunData, attempt: Option<u32>) -> Value {
         "path": w.path,
         "workflow_id": w.id,
         "head_branch": r.branch,
-        "event": "push",
+        "event": r.event,
+        "head_repository": { "full_name": r.head_repo },
         "status": if attempt_no < r.run_attempt { "completed" } else { r.status.as_str() },
         "conclusion": conclusion,
         "run_attempt": attempt_no,
@@ -143,6 +146,21 @@ fn run_json(h: &History, r: &RunData, attempt: Option<u32>) -> Value {
         "run_started_at": ts(started),
         "html_url": format!("https://github.com/{}/actions/runs/{}", h.repo, r.id),
     })
+}
+
+/// GitHub's `created=` qualifier as the fake understands it: `FROM..TO` (RFC 3339, inclusive).
+fn created_range(
+    c: &str,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap_or_else(|e| panic!("fake GitHub: bad created= bound {t:?}: {e}"))
+            .with_timezone(&chrono::Utc)
+    };
+    let (from, to) = c
+        .split_once("..")
+        .unwrap_or_else(|| panic!("fake GitHub: created= must be FROM..TO, got {c:?}"));
+    (parse(from), parse(to))
 }
 
 fn query_map(q: Option<&str>) -> HashMap<String, String> {
@@ -342,8 +360,14 @@ fn route(
         return error(404, "Not Found");
     }
     let repo = format!("{}/{}", parts[1], parts[2]);
-    if st.faults.lock().unwrap().broken_repos.contains(&repo) {
-        return error(503, "Service Unavailable");
+    {
+        let f = st.faults.lock().unwrap();
+        if f.broken_repos.contains(&repo) {
+            return error(503, "Service Unavailable");
+        }
+        if f.broken_paths.iter().any(|p| path.contains(p.as_str())) {
+            return error(500, "Server Error");
+        }
     }
     let histories = st.histories.read().unwrap();
     let Some(h) = histories.get(&repo) else {
@@ -369,10 +393,16 @@ fn route(
             ]
             .iter()
             .any(|k| q.contains_key(*k));
+            let created = q.get("created").map(|c| created_range(c));
             let mut runs: Vec<&RunData> = h
                 .runs
                 .iter()
                 .filter(|r| q.get("branch").is_none_or(|b| &r.branch == b))
+                .filter(|r| {
+                    created
+                        .as_ref()
+                        .is_none_or(|(from, to)| r.created_at >= *from && r.created_at <= *to)
+                })
                 .collect();
             if filtered {
                 runs.truncate(1000); // GitHub's cap on filtered listings
@@ -381,6 +411,17 @@ fn route(
             let items: Vec<Value> = runs.iter().map(|r| run_json(h, r, None)).collect();
             let (page, link) = paginate(&st.base, path, &q, items);
             let body = json!({ "total_count": total, "workflow_runs": page });
+            (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
+        }
+        ["actions", "workflows"] => {
+            let items: Vec<Value> = h
+                .workflows
+                .iter()
+                .map(|w| json!({ "id": w.id, "name": w.name, "path": w.path, "state": "active" }))
+                .collect();
+            let total = items.len();
+            let (page, link) = paginate(&st.base, path, &q, items);
+            let body = json!({ "total_count": total, "workflows": page });
             (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
         }
         ["actions", "runs", id] => match h.runs.iter().find(|r| r.id.to_string() == *id) {
@@ -431,7 +472,7 @@ fn route(
                         .collect()
                 })
                 .unwrap_or_default();
-            object(Value::Array(notes))
+            list(notes)
         }
         ["commits"] => {
             let since = q

@@ -17,6 +17,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub const REPO: &str = "acme/widgets";
+pub const FORK: &str = "forker/widgets";
+/// Events whose runs count as runs on the branch by default.
+pub const BRANCH_EVENTS: &[&str] = &["push", "schedule", "workflow_dispatch", "merge_group"];
 pub const TIMEOUT_ANNOTATION: &str = "The job running on runner GitHub Actions 12 has exceeded the maximum execution time of 30 minutes.";
 pub const LABELS: &[&str] = &["training", "infra", "bug", "eval", "docs"];
 
@@ -32,6 +35,10 @@ pub struct RunData {
     pub id: u64,
     pub workflow: usize,
     pub branch: String,
+    /// `push`, `pull_request`, `schedule`, `workflow_dispatch`.
+    pub event: String,
+    /// `head_repository.full_name`: a fork for fork pull requests.
+    pub head_repo: String,
     pub status: String,
     pub conclusion: Option<String>,
     pub run_attempt: u32,
@@ -124,7 +131,8 @@ impl History {
         let mut rng = StdRng::seed_from_u64(seed);
         let workflows: Vec<Workflow> = [
             ("Tests", "tests.yml"),
-            ("benchmarks", "bench.yml"),
+            // Listed as "benchmarks" in the tests' config: found only case-insensitively.
+            ("Benchmarks", "bench.yml"),
             ("lint", "lint.yml"),
             ("docs", "docs.yml"),
             ("build", "build.yml"),
@@ -159,7 +167,22 @@ impl History {
             } else {
                 format!("feature-{}", rng.random_range(0..40))
             };
+            let (event, head_repo) = if branch == "main" {
+                match rng.random_range(0..100) {
+                    0..=79 => ("push", REPO),
+                    80..=84 => ("schedule", REPO),
+                    85..=87 => ("workflow_dispatch", REPO),
+                    // A fork's pull request from its own branch called `main`.
+                    _ => ("pull_request", FORK),
+                }
+            } else if rng.random_bool(0.5) {
+                ("push", REPO)
+            } else {
+                ("pull_request", REPO)
+            };
             let created_at = now - secs(*ago);
+            let never_started = rng.random_bool(0.5);
+            let lint_notes = rng.random_bool(0.5);
             let duration = 60 + (rng.random::<f64>().powi(3) * 1200.0) as i64;
             let in_progress = *ago < 1800 && rng.random_bool(0.5);
             let attempts = if in_progress {
@@ -236,7 +259,15 @@ impl History {
                                     Some(job_created + secs(queue)),
                                 )
                             } else {
-                                annotations.insert(job_id, vec![TIMEOUT_ANNOTATION.to_string()]);
+                                // Behind a long list of lint annotations half the time: the
+                                // timeout is on a later page.
+                                let mut notes: Vec<String> = if lint_notes {
+                                    (0..130).map(|n| format!("lint warning {n}")).collect()
+                                } else {
+                                    Vec::new()
+                                };
+                                notes.push(TIMEOUT_ANNOTATION.to_string());
+                                annotations.insert(job_id, notes);
                                 (
                                     Some("cancelled".to_string()),
                                     Some(job_created + secs(queue)),
@@ -246,15 +277,16 @@ impl History {
                         Some("cancelled") => {
                             annotations
                                 .insert(job_id, vec!["The operation was canceled.".to_string()]);
-                            (
-                                Some("cancelled".to_string()),
-                                Some(job_created + secs(queue)),
-                            )
+                            // Half the cancelled runs were cancelled while queued: no job ran.
+                            let started =
+                                (!never_started || attempt < attempts).then_some(job_created + secs(queue));
+                            (Some("cancelled".to_string()), started)
                         }
                         Some("failure") if j == 0 => {
                             (Some("failure".to_string()), Some(job_created + secs(queue)))
                         }
-                        Some("skipped") => (Some("skipped".to_string()), None),
+                        // GitHub stamps skipped jobs as started: only the conclusion says so.
+                        Some("skipped") => (Some("skipped".to_string()), Some(job_created)),
                         Some(_) => (Some("success".to_string()), Some(job_created + secs(queue))),
                     };
                     let completed_at = job_conclusion
@@ -277,6 +309,8 @@ impl History {
                 id,
                 workflow,
                 branch,
+                event: event.to_string(),
+                head_repo: head_repo.to_string(),
                 status: if in_progress {
                     "in_progress"
                 } else {
@@ -292,6 +326,19 @@ impl History {
             });
         }
         runs.reverse();
+        let mut h_runs = HistoryRuns {
+            runs,
+            jobs,
+            annotations,
+            next_job,
+        };
+        h_runs.superseded_latest(now);
+        let HistoryRuns {
+            runs,
+            jobs,
+            annotations,
+            ..
+        } = h_runs;
 
         // Pull requests over 30 days; merged ones into main become commits on main.
         let mut pulls = Vec::with_capacity(sizes.pulls);
@@ -405,6 +452,94 @@ impl History {
             commits,
             pulls,
             issues,
+        }
+    }
+}
+
+/// The runs part of a history while it is being shaped.
+struct HistoryRuns {
+    runs: Vec<RunData>,
+    jobs: HashMap<u64, Vec<JobData>>,
+    annotations: HashMap<u64, Vec<String>>,
+    next_job: u64,
+}
+
+impl HistoryRuns {
+    /// Shape the newest runs of workflow 0 ("Tests") on `main` as a busy repository has them:
+    /// the newest is in progress, the one before was cancelled (superseded, no verdict), a
+    /// fork's pull-request run on its `main` failed in between, and the newest verdict is a
+    /// success.
+    fn superseded_latest(&mut self, now: DateTime<Utc>) {
+        let own: Vec<usize> = self
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.workflow == 0 && r.branch == "main" && r.event == "push" && r.head_repo == REPO
+            })
+            .map(|(i, _)| i)
+            .take(3)
+            .collect();
+        let [newest, cancelled, verdict] = own[..] else {
+            return;
+        };
+        self.set_outcome(newest, None);
+        self.set_outcome(cancelled, Some("cancelled"));
+        self.set_outcome(verdict, Some("success"));
+        // The fork run: created just after the cancelled one, listed before it.
+        let base = self.runs[cancelled].clone();
+        let id = base.id + 1;
+        let job = JobData {
+            id: self.next_job,
+            run_attempt: 1,
+            conclusion: Some("failure".into()),
+            created_at: base.created_at + secs(2),
+            started_at: Some(base.created_at + secs(5)),
+            completed_at: Some(base.created_at + secs(65)),
+            labels: vec!["ubuntu-latest".into()],
+        };
+        self.next_job += 1;
+        self.jobs.insert(id, vec![job]);
+        let fork = RunData {
+            id,
+            event: "pull_request".into(),
+            head_repo: FORK.into(),
+            status: "completed".into(),
+            conclusion: Some("failure".into()),
+            run_attempt: 1,
+            created_at: base.created_at + secs(1),
+            run_started_at: base.created_at + secs(1),
+            updated_at: (base.created_at + secs(70)).min(now),
+            first_attempt_conclusion: None,
+            ..base
+        };
+        self.runs.insert(cancelled, fork);
+    }
+
+    /// Make run `i` a single-attempt run with `conclusion` (`None`: still in progress), its jobs
+    /// consistent with it.
+    fn set_outcome(&mut self, i: usize, conclusion: Option<&str>) {
+        let r = &mut self.runs[i];
+        r.conclusion = conclusion.map(str::to_string);
+        r.status = if conclusion.is_some() {
+            "completed"
+        } else {
+            "in_progress"
+        }
+        .into();
+        r.run_attempt = 1;
+        r.first_attempt_conclusion = None;
+        r.run_started_at = r.created_at + secs(3);
+        r.updated_at = r.run_started_at + secs(300);
+        let (created, started) = (r.created_at, r.run_started_at);
+        let jobs = self.jobs.entry(r.id).or_default();
+        jobs.retain(|j| j.run_attempt == 1);
+        for j in jobs.iter_mut() {
+            self.annotations.remove(&j.id);
+            j.created_at = created + secs(1);
+            j.started_at = Some(started + secs(2));
+            j.conclusion = conclusion.map(str::to_string);
+            j.completed_at = conclusion.map(|_| started + secs(200));
         }
     }
 }
