@@ -350,50 +350,176 @@ fn samples_tagged(obs: &[Observation], signal: &str, tags: &[(&str, &str)]) -> V
     }
 }
 
-fn check_commits(obs: &[Observation], h: &History) {
+/// Changes on `main` in the window, as the generator made them: (change id, its commits, its PR).
+fn changes_in_window(
+    h: &History,
+) -> Vec<(
+    String,
+    Vec<&crate::support::github_history::CommitData>,
+    Option<&crate::support::github_history::PullData>,
+)> {
     let start = h.now - TimeDelta::days(7);
-    let window: Vec<_> = h
+    let since = start - TimeDelta::seconds(start.timestamp().rem_euclid(86_400));
+    let mut out = Vec::new();
+    for landed in h
         .commits
         .iter()
-        .filter(|c| c.date >= start && c.date <= h.now)
-        .collect();
-    let pr_of = |sha: &str| {
-        h.pulls
+        .filter(|c| c.mainline && c.date >= start && c.date <= h.now)
+    {
+        // What the listing shows of the change (it starts at the day-aligned `since`).
+        let members: Vec<_> = h
+            .commits
             .iter()
-            .find(|p| p.merge_commit_sha.as_deref() == Some(sha))
-    };
-    let count = |f: &dyn Fn(&str, Option<&crate::support::github_history::PullData>) -> bool| {
-        window
+            .filter(|c| c.change == landed.change && c.date >= since)
+            .collect();
+        let pr = h
+            .pulls
             .iter()
-            .filter(|c| f(&c.message, pr_of(&c.sha)))
-            .count() as f64
+            .find(|p| p.merge_commit_sha.as_deref() == Some(landed.sha.as_str()));
+        out.push((landed.change.clone(), members, pr));
+    }
+    out
+}
+
+struct CommitsExpected {
+    reverts: Vec<String>,
+    hotfixes: Vec<String>,
+    force_merges: Vec<String>,
+    unapproved: Vec<String>,
+    failing: Vec<String>,
+    force_pushes: Vec<String>,
+    /// Reverts as the old per-commit count saw them (to show the history exercises the dedupe).
+    naive_reverts: usize,
+}
+
+fn expect_commits(h: &History) -> CommitsExpected {
+    use crate::support::github_history::PullData;
+    let start = h.now - TimeDelta::days(7);
+    let changes = changes_in_window(h);
+    // Definition 5: a commit reverting only commits of its own PR is not a revert on the branch.
+    let reverted = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter_map(|l| l.strip_prefix("This reverts commit "))
+            .map(|r| r.trim_end_matches('.').to_string())
+            .collect()
     };
-    let reverts = count(&|m, p| {
-        m.starts_with("Revert \"")
-            || m.lines().any(|l| l.starts_with("This reverts commit "))
+    let revert_msg = |m: &str, pr: Option<&PullData>| {
+        let refs = reverted(m);
+        let own = !refs.is_empty()
+            && pr.is_some_and(|p| refs.iter().all(|r| p.commits.contains(r)));
+        (m.starts_with("Revert \"") || !refs.is_empty()) && !own
+    };
+    let pick = |f: &dyn Fn(&[&crate::support::github_history::CommitData], Option<&PullData>) -> bool| {
+        let mut v: Vec<String> = changes
+            .iter()
+            .filter(|(_, cs, pr)| f(cs, *pr))
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let reverts = pick(&|cs, p| {
+        cs.iter().any(|c| revert_msg(&c.message, p))
             || p.is_some_and(|p| {
-                p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-")
+                p.labels.iter().any(|l| l == "revert")
+                    || p.head.starts_with("revert-")
+                    || p.title.starts_with("Revert \"")
             })
     });
-    let hotfixes = count(&|m, p| {
-        m.to_lowercase().starts_with("hotfix")
+    let hotfixes = pick(&|cs, p| {
+        cs.iter().any(|c| c.message.to_lowercase().starts_with("hotfix"))
             || p.is_some_and(|p| {
                 p.labels.iter().any(|l| l == "hotfix")
                     || p.head.starts_with("hotfix/")
                     || p.head.starts_with("hotfix-")
             })
     });
-    let force = count(&|m, p| {
-        m.to_lowercase().contains("[force merge]")
+    let convention = pick(&|cs, p| {
+        cs.iter().any(|c| c.message.to_lowercase().contains("[force merge]"))
             || p.is_some_and(|p| p.labels.iter().any(|l| l == "force-merge"))
     });
-    assert_eq!(number(obs, "commits.count", &[]), window.len() as f64);
-    assert_eq!(number(obs, "commits.reverts", &[]), reverts);
-    assert_eq!(number(obs, "commits.hotfixes", &[]), hotfixes);
-    assert_eq!(number(obs, "commits.force_merges", &[]), force);
+    let unapproved = pick(&|_, p| p.is_some_and(|p| !p.approved));
+    let failing = pick(&|_, p| p.is_some_and(|p| p.checks_failed));
+    let mut force_pushes: Vec<String> = h
+        .force_pushes
+        .iter()
+        .filter(|f| f.timestamp >= start && f.timestamp <= h.now)
+        .map(|f| f.after.clone())
+        .collect();
+    force_pushes.sort();
+    let mut force_merges: Vec<String> = convention
+        .iter()
+        .chain(&unapproved)
+        .chain(&failing)
+        .chain(&force_pushes)
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    force_merges.sort();
+    let naive_reverts = h
+        .commits
+        .iter()
+        .filter(|c| c.date >= start && c.date <= h.now)
+        .filter(|c| {
+            let pr = h
+                .pulls
+                .iter()
+                .find(|p| p.merge_commit_sha.as_deref() == Some(c.sha.as_str()));
+            c.message.starts_with("Revert \"")
+                || c.message.lines().any(|l| l.starts_with("This reverts commit "))
+                || pr.is_some_and(|p| p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-"))
+        })
+        .count();
+    CommitsExpected {
+        reverts,
+        hotfixes,
+        force_merges,
+        unapproved,
+        failing,
+        force_pushes,
+        naive_reverts,
+    }
+}
+
+fn check_commits(obs: &[Observation], h: &History) {
+    let start = h.now - TimeDelta::days(7);
+    let window = h
+        .commits
+        .iter()
+        .filter(|c| c.date >= start && c.date <= h.now)
+        .count();
+    let e = expect_commits(h);
+    assert_eq!(number(obs, "commits.count", &[]), window as f64);
+    assert_eq!(counted_ids(find(obs, "commits.reverts", &[])), e.reverts);
+    assert_eq!(counted_ids(find(obs, "commits.hotfixes", &[])), e.hotfixes);
+    assert_eq!(
+        counted_ids(find(obs, "commits.force_merges", &[])),
+        e.force_merges
+    );
+    assert_eq!(
+        counted_ids(find(obs, "commits.unapproved_merges", &[])),
+        e.unapproved
+    );
+    assert_eq!(
+        counted_ids(find(obs, "commits.failing_check_merges", &[])),
+        e.failing
+    );
+    assert_eq!(
+        counted_ids(find(obs, "commits.force_pushes", &[])),
+        e.force_pushes
+    );
     assert!(
-        reverts > 1.0 && hotfixes > 1.0 && force > 1.0,
+        e.reverts.len() > 1
+            && e.hotfixes.len() > 1
+            && !e.unapproved.is_empty()
+            && !e.failing.is_empty()
+            && !e.force_pushes.is_empty(),
         "history too small"
+    );
+    assert!(
+        e.naive_reverts > e.reverts.len(),
+        "the history must hold merged reverts or self-reverts that a per-commit count gets wrong"
     );
 }
 

@@ -65,6 +65,19 @@ pub struct CommitData {
     pub sha: String,
     pub message: String,
     pub date: DateTime<Utc>,
+    /// First parent first.
+    pub parents: Vec<String>,
+    /// The change this commit belongs to: `pr#N`, or its own sha for a direct commit.
+    pub change: String,
+    /// Whether it is on the first-parent chain (the commit that landed the change).
+    pub mainline: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForcePush {
+    pub id: u64,
+    pub after: String,
+    pub timestamp: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +92,15 @@ pub struct PullData {
     pub labels: Vec<String>,
     pub head: String,
     pub base: String,
+    /// The PR's own commits (`pulls/{n}/commits`).
+    pub commits: Vec<String>,
+    pub head_sha: String,
+    /// An approving review was submitted before the merge.
+    pub approved: bool,
+    /// Not approved before the merge, but approved after it (must not count as approved).
+    pub late_approval: bool,
+    /// The required check `Tests` failed on the head commit.
+    pub checks_failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +109,8 @@ pub struct IssueData {
     pub state: String,
     pub labels: Vec<String>,
     pub is_pull: bool,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// Sizes of a generated history.
@@ -109,6 +133,10 @@ pub struct History {
     /// Newest first.
     pub commits: Vec<CommitData>,
     pub pulls: Vec<PullData>,
+    /// Force pushes to `main`.
+    pub force_pushes: Vec<ForcePush>,
+    /// Check names branch protection requires on `main`.
+    pub required_checks: Vec<String>,
     /// Highest number first.
     pub issues: Vec<IssueData>,
 }
@@ -340,9 +368,11 @@ impl History {
             ..
         } = h_runs;
 
-        // Pull requests over 30 days; merged ones into main become commits on main.
+        // Pull requests over 30 days; merged ones into main become commits on main: a squash
+        // commit, or a merge commit plus the PR's own commits (one change either way).
         let mut pulls = Vec::with_capacity(sizes.pulls);
-        let mut commits = Vec::new();
+        let mut mainline: Vec<CommitData> = Vec::new();
+        let mut inner: Vec<(u64, Vec<CommitData>)> = Vec::new();
         for i in 0..sizes.pulls {
             let number = 1 + i as u64;
             let created_at = now - secs(rng.random_range(3600..30 * 86_400));
@@ -355,6 +385,8 @@ impl History {
                 18..=19 => (vec![], format!("revert-{number}-thing")),
                 _ => (vec!["enhancement".into()], format!("feature/{number}")),
             };
+            let is_revert = (15..=19).contains(&kind);
+            let is_hotfix = kind <= 9;
             let base = if rng.random_bool(0.9) {
                 "main"
             } else {
@@ -379,15 +411,67 @@ impl History {
                 Some(m) => (m + secs(rng.random_range(0..600))).min(now),
                 None => (created_at + secs(rng.random_range(0..20 * 86_400))).min(now),
             };
-            let title = format!("Change number {number}");
+            let title = if is_revert {
+                format!("Revert \"Change number {}\"", number / 2)
+            } else {
+                format!("Change number {number}")
+            };
+            // The PR's own commits, oldest first.
+            let last = merged_at.unwrap_or(now);
+            let span = (last - created_at).num_seconds().max(3);
+            let mut own: Vec<CommitData> = Vec::new();
+            let commit = |rng: &mut StdRng, message: String, k: i64| CommitData {
+                sha: sha(rng),
+                message,
+                date: created_at + secs(span * k / 4),
+                parents: Vec::new(),
+                change: format!("pr#{number}"),
+                mainline: false,
+            };
+            if is_revert {
+                let target = sha(&mut rng);
+                own.push(commit(
+                    &mut rng,
+                    format!("{title}\n\nThis reverts commit {target}."),
+                    1,
+                ));
+            } else if is_hotfix {
+                own.push(commit(&mut rng, format!("hotfix: {title} part 1"), 1));
+                own.push(commit(&mut rng, format!("hotfix: {title} part 2"), 2));
+            } else if rng.random_bool(0.15) {
+                // A branch that reverted one of its own commits before merging.
+                let wip = commit(&mut rng, "wip".to_string(), 1);
+                let undo = format!("Revert \"wip\"\n\nThis reverts commit {}.", wip.sha);
+                own.push(wip);
+                own.push(commit(&mut rng, undo, 2));
+                own.push(commit(&mut rng, "final".to_string(), 3));
+            } else {
+                own.push(commit(&mut rng, format!("{title}: work"), 1));
+            }
+            let squash = rng.random_bool(0.6);
             let merge_commit_sha = merged_at.map(|_| sha(&mut rng));
             if let (Some(m), Some(s), "main") = (merged_at, &merge_commit_sha, base.as_str()) {
-                commits.push(CommitData {
+                let message = if squash {
+                    let body: Vec<String> = own.iter().map(|c| format!("* {}", c.message)).collect();
+                    format!("{title} (#{number})\n\n{}", body.join("\n\n"))
+                } else {
+                    format!("Merge pull request #{number} from acme/{head}\n\n{title}")
+                };
+                mainline.push(CommitData {
                     sha: s.clone(),
-                    message: format!("{title} (#{number})\n\nSquashed."),
+                    message,
                     date: m,
+                    parents: Vec::new(),
+                    change: format!("pr#{number}"),
+                    mainline: true,
                 });
+                if !squash {
+                    inner.push((number, own.clone()));
+                }
             }
+            let approved = rng.random_bool(0.85);
+            let late_approval = !approved && rng.random_bool(0.3);
+            let checks_failed = rng.random_bool(0.1);
             pulls.push(PullData {
                 number,
                 title,
@@ -399,6 +483,11 @@ impl History {
                 labels,
                 head,
                 base,
+                commits: own.iter().map(|c| c.sha.clone()).collect(),
+                head_sha: sha(&mut rng),
+                approved,
+                late_approval,
+                checks_failed,
             });
         }
         // Direct commits recognised by their message.
@@ -413,13 +502,51 @@ impl History {
                 2 => format!("[force merge] emergency config {i}"),
                 _ => format!("chore: bump deps {i}"),
             };
-            commits.push(CommitData {
-                sha: sha(&mut rng),
+            let sha = sha(&mut rng);
+            mainline.push(CommitData {
+                change: sha.clone(),
+                sha,
                 message,
                 date,
+                parents: Vec::new(),
+                mainline: true,
             });
         }
+        // The first-parent chain, oldest first; a merge commit's second parent is its PR's last
+        // commit, whose own chain starts at the mainline commit before the merge.
+        mainline.sort_by_key(|c| c.date);
+        let inner: HashMap<u64, Vec<CommitData>> = inner.into_iter().collect();
+        let mut commits = Vec::new();
+        let mut previous = sha(&mut rng); // older than anything listed
+        for mut c in mainline {
+            c.parents.push(previous.clone());
+            let pr: Option<u64> = c
+                .message
+                .strip_prefix("Merge pull request #")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok());
+            if let Some(own) = pr.and_then(|n| inner.get(&n)) {
+                let mut parent = previous.clone();
+                for o in own {
+                    let mut o = o.clone();
+                    o.parents = vec![parent.clone()];
+                    parent = o.sha.clone();
+                    commits.push(o);
+                }
+                c.parents.push(parent);
+            }
+            previous = c.sha.clone();
+            commits.push(c);
+        }
         commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+        // Force pushes to main over ten days.
+        let force_pushes = (0..6)
+            .map(|i| ForcePush {
+                id: 900 + i,
+                after: sha(&mut rng),
+                timestamp: now - secs(rng.random_range(60..10 * 86_400)),
+            })
+            .collect();
 
         let mut issues = Vec::with_capacity(sizes.issues);
         for i in 0..sizes.issues {
@@ -428,16 +555,18 @@ impl History {
                 .map(|_| LABELS[rng.random_range(0..LABELS.len())].to_string())
                 .collect();
             labels.dedup();
+            let open = rng.random_bool(0.6);
+            let created_at = now - secs(rng.random_range(600..30 * 86_400));
+            let closed_at = (!open)
+                .then(|| created_at + secs(rng.random_range(60..20 * 86_400)))
+                .map(|c| c.min(now));
             issues.push(IssueData {
                 number: 10_000 + i as u64,
-                state: if rng.random_bool(0.6) {
-                    "open"
-                } else {
-                    "closed"
-                }
-                .to_string(),
+                state: if open { "open" } else { "closed" }.to_string(),
                 labels,
                 is_pull: rng.random_bool(0.2),
+                created_at,
+                closed_at,
             });
         }
         issues.reverse();
@@ -451,6 +580,8 @@ impl History {
             annotations,
             commits,
             pulls,
+            force_pushes,
+            required_checks: vec!["Tests".to_string()],
             issues,
         }
     }
