@@ -18,6 +18,11 @@ use crate::observation::{Observation, Value};
 use crate::schema::{RowId, Status};
 pub use condition::Condition;
 
+/// Signal of an observation that explains why a row has no data: its value is the reason
+/// (text), its tags say which rows it covers (a row whose `match` it satisfies). Evaluation falls
+/// back to it only when no observation of the row's own signal matched.
+pub const UNAVAILABLE_SIGNAL: &str = "unavailable";
+
 /// How a row's value is sent to Datadog (the seed's encoding rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -224,6 +229,22 @@ impl CheckDef {
             })
             .collect();
         let Some(latest) = matching.iter().max_by_key(|o| o.timestamp) else {
+            let explained = observations.iter().find_map(|o| match &o.value {
+                Value::Text(why)
+                    if o.signal == UNAVAILABLE_SIGNAL
+                        && self
+                            .matches
+                            .iter()
+                            .all(|(k, v)| o.tags.get(k).is_none_or(|ov| ov == v)) =>
+                {
+                    Some(why.clone())
+                }
+                _ => None,
+            });
+            if let Some(why) = explained {
+                result.reason = Some(why);
+                return result;
+            }
             result.reason = Some(format!(
                 "no observation of signal {:?}{} from collector {}",
                 self.signal,

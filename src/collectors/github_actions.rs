@@ -1,31 +1,33 @@
 //! `github_actions`: CI health of one branch from GitHub Actions workflow runs.
 //!
-//! Runs are listed **unfiltered**, newest first, down to the last checkpoint (the highest run id
-//! already seen) or the window start: GitHub caps any filtered listing (`branch=`, `status=`,
-//! `created=`…) at 1,000 results, which the Python prototype hit. The first page is requested
-//! with `If-None-Match`, so when nothing new was created it is answered 304 and the scan stops
-//! there. Runs of the configured branch are kept in the state store; runs still in progress are
-//! re-fetched by id (conditionally) until they complete. Once a run is complete its jobs (and,
-//! for re-runs, its first attempt) are fetched once and summarised, never again.
+//! **Listing.** Runs are listed one UTC day at a time
+//! (`actions/runs?branch=B&created=DAY..DAY&per_page=100`), every page conditional on its stored
+//! `ETag`. A filtered listing stops at 1,000 results, so a day that reaches it is listed again
+//! hour by hour (remembered in the state). Day slices are used, rather than one unfiltered scan
+//! down to a checkpoint, because a re-run keeps its id and `created_at` and never moves to the top
+//! of the listing: with slices, the page holding a re-run (or a run that completed) changes and is
+//! fetched again, however old the run is within the window, while unchanged pages answer 304 at no
+//! primary rate-limit cost. Once a run is complete its jobs (and, for a successful re-run, its
+//! first attempt) are fetched once and summarised, and again only when a new attempt appears.
 //!
-//! Signals (tags `repo`, `branch`; `workflow` on `workflow.conclusion`), over `window`:
+//! **Runs on the branch** are the repository's own runs (`head_repository.full_name` is the
+//! repository) on the branch, for the events in `events` (default `push`, `schedule`,
+//! `workflow_dispatch`, `merge_group`). Pull-request runs, from forks or not, are out of every row.
 //!
-//! | signal | value |
-//! | --- | --- |
-//! | `workflow.conclusion` | conclusion of the latest completed run of each listed workflow (`success`, `failure`, …), tag `workflow` = the name as listed in `workflows` |
-//! | `workflows.failing_other` | workflows not listed whose latest completed run failed (`failure`, `timed_out`, `startup_failure`) |
-//! | `workflow.success_ratio` | successful ÷ decided runs (cancelled, skipped and neutral runs left out) |
-//! | `runs.completed` | completed runs |
-//! | `runs.flaky` | runs whose first attempt failed and a later attempt succeeded |
-//! | `workflow.duration` | samples of `updated_at − run_started_at`, seconds |
-//! | `jobs.queue_time` | samples of job `started_at − created_at`, seconds |
-//! | `jobs.timed_out` | jobs with conclusion `timed_out`, or `cancelled` with the "exceeded the maximum execution time" annotation |
-//! | `jobs.cancelled` | other cancelled jobs |
+//! **Latest state** of a workflow is its newest completed run (by creation) whose conclusion is a
+//! verdict (`success`, `failure`, `timed_out`, `startup_failure`, `action_required`); cancelled,
+//! skipped and neutral runs do not replace it. When a newer run is still queued or in progress
+//! the observation carries the tag `newer_run = in_progress`, and `workflow.verdict_age` says how
+//! old the verdict is.
 //!
-//! A listed workflow matches a run when the run's `name` or its file's basename without
-//! extension (`tests` for `.github/workflows/tests.yml`) equals the listed string.
+//! **Workflows** listed in `workflows` are resolved against the repository's workflows
+//! (`actions/workflows`): exact name or file stem first, then the same case-insensitively. A name
+//! that matches nothing makes its rows `unknown` with a "workflow not found" reason (tag
+//! `reason:workflow_not_found`), and the log names the repository's workflows.
+//!
+//! Signals are listed in docs/collectors.md (kept in step by a test).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -34,9 +36,12 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
-use crate::github::client::{Fetched, GithubClient, Validators, decode};
-use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage};
-use crate::github::{GithubSource, Repo, save_state, window};
+use crate::github::client::{GithubClient, PageCache, decode};
+use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage, WorkflowDef, WorkflowsPage};
+use crate::github::{
+    GithubSource, Repo, UNAVAILABLE_SIGNAL, counted_observation, day_floor, samples_observation,
+    save_state, window,
+};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -44,16 +49,18 @@ pub const KIND: CollectorKind = CollectorKind {
     description: "GitHub Actions runs of a branch: latest conclusions, failures, flaky re-runs, durations, queue times, timeouts",
     signals: &[
         "workflow.conclusion",
+        "workflow.verdict_age",
         "workflows.failing_other",
         "workflow.success_ratio",
         "runs.completed",
         "runs.flaky",
         "workflow.duration",
         "jobs.queue_time",
+        "jobs.queue_time_by_runner",
         "jobs.timed_out",
         "jobs.cancelled",
     ],
-    tags: &["repo", "branch"],
+    tags: &["repo", "branch", "runner"],
     self_metrics: crate::github::SELF_METRICS,
     build,
 };
@@ -61,6 +68,19 @@ pub const KIND: CollectorKind = CollectorKind {
 /// What GitHub writes on a job cancelled at its `timeout-minutes`.
 const DEFAULT_TIMEOUT_ANNOTATION: &str = "exceeded the maximum execution time";
 const FAILED: &[&str] = &["failure", "timed_out", "startup_failure"];
+/// Conclusions that say something about the code; `cancelled`, `skipped`, `neutral` do not.
+const VERDICTS: &[&str] = &[
+    "success",
+    "failure",
+    "timed_out",
+    "startup_failure",
+    "action_required",
+];
+const DEFAULT_EVENTS: &[&str] = &["push", "schedule", "workflow_dispatch", "merge_group"];
+/// GitHub returns at most this many results for a filtered run listing.
+const LISTING_CAP: usize = 1000;
+/// Bumped when what is stored per run changes meaning: older state is dropped and rebuilt.
+const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +89,9 @@ struct ActionsOptions {
     window: Option<String>,
     #[serde(default)]
     workflows: Vec<String>,
+    /// Events whose runs count as runs on the branch.
+    #[serde(default)]
+    events: Option<Vec<String>>,
     /// Fetch jobs of completed runs (queue time, timeouts). Costs one request per run, once.
     #[serde(default = "yes")]
     jobs: bool,
@@ -84,16 +107,27 @@ pub struct ActionsCollector {
     source: GithubSource,
     window: TimeDelta,
     workflows: Vec<String>,
+    events: Vec<String>,
     jobs: bool,
     timeout_annotation: String,
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
     let (source, opts): (_, ActionsOptions) = GithubSource::build_with(ctx)?;
+    let events = opts
+        .events
+        .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect());
+    if events.is_empty() || events.iter().any(|e| e.trim().is_empty()) {
+        return Err("events: list at least one event (e.g. \"push\")".into());
+    }
+    if opts.workflows.iter().any(|w| w.trim().is_empty()) {
+        return Err("workflows: a workflow name is empty".into());
+    }
     Ok(Arc::new(ActionsCollector {
         source,
         window: window(&opts.window)?,
         workflows: opts.workflows,
+        events,
         jobs: opts.jobs,
         timeout_annotation: opts
             .timeout_annotation
@@ -104,13 +138,18 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
 /// What is kept per repository between runs.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct ActionsState {
-    /// Highest run id seen: the scan stops there.
     #[serde(default)]
-    checkpoint: u64,
-    /// Validators of the first page of the listing.
+    version: u32,
+    /// Pages of each slice of the listing (`created=` range), by the slice's start.
     #[serde(default)]
-    first_page: Validators,
-    /// Runs of the branch inside the window, by id.
+    slices: BTreeMap<String, PageCache>,
+    /// Days (`YYYY-MM-DD`) that reached the 1,000-result cap: listed hour by hour.
+    #[serde(default)]
+    split_days: BTreeSet<String>,
+    /// The repository's workflows.
+    #[serde(default)]
+    workflows: PageCache,
+    /// Runs on the branch inside the window, by id.
     #[serde(default)]
     runs: BTreeMap<u64, RunRecord>,
 }
@@ -118,17 +157,12 @@ struct ActionsState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunRecord {
     workflow_id: u64,
-    name: String,
-    file_stem: String,
     status: String,
     conclusion: Option<String>,
     run_attempt: u32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     run_started_at: Option<DateTime<Utc>>,
-    /// For re-fetching a run still in progress.
-    #[serde(default)]
-    validators: Validators,
     /// Summary of the jobs, once the run completed.
     #[serde(default)]
     jobs: Option<JobsSummary>,
@@ -137,33 +171,35 @@ struct RunRecord {
     first_attempt_failed: Option<bool>,
 }
 
+/// One queue-time sample: a job that started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QueueSample {
+    job_id: u64,
+    secs: f64,
+    runner: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct JobsSummary {
-    queue_secs: Vec<f64>,
-    timed_out: u32,
+    /// Jobs of every attempt that started (skipped and never-started jobs left out).
+    queue: Vec<QueueSample>,
+    timed_out: Vec<u64>,
     cancelled: u32,
+    /// Whether a job of the run's latest attempt started: a run that never started has no
+    /// duration worth sampling.
+    started: bool,
 }
 
 impl RunRecord {
     fn from_run(run: &Run) -> RunRecord {
-        let path = run.path.as_deref().unwrap_or("");
-        let file = path.split('@').next().unwrap_or(path);
-        let base = file.rsplit('/').next().unwrap_or(file);
-        let stem = base
-            .strip_suffix(".yml")
-            .or_else(|| base.strip_suffix(".yaml"))
-            .unwrap_or(base);
         RunRecord {
             workflow_id: run.workflow_id,
-            name: run.name.clone().unwrap_or_default(),
-            file_stem: stem.to_string(),
             status: run.status.clone().unwrap_or_default(),
             conclusion: run.conclusion.clone(),
             run_attempt: run.run_attempt.unwrap_or(1),
             created_at: run.created_at,
             updated_at: run.updated_at,
             run_started_at: run.run_started_at,
-            validators: Validators::default(),
             jobs: None,
             first_attempt_failed: None,
         }
@@ -173,20 +209,99 @@ impl RunRecord {
         self.status == "completed"
     }
 
-    /// Fold newer data about the same run in; a new attempt invalidates the derived details.
+    fn is_verdict(&self) -> bool {
+        self.completed() && VERDICTS.contains(&self.conclusion.as_deref().unwrap_or(""))
+    }
+
+    /// Fold newer data about the same run in; a new attempt or any change drops the derived
+    /// details so they are fetched again.
     fn update(&mut self, run: &Run) {
         let fresh = RunRecord::from_run(run);
-        let changed = fresh.updated_at != self.updated_at || fresh.run_attempt != self.run_attempt;
-        if changed {
-            let validators = std::mem::take(&mut self.validators);
+        if fresh.updated_at != self.updated_at
+            || fresh.run_attempt != self.run_attempt
+            || fresh.status != self.status
+        {
             *self = fresh;
-            self.validators = validators;
         }
     }
 
-    fn matches(&self, workflow: &str) -> bool {
-        self.name == workflow || self.file_stem == workflow
+    /// Whether this run is a sample of work that ran: not skipped, and (when its jobs are known)
+    /// a job of its latest attempt started.
+    fn ran(&self) -> bool {
+        self.completed()
+            && self.conclusion.as_deref() != Some("skipped")
+            && match &self.jobs {
+                Some(j) => j.started,
+                None => self.run_started_at.is_some(),
+            }
     }
+
+    /// Sort key for "newest": creation time, then id.
+    fn newest_key(&self, id: u64) -> (DateTime<Utc>, u64) {
+        (self.created_at, id)
+    }
+}
+
+/// The file stem of a workflow path (`tests` for `.github/workflows/tests.yml@refs/heads/main`).
+fn file_stem(path: &str) -> &str {
+    let file = path.split('@').next().unwrap_or(path);
+    let base = file.rsplit('/').next().unwrap_or(file);
+    base.strip_suffix(".yml")
+        .or_else(|| base.strip_suffix(".yaml"))
+        .unwrap_or(base)
+}
+
+/// The repository's workflows whose name or file stem is `listed`: exact matches if any, else
+/// case-insensitive ones.
+fn resolve_workflow<'a>(listed: &str, workflows: &'a [WorkflowDef]) -> Vec<&'a WorkflowDef> {
+    let exact: Vec<&WorkflowDef> = workflows
+        .iter()
+        .filter(|w| w.name == listed || file_stem(&w.path) == listed)
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    workflows
+        .iter()
+        .filter(|w| {
+            w.name.eq_ignore_ascii_case(listed) || file_stem(&w.path).eq_ignore_ascii_case(listed)
+        })
+        .collect()
+}
+
+/// "Tests (tests.yml), Benchmarks (bench.yml)" for log lines and reasons.
+fn describe_workflows(workflows: &[WorkflowDef]) -> String {
+    if workflows.is_empty() {
+        return "none".into();
+    }
+    workflows
+        .iter()
+        .map(|w| {
+            let file = w.path.rsplit('/').next().unwrap_or(&w.path);
+            format!("{} ({file})", w.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The runner label a job's queue time is tagged with: the last of its `runs-on` labels (the most
+/// specific one by convention: `gpu` for `[self-hosted, linux, gpu]`), or `none`.
+fn runner_label(job: &Job) -> String {
+    job.labels
+        .last()
+        .filter(|l| !l.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| "none".into())
+}
+
+fn fmt_ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Where a listed workflow resolved to.
+enum Resolved {
+    Found(BTreeSet<u64>),
+    NotFound,
 }
 
 impl ActionsCollector {
@@ -199,114 +314,227 @@ impl ActionsCollector {
     ) -> anyhow::Result<Vec<Observation>> {
         let key = self.source.state_key(repo, "actions");
         let mut state: ActionsState = ctx.state.get_json(&key).await?.unwrap_or_default();
+        if state.version != STATE_VERSION {
+            state = ActionsState {
+                version: STATE_VERSION,
+                ..ActionsState::default()
+            };
+        }
         let window_start = now - self.window;
         let client = &*client;
-        self.scan(client, repo, &mut state, window_start).await?;
-        state.runs.retain(|_, r| r.created_at >= window_start);
-        self.refresh_incomplete(client, repo, &mut state).await?;
+        let workflows = self.repo_workflows(client, repo, &mut state).await?;
+        let listed = self.list_runs(client, repo, &mut state, window_start, now).await?;
+        self.merge_runs(repo, &mut state, &listed, window_start);
         self.fetch_details(client, repo, &mut state).await?;
         save_state(ctx, &key, &state).await?;
-        Ok(self.observations(repo, &state, ctx.now))
+        Ok(self.observations(repo, &state, &workflows, now, ctx.now))
     }
 
-    /// Walk the listing newest first to the checkpoint or the window start.
-    async fn scan(
+    /// The repository's workflows (one conditional listing).
+    async fn repo_workflows(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut ActionsState,
+    ) -> anyhow::Result<Vec<WorkflowDef>> {
+        let first = format!("/repos/{}/actions/workflows?per_page=100", repo.full);
+        let workflows = client
+            .list(
+                &mut state.workflows,
+                first,
+                |k, body| {
+                    let page: WorkflowsPage = decode(k, body)?;
+                    Ok(page.workflows)
+                },
+                |_| false,
+            )
+            .await?;
+        state.workflows.retain_touched();
+        Ok(workflows)
+    }
+
+    fn slice_key(&self, repo: &Repo, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+        let branch: String =
+            url::form_urlencoded::byte_serialize(self.source.branch.as_bytes()).collect();
+        format!(
+            "/repos/{}/actions/runs?branch={branch}&created={}..{}&per_page=100",
+            repo.full,
+            fmt_ts(from),
+            fmt_ts(to)
+        )
+    }
+
+    /// List slices `(from, to)` concurrently, each with its own page cache.
+    async fn list_slices(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut ActionsState,
+        slices: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+        fresh: &mut BTreeMap<String, PageCache>,
+    ) -> anyhow::Result<Vec<(DateTime<Utc>, Vec<Run>)>> {
+        let limit = self.source.settings.policy.max_concurrency;
+        let jobs = slices.into_iter().map(|(from, to)| {
+            let name = fmt_ts(from);
+            let mut cache = state.slices.remove(&name).unwrap_or_default();
+            let key = self.slice_key(repo, from, to);
+            async move {
+                let runs = client
+                    .list(
+                        &mut cache,
+                        key,
+                        |k, body| {
+                            let page: RunsPage = decode(k, body)?;
+                            Ok(page.workflow_runs)
+                        },
+                        |_| false,
+                    )
+                    .await;
+                cache.retain_touched();
+                (from, name, cache, runs)
+            }
+        });
+        let mut results = futures::stream::iter(jobs).buffer_unordered(limit);
+        let mut out = Vec::new();
+        let mut failure = None;
+        while let Some((from, name, cache, runs)) = results.next().await {
+            fresh.insert(name, cache);
+            match runs {
+                Ok(r) => out.push((from, r)),
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
+    }
+
+    /// Every run of the branch created in the window's days, day slice by day slice.
+    async fn list_runs(
         &self,
         client: &GithubClient,
         repo: &Repo,
         state: &mut ActionsState,
         window_start: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        let mut key = Some(format!("/repos/{}/actions/runs?per_page=100", repo.full));
-        let mut first = true;
-        let mut highest = state.checkpoint;
-        while let Some(k) = key.take() {
-            let validators = (first && state.checkpoint > 0).then_some(&state.first_page);
-            let (body, validators, next) = match client.get(&k, validators).await? {
-                Fetched::NotModified => break,
-                Fetched::Fresh {
-                    body,
-                    validators,
-                    next,
-                } => (body, validators, next),
-            };
-            if first {
-                state.first_page = validators;
-                first = false;
-            }
-            let page: RunsPage = decode(&k, &body)?;
-            let mut reached_known = page.workflow_runs.is_empty();
-            for run in &page.workflow_runs {
-                highest = highest.max(run.id);
-                if run.created_at < window_start
-                    || (state.checkpoint > 0 && run.id <= state.checkpoint)
-                {
-                    reached_known = true;
-                }
-                if run.created_at < window_start
-                    || run.head_branch.as_deref() != Some(self.source.branch.as_str())
-                {
-                    continue;
-                }
-                match state.runs.get_mut(&run.id) {
-                    Some(r) => r.update(run),
-                    None => {
-                        state.runs.insert(run.id, RunRecord::from_run(run));
-                    }
-                }
-            }
-            if !reached_known {
-                key = next;
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Run>> {
+        let day = TimeDelta::days(1);
+        let second = TimeDelta::seconds(1);
+        let mut days = Vec::new();
+        let mut d = day_floor(window_start);
+        while d <= now {
+            days.push(d);
+            d += day;
+        }
+        let label = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
+        let first_day = days.first().map(|d| label(*d)).unwrap_or_default();
+        state.split_days.retain(|d| *d >= first_day);
+        let mut fresh = BTreeMap::new();
+        let whole: Vec<_> = days
+            .iter()
+            .filter(|d| !state.split_days.contains(&label(**d)))
+            .map(|d| (*d, *d + day - second))
+            .collect();
+        let mut runs = Vec::new();
+        let mut split: Vec<DateTime<Utc>> = days
+            .iter()
+            .filter(|d| state.split_days.contains(&label(**d)))
+            .copied()
+            .collect();
+        for (from, listed) in self
+            .list_slices(client, repo, state, whole, &mut fresh)
+            .await?
+        {
+            if listed.len() >= LISTING_CAP {
+                tracing::info!(
+                    "collector {}: {}: {} has at least {LISTING_CAP} runs on {}; listing it hour by hour",
+                    self.source.instance,
+                    repo.full,
+                    label(from),
+                    self.source.branch
+                );
+                state.split_days.insert(label(from));
+                fresh.remove(&fmt_ts(from));
+                split.push(from);
+            } else {
+                runs.extend(listed);
             }
         }
-        state.checkpoint = highest;
-        Ok(())
+        let hours: Vec<_> = split
+            .iter()
+            .flat_map(|d| {
+                (0..24).map(move |h| {
+                    let from = *d + TimeDelta::hours(h);
+                    (from, from + TimeDelta::hours(1) - second)
+                })
+            })
+            .collect();
+        for (from, listed) in self
+            .list_slices(client, repo, state, hours, &mut fresh)
+            .await?
+        {
+            if listed.len() >= LISTING_CAP {
+                tracing::warn!(
+                    "collector {}: {}: the hour from {} has {LISTING_CAP} runs or more; GitHub lists no more, later ones are missed",
+                    self.source.instance,
+                    repo.full,
+                    fmt_ts(from)
+                );
+            }
+            runs.extend(listed);
+        }
+        // Slices not listed this run (out of the window) are dropped with their pages.
+        state.slices = fresh;
+        Ok(runs)
     }
 
-    /// Re-fetch runs still queued or in progress, conditionally, until they complete.
-    async fn refresh_incomplete(
+    /// Whether a listed run is a run of the repository itself on the branch, for a counted event.
+    fn on_branch(&self, run: &Run, repo: &Repo) -> bool {
+        let own = run
+            .head_repository
+            .as_ref()
+            .and_then(|r| r.full_name.as_deref())
+            .is_none_or(|n| n.eq_ignore_ascii_case(&repo.full));
+        let event = run
+            .event
+            .as_deref()
+            .is_none_or(|e| self.events.iter().any(|x| x == e));
+        own && event && run.head_branch.as_deref() == Some(self.source.branch.as_str())
+    }
+
+    /// Replace the stored runs with those listed, keeping what was derived for unchanged ones.
+    fn merge_runs(
         &self,
-        client: &GithubClient,
         repo: &Repo,
         state: &mut ActionsState,
-    ) -> anyhow::Result<()> {
-        let pending: Vec<(u64, Validators)> = state
-            .runs
-            .iter()
-            .filter(|(_, r)| !r.completed())
-            .map(|(id, r)| (*id, r.validators.clone()))
-            .collect();
-        let limit = self.source.settings.policy.max_concurrency;
-        let mut results = futures::stream::iter(pending.into_iter().map(|(id, v)| async move {
-            let key = format!("/repos/{}/actions/runs/{id}", repo.full);
-            let stored = (v != Validators::default()).then_some(&v);
-            let fetched = client.get(&key, stored).await;
-            (id, key, fetched)
-        }))
-        .buffer_unordered(limit);
-        while let Some((id, key, fetched)) = results.next().await {
-            if let Fetched::Fresh {
-                body, validators, ..
-            } = fetched?
-            {
-                let run: Run = decode(&key, &body)?;
-                if let Some(r) = state.runs.get_mut(&id) {
-                    r.update(&run);
-                    r.validators = validators;
+        listed: &[Run],
+        window_start: DateTime<Utc>,
+    ) {
+        let mut seen = BTreeSet::new();
+        for run in listed {
+            if run.created_at < window_start || !self.on_branch(run, repo) {
+                continue;
+            }
+            seen.insert(run.id);
+            match state.runs.get_mut(&run.id) {
+                Some(r) => r.update(run),
+                None => {
+                    state.runs.insert(run.id, RunRecord::from_run(run));
                 }
             }
         }
-        Ok(())
+        state.runs.retain(|id, _| seen.contains(id));
     }
 
-    /// Jobs and first attempts of completed runs, fetched once per run.
+    /// Jobs and first attempts of completed runs, fetched once per run (and attempt).
     async fn fetch_details(
         &self,
         client: &GithubClient,
         repo: &Repo,
         state: &mut ActionsState,
     ) -> anyhow::Result<()> {
-        let wanted: Vec<(u64, bool, bool)> = state
+        let wanted: Vec<(u64, u32, bool, bool)> = state
             .runs
             .iter()
             .filter(|(_, r)| r.completed())
@@ -315,15 +543,15 @@ impl ActionsCollector {
                 let need_attempt = r.run_attempt > 1
                     && r.conclusion.as_deref() == Some("success")
                     && r.first_attempt_failed.is_none();
-                (*id, need_jobs, need_attempt)
+                (*id, r.run_attempt, need_jobs, need_attempt)
             })
-            .filter(|(_, j, a)| *j || *a)
+            .filter(|(_, _, j, a)| *j || *a)
             .collect();
         let limit = self.source.settings.policy.max_concurrency;
         let mut results = futures::stream::iter(wanted.into_iter().map(
-            |(id, need_jobs, need_attempt)| async move {
+            |(id, attempt, need_jobs, need_attempt)| async move {
                 let jobs = if need_jobs {
-                    Some(self.jobs_summary(client, repo, id).await?)
+                    Some(self.jobs_summary(client, repo, id, attempt).await?)
                 } else {
                     None
                 };
@@ -357,6 +585,7 @@ impl ActionsCollector {
         client: &GithubClient,
         repo: &Repo,
         run_id: u64,
+        run_attempt: u32,
     ) -> anyhow::Result<JobsSummary> {
         let mut jobs: Vec<Job> = Vec::new();
         let mut key = Some(format!(
@@ -370,70 +599,173 @@ impl ActionsCollector {
         }
         let mut summary = JobsSummary::default();
         for job in &jobs {
-            if let (Some(created), Some(started)) = (job.created_at, job.started_at)
+            let ran = job.conclusion.as_deref() != Some("skipped") && job.started_at.is_some();
+            if ran && job.run_attempt.unwrap_or(run_attempt) == run_attempt {
+                summary.started = true;
+            }
+            if ran
+                && let (Some(created), Some(started)) = (job.created_at, job.started_at)
                 && started >= created
             {
-                summary
-                    .queue_secs
-                    .push((started - created).num_milliseconds() as f64 / 1000.0);
+                summary.queue.push(QueueSample {
+                    job_id: job.id,
+                    secs: (started - created).num_milliseconds() as f64 / 1000.0,
+                    runner: runner_label(job),
+                });
             }
             match job.conclusion.as_deref() {
-                Some("timed_out") => summary.timed_out += 1,
-                Some("cancelled") => {
-                    let key = format!("/repos/{}/check-runs/{}/annotations", repo.full, job.id);
-                    let (notes, _): (Vec<Annotation>, _) = client.get_json(&key).await?;
-                    let timed_out = notes.iter().any(|a| {
-                        a.message
-                            .as_deref()
-                            .is_some_and(|m| m.contains(&self.timeout_annotation))
-                    });
-                    if timed_out {
-                        summary.timed_out += 1;
-                    } else {
+                Some("timed_out") => summary.timed_out.push(job.id),
+                Some("cancelled") => match self.has_timeout_annotation(client, repo, job.id).await
+                {
+                    Ok(true) => summary.timed_out.push(job.id),
+                    Ok(false) => summary.cancelled += 1,
+                    Err(e) => {
+                        // One unreadable job must not turn every CI row unknown.
+                        tracing::warn!(
+                            "collector {}: {}: cannot read the annotations of job {} ({e}); counting it as cancelled, not timed out",
+                            self.source.instance,
+                            repo.full,
+                            job.id
+                        );
                         summary.cancelled += 1;
                     }
-                }
+                },
                 _ => {}
             }
         }
         Ok(summary)
     }
 
+    /// Whether any page of a job's check-run annotations carries the timeout text.
+    async fn has_timeout_annotation(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        job_id: u64,
+    ) -> Result<bool, crate::github::client::GithubError> {
+        let mut key = Some(format!(
+            "/repos/{}/check-runs/{job_id}/annotations?per_page=100",
+            repo.full
+        ));
+        while let Some(k) = key.take() {
+            let (notes, next): (Vec<Annotation>, _) = client.get_json(&k).await?;
+            let found = notes.iter().any(|a| {
+                a.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains(&self.timeout_annotation))
+            });
+            if found {
+                return Ok(true);
+            }
+            key = next;
+        }
+        Ok(false)
+    }
+
+    /// Resolve the listed workflows; logs the repository's workflows for one that matches none.
+    fn resolve(&self, repo: &Repo, workflows: &[WorkflowDef]) -> Vec<(String, Resolved)> {
+        self.workflows
+            .iter()
+            .map(|w| {
+                let found = resolve_workflow(w, workflows);
+                if found.is_empty() {
+                    tracing::warn!(
+                        "collector {}: {}: workflow {w:?} matches no workflow name or file of the repository; its workflows are: {}",
+                        self.source.instance,
+                        repo.full,
+                        describe_workflows(workflows)
+                    );
+                    (w.clone(), Resolved::NotFound)
+                } else {
+                    (
+                        w.clone(),
+                        Resolved::Found(found.iter().map(|f| f.id).collect()),
+                    )
+                }
+            })
+            .collect()
+    }
+
     fn observations(
         &self,
         repo: &Repo,
         state: &ActionsState,
+        workflows: &[WorkflowDef],
+        now: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Vec<Observation> {
         let tag = |o: Observation| {
             o.with_tag("repo", &repo.full)
                 .with_tag("branch", &self.source.branch)
         };
-        let completed: Vec<&RunRecord> = state.runs.values().filter(|r| r.completed()).collect();
-        let latest_of = |runs: &mut dyn Iterator<Item = &&RunRecord>| -> Option<String> {
-            runs.max_by_key(|r| r.created_at)
-                .map(|r| r.conclusion.clone().unwrap_or_else(|| "none".into()))
+        let runs = &state.runs;
+        // The newest verdict among `ids`' runs, and whether a newer run is still running.
+        let latest_verdict = |ids: &dyn Fn(u64) -> bool| -> Option<(&RunRecord, bool)> {
+            let (vid, verdict) = runs
+                .iter()
+                .filter(|(_, r)| ids(r.workflow_id) && r.is_verdict())
+                .max_by_key(|(id, r)| r.newest_key(**id))?;
+            let newer_running = runs.iter().any(|(id, r)| {
+                ids(r.workflow_id)
+                    && !r.completed()
+                    && r.newest_key(*id) > verdict.newest_key(*vid)
+            });
+            Some((verdict, newer_running))
         };
         let mut out = Vec::new();
-        for w in &self.workflows {
-            if let Some(c) = latest_of(&mut completed.iter().filter(|r| r.matches(w))) {
+        let mut listed_ids = BTreeSet::new();
+        for (w, resolved) in self.resolve(repo, workflows) {
+            let ids = match resolved {
+                Resolved::Found(ids) => ids,
+                Resolved::NotFound => {
+                    let why = format!(
+                        "workflow not found: {w:?} matches no workflow of {} (its workflows: {})",
+                        repo.full,
+                        describe_workflows(workflows)
+                    );
+                    out.push(
+                        tag(Observation::new(UNAVAILABLE_SIGNAL, Value::Text(why), at))
+                            .with_tag("workflow", &w),
+                    );
+                    continue;
+                }
+            };
+            listed_ids.extend(ids.iter().copied());
+            if let Some((verdict, newer_running)) = latest_verdict(&|id| ids.contains(&id)) {
+                let conclusion = verdict.conclusion.clone().unwrap_or_default();
+                let mut o = tag(Observation::new(
+                    "workflow.conclusion",
+                    Value::Text(conclusion),
+                    at,
+                ))
+                .with_tag("workflow", &w);
+                if newer_running {
+                    o = o.with_tag("newer_run", "in_progress");
+                }
+                out.push(o);
+                let age = (now - verdict.updated_at).num_seconds().max(0) as f64;
                 out.push(
-                    tag(Observation::new("workflow.conclusion", Value::Text(c), at))
-                        .with_tag("workflow", w),
+                    tag(Observation::new(
+                        "workflow.verdict_age",
+                        Value::Number(age),
+                        at,
+                    ))
+                    .with_tag("workflow", &w)
+                    .with_unit("second"),
                 );
             }
         }
-        let mut by_workflow: HashMap<u64, Vec<&RunRecord>> = HashMap::new();
-        for r in completed
-            .iter()
-            .filter(|r| !self.workflows.iter().any(|w| r.matches(w)))
-        {
-            by_workflow.entry(r.workflow_id).or_default().push(r);
-        }
-        let failing_other = by_workflow
+        let others: BTreeSet<u64> = runs
             .values()
-            .filter(|runs| {
-                latest_of(&mut runs.iter()).is_some_and(|c| FAILED.contains(&c.as_str()))
+            .map(|r| r.workflow_id)
+            .filter(|id| !listed_ids.contains(id))
+            .collect();
+        let failing_other = others
+            .iter()
+            .filter(|wid| {
+                latest_verdict(&|id| id == **wid).is_some_and(|(v, _)| {
+                    FAILED.contains(&v.conclusion.as_deref().unwrap_or(""))
+                })
             })
             .count();
         out.push(tag(Observation::new(
@@ -441,8 +773,11 @@ impl ActionsCollector {
             Value::Number(failing_other as f64),
             at,
         )));
-        let decided: Vec<&&RunRecord> = completed
+        let completed: Vec<(&u64, &RunRecord)> =
+            runs.iter().filter(|(_, r)| r.completed()).collect();
+        let decided: Vec<&RunRecord> = completed
             .iter()
+            .map(|(_, r)| *r)
             .filter(|r| {
                 !matches!(
                     r.conclusion.as_deref(),
@@ -468,50 +803,51 @@ impl ActionsCollector {
         )));
         let flaky = completed
             .iter()
-            .filter(|r| r.first_attempt_failed == Some(true))
-            .count();
-        out.push(tag(Observation::new(
-            "runs.flaky",
-            Value::Number(flaky as f64),
-            at,
-        )));
-        let durations: Vec<f64> = completed
-            .iter()
-            .map(|r| {
-                let start = r.run_started_at.unwrap_or(r.created_at);
-                (r.updated_at - start).num_milliseconds() as f64 / 1000.0
-            })
-            .filter(|d| *d >= 0.0)
+            .filter(|(_, r)| r.first_attempt_failed == Some(true))
+            .map(|(id, _)| id.to_string())
             .collect();
-        out.push(
-            tag(Observation::new(
-                "workflow.duration",
-                Value::Samples(durations),
-                at,
-            ))
-            .with_unit("second"),
-        );
+        out.push(tag(counted_observation("runs.flaky", flaky, at)));
+        let durations = completed
+            .iter()
+            .filter(|(_, r)| r.ran())
+            .map(|(id, r)| {
+                let start = r.run_started_at.unwrap_or(r.created_at);
+                let secs = (r.updated_at - start).num_milliseconds() as f64 / 1000.0;
+                (secs, format!("{id}.{}", r.run_attempt))
+            })
+            .filter(|(d, _)| *d >= 0.0);
+        out.push(tag(samples_observation("workflow.duration", durations, at)).with_unit("second"));
         if self.jobs {
-            let mut queue = Vec::new();
-            let (mut timed_out, mut cancelled) = (0u64, 0u64);
-            for j in completed.iter().filter_map(|r| r.jobs.as_ref()) {
-                queue.extend_from_slice(&j.queue_secs);
-                timed_out += u64::from(j.timed_out);
-                cancelled += u64::from(j.cancelled);
-            }
+            let summaries: Vec<&JobsSummary> =
+                completed.iter().filter_map(|(_, r)| r.jobs.as_ref()).collect();
+            let queue: Vec<&QueueSample> = summaries.iter().flat_map(|j| &j.queue).collect();
+            let pairs = |q: &[&QueueSample]| -> Vec<(f64, String)> {
+                q.iter().map(|s| (s.secs, s.job_id.to_string())).collect()
+            };
             out.push(
-                tag(Observation::new(
-                    "jobs.queue_time",
-                    Value::Samples(queue),
-                    at,
-                ))
-                .with_unit("second"),
+                tag(samples_observation("jobs.queue_time", pairs(&queue), at)).with_unit("second"),
             );
-            out.push(tag(Observation::new(
-                "jobs.timed_out",
-                Value::Number(timed_out as f64),
-                at,
-            )));
+            let mut by_runner: BTreeMap<&str, Vec<&QueueSample>> = BTreeMap::new();
+            for s in &queue {
+                by_runner.entry(s.runner.as_str()).or_default().push(s);
+            }
+            for (runner, samples) in by_runner {
+                out.push(
+                    tag(samples_observation(
+                        "jobs.queue_time_by_runner",
+                        pairs(&samples),
+                        at,
+                    ))
+                    .with_tag("runner", runner)
+                    .with_unit("second"),
+                );
+            }
+            let timed_out = summaries
+                .iter()
+                .flat_map(|j| j.timed_out.iter().map(|id| id.to_string()))
+                .collect();
+            out.push(tag(counted_observation("jobs.timed_out", timed_out, at)));
+            let cancelled: u64 = summaries.iter().map(|j| u64::from(j.cancelled)).sum();
             out.push(tag(Observation::new(
                 "jobs.cancelled",
                 Value::Number(cancelled as f64),
@@ -541,17 +877,118 @@ impl Collector for ActionsCollector {
 mod tests {
     use super::*;
 
+    fn wf(id: u64, name: &str, file: &str) -> WorkflowDef {
+        WorkflowDef {
+            id,
+            name: name.into(),
+            path: format!(".github/workflows/{file}"),
+        }
+    }
+
     #[test]
-    fn workflow_matching_uses_name_or_file_stem() {
-        let run: Run = serde_json::from_value(serde_json::json!({
-            "id": 1, "name": "Unit Tests", "path": ".github/workflows/tests.yml@refs/heads/main",
-            "workflow_id": 7, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:05:00Z"
-        }))
-        .unwrap();
-        let r = RunRecord::from_run(&run);
-        assert!(r.matches("tests"));
-        assert!(r.matches("Unit Tests"));
-        assert!(!r.matches("benchmarks"));
-        assert_eq!(r.run_attempt, 1);
+    fn workflows_resolve_exactly_then_case_insensitively() {
+        let all = vec![
+            wf(1, "Unit Tests", "tests.yml"),
+            wf(2, "Benchmarks", "bench.yaml"),
+        ];
+        let ids = |w: &str| -> Vec<u64> { resolve_workflow(w, &all).iter().map(|w| w.id).collect() };
+        assert_eq!(ids("tests"), vec![1]);
+        assert_eq!(ids("Unit Tests"), vec![1]);
+        assert_eq!(ids("benchmarks"), vec![2]);
+        assert_eq!(ids("BENCH"), vec![2]);
+        assert!(ids("lint").is_empty());
+        assert_eq!(file_stem(".github/workflows/x.yml@refs/heads/main"), "x");
+        assert!(describe_workflows(&all).contains("Benchmarks (bench.yaml)"));
+    }
+
+    fn record(created: i64, conclusion: Option<&str>, status: &str) -> RunRecord {
+        let t = DateTime::from_timestamp(1_700_000_000 + created, 0).unwrap_or_default();
+        RunRecord {
+            workflow_id: 1,
+            status: status.into(),
+            conclusion: conclusion.map(str::to_string),
+            run_attempt: 1,
+            created_at: t,
+            updated_at: t + TimeDelta::seconds(60),
+            run_started_at: Some(t),
+            jobs: Some(JobsSummary {
+                queue: vec![
+                    QueueSample {
+                        job_id: created as u64 * 10,
+                        secs: 3.0,
+                        runner: "ubuntu-latest".into(),
+                    },
+                    QueueSample {
+                        job_id: created as u64 * 10 + 1,
+                        secs: 5.0,
+                        runner: "gpu".into(),
+                    },
+                ],
+                timed_out: vec![created as u64 * 10],
+                cancelled: 0,
+                started: true,
+            }),
+            first_attempt_failed: Some(true),
+        }
+    }
+
+    fn collector() -> ActionsCollector {
+        let ctx = BuildContext {
+            name: "actions",
+            options: toml::from_str("repo = \"o/r\"\nworkflows = [\"tests\"]")
+                .expect("test options parse"),
+            config_dir: std::path::PathBuf::from("."),
+        };
+        let (source, _): (_, ActionsOptions) =
+            GithubSource::build_with(&ctx).expect("test options are valid");
+        ActionsCollector {
+            source,
+            window: TimeDelta::days(7),
+            workflows: vec!["tests".into()],
+            events: vec!["push".into()],
+            jobs: true,
+            timeout_annotation: DEFAULT_TIMEOUT_ANNOTATION.into(),
+        }
+    }
+
+    #[test]
+    fn ids_match_samples_and_counts_and_superseded_runs_keep_the_verdict() {
+        let c = collector();
+        let repo = Repo::parse("o/r").unwrap();
+        let mut state = ActionsState::default();
+        state.runs.insert(1, record(1, Some("failure"), "completed"));
+        state.runs.insert(2, record(2, Some("success"), "completed"));
+        state.runs.insert(3, record(3, Some("cancelled"), "completed"));
+        state.runs.insert(4, record(4, None, "in_progress"));
+        let workflows = vec![wf(1, "Tests", "tests.yml")];
+        let now = DateTime::from_timestamp(1_700_000_600, 0).unwrap_or_default();
+        let obs = c.observations(&repo, &state, &workflows, now, now);
+        let get = |s: &str| obs.iter().find(|o| o.signal == s).expect(s);
+        let conclusion = get("workflow.conclusion");
+        assert_eq!(conclusion.value, Value::Text("success".into()));
+        assert_eq!(conclusion.tags["newer_run"], "in_progress");
+        assert_eq!(
+            get("workflow.verdict_age").value,
+            Value::Number((600 - 2 - 60) as f64)
+        );
+        for o in &obs {
+            match &o.value {
+                Value::Samples(s) => assert_eq!(s.len(), o.ids.len(), "{}", o.signal),
+                Value::Number(n) if o.signal == "runs.flaky" || o.signal == "jobs.timed_out" => {
+                    assert_eq!(*n as usize, o.ids.len(), "{}", o.signal)
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(get("workflow.duration").ids, vec!["1.1", "2.1", "3.1"]);
+        assert_eq!(get("runs.flaky").ids.len(), 3);
+        let gpu = obs
+            .iter()
+            .find(|o| {
+                o.signal == "jobs.queue_time_by_runner"
+                    && o.tags.get("runner").map(String::as_str) == Some("gpu")
+            })
+            .expect("gpu queue samples");
+        assert_eq!(gpu.ids, vec!["11", "21", "31"]);
     }
 }

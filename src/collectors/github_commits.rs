@@ -2,29 +2,47 @@
 //!
 //! Commits come from `GET /repos/{o}/{r}/commits?sha=BRANCH&since=…`, with `since` rounded down
 //! to the day so the URL stays the same all day and repeated runs are answered 304 (the exact
-//! window is applied locally). A commit is classified by its message (regex patterns) and, when
-//! label or branch-prefix rules are configured, by the pull request that produced it (matched on
-//! `merge_commit_sha` from the closed-pulls listing, walked newest-updated first to the window).
+//! window is applied locally).
 //!
-//! | signal | value (over `window`, tags `repo`, `branch`) |
-//! | --- | --- |
-//! | `commits.count` | commits on the branch |
-//! | `commits.reverts` | commits matching `revert_patterns`, or from a PR with a `revert_labels` label or a `revert_branch_prefixes` head branch |
-//! | `commits.hotfixes` | the same with the `hotfix_*` rules (patterns also match the PR title) |
-//! | `commits.force_merges` | the same with the `force_merge_*` rules |
+//! **Changes, not commits.** A merged pull request brings a merge commit *and* its branch's
+//! commits into the history; counting both would count one revert twice. So commits are grouped
+//! into changes: the first-parent chain from the branch head gives the commits that landed, and
+//! every other listed commit belongs to the merge commit whose second parent reaches it. A change
+//! is identified by its pull request (`pr#123`, matched on `merge_commit_sha` from the
+//! closed-pulls listing) when it has one, else by the sha of the commit that landed it, and it
+//! counts in the window when that commit is dated inside it. A change matches a rule when one of
+//! its commits' messages, or its pull request (title, labels, head branch), does.
+//!
+//! **Reverts on the branch.** A commit whose every `This reverts commit X` names a commit of its
+//! own change (a branch that reverted its own work-in-progress, quoted by a squash commit's body
+//! or brought in by a merge) is not a revert on the branch. For a squash commit the PR's commits
+//! are read once (`GET /pulls/{n}/commits`) and kept.
+//!
+//! **Force merges** are the union of: changes matching the `[force merge]` convention rules;
+//! pull requests merged without an approving review submitted before the merge
+//! (`GET /pulls/{n}/reviews`, once per merged PR); pull requests whose head commit had a failing
+//! required check (`GET /commits/{sha}/check-runs`, once per merged PR; required checks from
+//! `required_checks` or the branch's protection, `GET /branches/{branch}`, conditional); and force
+//! pushes to the branch (`GET /activity?ref=…&activity_type=force_push`, conditional). Each part
+//! also has its own signal.
+//!
+//! Signals are listed in docs/collectors.md (kept in step by a test).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
 use crate::github::client::{GithubClient, PageCache, decode};
-use crate::github::models::{Commit, PullItem, closed_pulls_key, pull_items};
-use crate::github::{GithubSource, Repo, day_floor, save_state, window};
+use crate::github::models::{
+    Activity, Branch, CheckRunsPage, Commit, PullItem, Review, closed_pulls_key, pull_items,
+};
+use crate::github::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -35,11 +53,26 @@ pub const KIND: CollectorKind = CollectorKind {
         "commits.reverts",
         "commits.hotfixes",
         "commits.force_merges",
+        "commits.force_pushes",
+        "commits.unapproved_merges",
+        "commits.failing_check_merges",
     ],
     tags: &["repo", "branch"],
     self_metrics: crate::github::SELF_METRICS,
     build,
 };
+
+/// Bumped when what is stored changes meaning: older state is dropped and rebuilt.
+const STATE_VERSION: u32 = 2;
+/// Conclusions of a required check that make a merge a force merge.
+const FAILING_CHECK: &[&str] = &[
+    "failure",
+    "timed_out",
+    "cancelled",
+    "action_required",
+    "startup_failure",
+    "stale",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +97,22 @@ struct CommitsOptions {
     force_merge_labels: Vec<String>,
     #[serde(default)]
     force_merge_branch_prefixes: Vec<String>,
+    /// Count force pushes to the branch as force merges (repository activity API).
+    #[serde(default = "yes")]
+    count_force_pushes: bool,
+    /// Count PRs merged without an approving review as force merges.
+    #[serde(default = "yes")]
+    count_unapproved_merges: bool,
+    /// Count PRs merged with a failing required check as force merges.
+    #[serde(default = "yes")]
+    count_failing_check_merges: bool,
+    /// Names of the required checks; default: the branch protection's required status checks.
+    #[serde(default)]
+    required_checks: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -120,15 +169,11 @@ impl Rule {
         })
     }
 
-    fn needs_pulls(&self) -> bool {
-        !self.labels.is_empty() || !self.prefixes.is_empty()
+    fn matches_message(&self, message: &str) -> bool {
+        self.patterns.iter().any(|p| p.is_match(message))
     }
 
-    fn matches(&self, message: &str, pull: Option<&PullItem>) -> bool {
-        if self.patterns.iter().any(|p| p.is_match(message)) {
-            return true;
-        }
-        let Some(pr) = pull else { return false };
+    fn matches_pull(&self, pr: &PullItem) -> bool {
         self.patterns.iter().any(|p| p.is_match(&pr.title))
             || pr
                 .labels
@@ -139,6 +184,11 @@ impl Rule {
                 .iter()
                 .any(|p| pr.head.starts_with(p.as_str()))
     }
+
+    #[cfg(test)]
+    fn matches(&self, message: &str, pull: Option<&PullItem>) -> bool {
+        self.matches_message(message) || pull.is_some_and(|p| self.matches_pull(p))
+    }
 }
 
 pub struct CommitsCollector {
@@ -147,6 +197,11 @@ pub struct CommitsCollector {
     reverts: Rule,
     hotfixes: Rule,
     force_merges: Rule,
+    count_force_pushes: bool,
+    count_unapproved: bool,
+    count_failing_checks: bool,
+    required_checks: Option<Vec<String>>,
+    revert_ref: Regex,
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
@@ -172,6 +227,12 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
             o.force_merge_labels,
             o.force_merge_branch_prefixes,
         )?,
+        count_force_pushes: o.count_force_pushes,
+        count_unapproved: o.count_unapproved_merges,
+        count_failing_checks: o.count_failing_check_merges,
+        required_checks: o.required_checks,
+        revert_ref: Regex::new("(?m)^This reverts commit ([0-9a-fA-F]{7,40})")
+            .map_err(|e| format!("internal revert pattern: {e}"))?,
     }))
 }
 
@@ -181,17 +242,153 @@ struct CommitItem {
     sha: String,
     message: String,
     date: Option<DateTime<Utc>>,
+    #[serde(default)]
+    parents: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CommitsState {
     #[serde(default)]
+    version: u32,
+    #[serde(default)]
     commits: PageCache,
     #[serde(default)]
     pulls: PageCache,
+    #[serde(default)]
+    activity: PageCache,
+    #[serde(default)]
+    branch: PageCache,
+    /// Commits of merged PRs (immutable once merged), by PR number.
+    #[serde(default)]
+    pr_commits: BTreeMap<u64, Vec<String>>,
+    /// Whether a merged PR had an approving review submitted before its merge.
+    #[serde(default)]
+    approved: BTreeMap<u64, bool>,
+    /// Latest check-run conclusion per check name on a merged PR's head commit.
+    #[serde(default)]
+    checks: BTreeMap<u64, BTreeMap<String, String>>,
+}
+
+/// One change: the commit that landed it on the branch and the commits it brought in.
+#[derive(Debug)]
+struct Change<'a> {
+    key: String,
+    landed: &'a CommitItem,
+    commits: Vec<&'a CommitItem>,
+    pr: Option<&'a PullItem>,
+}
+
+/// Group commits (newest first, as listed) into changes; see the module docs.
+fn group_changes<'a>(
+    commits: &'a [CommitItem],
+    by_merge_sha: &HashMap<&str, &'a PullItem>,
+) -> Vec<Change<'a>> {
+    let by_sha: HashMap<&str, &CommitItem> =
+        commits.iter().map(|c| (c.sha.as_str(), c)).collect();
+    let mut mainline: Vec<&CommitItem> = Vec::new();
+    let mut on_mainline: HashSet<&str> = HashSet::new();
+    let mut cur = commits.first();
+    while let Some(c) = cur {
+        if !on_mainline.insert(c.sha.as_str()) {
+            break;
+        }
+        mainline.push(c);
+        cur = c.parents.first().and_then(|p| by_sha.get(p.as_str()).copied());
+    }
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in mainline.iter().enumerate() {
+        let mut stack: Vec<&str> = m.parents.iter().skip(1).map(String::as_str).collect();
+        while let Some(sha) = stack.pop() {
+            if on_mainline.contains(sha) || owner.contains_key(sha) {
+                continue;
+            }
+            let Some(c) = by_sha.get(sha) else { continue };
+            owner.insert(c.sha.as_str(), i);
+            stack.extend(c.parents.iter().map(String::as_str));
+        }
+    }
+    let mut groups: Vec<(&CommitItem, Vec<&CommitItem>)> =
+        mainline.iter().map(|m| (*m, vec![*m])).collect();
+    for c in commits {
+        match owner.get(c.sha.as_str()) {
+            Some(i) => groups[*i].1.push(c),
+            // Not reachable through parents (e.g. a listing without parents): its own change.
+            None if !on_mainline.contains(c.sha.as_str()) => groups.push((c, vec![c])),
+            None => {}
+        }
+    }
+    let mut changes: BTreeMap<String, Change<'a>> = BTreeMap::new();
+    for (landed, members) in groups {
+        let pr = by_merge_sha.get(landed.sha.as_str()).copied();
+        let key = match pr {
+            Some(p) => format!("pr#{}", p.number),
+            None => landed.sha.clone(),
+        };
+        match changes.get_mut(&key) {
+            Some(ch) => ch.commits.extend(members),
+            None => {
+                changes.insert(
+                    key.clone(),
+                    Change {
+                        key,
+                        landed,
+                        commits: members,
+                        pr,
+                    },
+                );
+            }
+        }
+    }
+    changes.into_values().collect()
 }
 
 impl CommitsCollector {
+    /// The shas a commit message says it reverts.
+    fn reverted<'m>(&self, message: &'m str) -> Vec<&'m str> {
+        self.revert_ref
+            .captures_iter(message)
+            .filter_map(|c| c.get(1).map(|m| m.as_str()))
+            .collect()
+    }
+
+    /// Whether every commit `message` reverts belongs to the same change (or its PR).
+    fn reverts_only_its_own(&self, message: &str, change: &Change, pr_commits: &[String]) -> bool {
+        let refs = self.reverted(message);
+        !refs.is_empty()
+            && refs.iter().all(|r| {
+                let r = r.to_ascii_lowercase();
+                change.commits.iter().any(|c| c.sha.starts_with(&r))
+                    || pr_commits.iter().any(|c| c.starts_with(&r))
+            })
+    }
+
+    fn matches(&self, rule: &Rule, change: &Change, pr_commits: &[String], reverts: bool) -> bool {
+        change.commits.iter().any(|c| {
+            rule.matches_message(&c.message)
+                && !(reverts && self.reverts_only_its_own(&c.message, change, pr_commits))
+        }) || change.pr.is_some_and(|p| rule.matches_pull(p))
+    }
+
+    /// PRs whose commits are needed to tell a self-revert from a revert on the branch.
+    fn prs_needing_commits(&self, changes: &[&Change], state: &CommitsState) -> Vec<u64> {
+        changes
+            .iter()
+            .filter_map(|ch| {
+                let pr = ch.pr?;
+                if state.pr_commits.contains_key(&pr.number) {
+                    return None;
+                }
+                let unresolved = ch.commits.iter().any(|c| {
+                    self.reverted(&c.message).iter().any(|r| {
+                        let r = r.to_ascii_lowercase();
+                        !ch.commits.iter().any(|x| x.sha.starts_with(&r))
+                    })
+                });
+                unresolved.then_some(pr.number)
+            })
+            .collect()
+    }
+
     async fn collect_repo(
         &self,
         ctx: &CollectContext,
@@ -201,6 +398,13 @@ impl CommitsCollector {
     ) -> anyhow::Result<Vec<Observation>> {
         let key = self.source.state_key(repo, "commits");
         let mut state: CommitsState = ctx.state.get_json(&key).await?.unwrap_or_default();
+        if state.version != STATE_VERSION {
+            state = CommitsState {
+                version: STATE_VERSION,
+                ..CommitsState::default()
+            };
+        }
+        let client = &*client;
         let window_start = now - self.window;
         let since = day_floor(window_start)
             .format("%Y-%m-%dT%H:%M:%SZ")
@@ -227,56 +431,354 @@ impl CommitsCollector {
                                 .and_then(|a| a.date)
                                 .or(c.commit.author.and_then(|a| a.date)),
                             message: c.commit.message,
+                            parents: c.parents.into_iter().map(|p| p.sha).collect(),
                         })
                         .collect())
                 },
                 |_| false,
             )
             .await?;
-        let needs_pulls = self.reverts.needs_pulls()
-            || self.hotfixes.needs_pulls()
-            || self.force_merges.needs_pulls();
-        let mut by_sha: HashMap<String, PullItem> = HashMap::new();
-        if needs_pulls {
-            let pulls = client
-                .list(
-                    &mut state.pulls,
-                    closed_pulls_key(&repo.full),
-                    pull_items,
-                    |page: &[PullItem]| page.iter().any(|p| p.updated_at < window_start),
-                )
-                .await?;
-            for p in pulls {
-                if let Some(sha) = p.merge_commit_sha.clone() {
-                    by_sha.insert(sha, p);
-                }
-            }
+        let pulls = client
+            .list(
+                &mut state.pulls,
+                closed_pulls_key(&repo.full),
+                pull_items,
+                |page: &[PullItem]| page.iter().any(|p| p.updated_at < window_start),
+            )
+            .await?;
+        let by_merge_sha: HashMap<&str, &PullItem> = pulls
+            .iter()
+            .filter(|p| p.merged_at.is_some() && p.base == self.source.branch)
+            .filter_map(|p| p.merge_commit_sha.as_deref().map(|s| (s, p)))
+            .collect();
+        let changes = group_changes(&commits, &by_merge_sha);
+        let in_window: Vec<&Change> = changes
+            .iter()
+            .filter(|c| c.landed.date.is_some_and(|d| d >= window_start && d <= now))
+            .collect();
+        let prs: Vec<&PullItem> = in_window.iter().filter_map(|c| c.pr).collect();
+
+        let wanted = self.prs_needing_commits(&in_window, &state);
+        self.fetch_pr_commits(client, repo, &mut state, wanted).await?;
+        if self.count_unapproved {
+            self.fetch_reviews(client, repo, &mut state, &prs).await?;
         }
+        let required = if self.count_failing_checks {
+            self.required_checks(client, repo, &mut state).await
+        } else {
+            Vec::new()
+        };
+        if !required.is_empty() {
+            self.fetch_checks(client, repo, &mut state, &prs).await?;
+        }
+        let force_pushes = if self.count_force_pushes {
+            self.force_pushes(client, repo, &mut state, window_start, now)
+                .await
+        } else {
+            None
+        };
+        let numbers: BTreeSet<u64> = prs.iter().map(|p| p.number).collect();
+        state.pr_commits.retain(|n, _| numbers.contains(n));
+        state.approved.retain(|n, _| numbers.contains(n));
+        state.checks.retain(|n, _| numbers.contains(n));
         state.commits.retain_touched();
         state.pulls.retain_touched();
+        state.activity.retain_touched();
+        state.branch.retain_touched();
         save_state(ctx, &key, &state).await?;
 
-        let in_window: Vec<&CommitItem> = commits
-            .iter()
-            .filter(|c| c.date.is_some_and(|d| d >= window_start && d <= now))
-            .collect();
-        let count = |rule: &Rule| {
+        let keys = |rule: &Rule, reverts: bool| -> Vec<String> {
             in_window
                 .iter()
-                .filter(|c| rule.matches(&c.message, by_sha.get(&c.sha)))
-                .count() as f64
+                .filter(|ch| {
+                    let own = ch
+                        .pr
+                        .and_then(|p| state.pr_commits.get(&p.number))
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]);
+                    self.matches(rule, ch, own, reverts)
+                })
+                .map(|ch| ch.key.clone())
+                .collect()
         };
-        let obs = |signal: &str, v: f64| {
-            Observation::new(signal, Value::Number(v), ctx.now)
-                .with_tag("repo", &repo.full)
+        let unapproved: Vec<String> = in_window
+            .iter()
+            .filter(|ch| {
+                self.count_unapproved
+                    && ch
+                        .pr
+                        .is_some_and(|p| state.approved.get(&p.number) == Some(&false))
+            })
+            .map(|ch| ch.key.clone())
+            .collect();
+        let failing: Vec<String> = in_window
+            .iter()
+            .filter(|ch| {
+                ch.pr.is_some_and(|p| {
+                    state.checks.get(&p.number).is_some_and(|runs| {
+                        required.iter().any(|name| {
+                            runs.get(name)
+                                .is_some_and(|c| FAILING_CHECK.contains(&c.as_str()))
+                        })
+                    })
+                })
+            })
+            .map(|ch| ch.key.clone())
+            .collect();
+        let mut force: BTreeSet<String> = keys(&self.force_merges, false).into_iter().collect();
+        force.extend(unapproved.iter().cloned());
+        force.extend(failing.iter().cloned());
+        force.extend(force_pushes.iter().flatten().cloned());
+
+        let tag = |o: Observation| {
+            o.with_tag("repo", &repo.full)
                 .with_tag("branch", &self.source.branch)
         };
-        Ok(vec![
-            obs("commits.count", in_window.len() as f64),
-            obs("commits.reverts", count(&self.reverts)),
-            obs("commits.hotfixes", count(&self.hotfixes)),
-            obs("commits.force_merges", count(&self.force_merges)),
-        ])
+        let commit_count = commits
+            .iter()
+            .filter(|c| c.date.is_some_and(|d| d >= window_start && d <= now))
+            .count();
+        let at = ctx.now;
+        let mut out = vec![
+            tag(Observation::new(
+                "commits.count",
+                Value::Number(commit_count as f64),
+                at,
+            )),
+            tag(counted_observation(
+                "commits.reverts",
+                keys(&self.reverts, true),
+                at,
+            )),
+            tag(counted_observation(
+                "commits.hotfixes",
+                keys(&self.hotfixes, false),
+                at,
+            )),
+            tag(counted_observation(
+                "commits.force_merges",
+                force.into_iter().collect(),
+                at,
+            )),
+        ];
+        if let Some(pushes) = force_pushes {
+            out.push(tag(counted_observation("commits.force_pushes", pushes, at)));
+        }
+        if self.count_unapproved {
+            out.push(tag(counted_observation(
+                "commits.unapproved_merges",
+                unapproved,
+                at,
+            )));
+        }
+        if !required.is_empty() {
+            out.push(tag(counted_observation(
+                "commits.failing_check_merges",
+                failing,
+                at,
+            )));
+        }
+        Ok(out)
+    }
+
+    async fn fetch_pr_commits(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        wanted: Vec<u64>,
+    ) -> anyhow::Result<()> {
+        let limit = self.source.settings.policy.max_concurrency;
+        let mut results = futures::stream::iter(wanted.into_iter().map(|n| async move {
+            let mut shas = Vec::new();
+            let mut key = Some(format!(
+                "/repos/{}/pulls/{n}/commits?per_page=100",
+                repo.full
+            ));
+            while let Some(k) = key.take() {
+                let (page, next): (Vec<Commit>, _) = client.get_json(&k).await?;
+                shas.extend(page.into_iter().map(|c| c.sha.to_ascii_lowercase()));
+                key = next;
+            }
+            anyhow::Ok((n, shas))
+        }))
+        .buffer_unordered(limit);
+        while let Some(r) = results.next().await {
+            let (n, shas) = r?;
+            state.pr_commits.insert(n, shas);
+        }
+        Ok(())
+    }
+
+    /// Whether each merged PR had an approving review before it was merged (once per PR: a
+    /// review submitted later cannot change that).
+    async fn fetch_reviews(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        prs: &[&PullItem],
+    ) -> anyhow::Result<()> {
+        let wanted: Vec<(u64, DateTime<Utc>)> = prs
+            .iter()
+            .filter(|p| !state.approved.contains_key(&p.number))
+            .filter_map(|p| p.merged_at.map(|m| (p.number, m)))
+            .collect();
+        let limit = self.source.settings.policy.max_concurrency;
+        let mut results = futures::stream::iter(wanted.into_iter().map(|(n, merged)| async move {
+            let mut approved = false;
+            let mut key = Some(format!(
+                "/repos/{}/pulls/{n}/reviews?per_page=100",
+                repo.full
+            ));
+            while let Some(k) = key.take() {
+                let (page, next): (Vec<Review>, _) = client.get_json(&k).await?;
+                approved |= page.iter().any(|r| {
+                    r.state.eq_ignore_ascii_case("approved")
+                        && r.submitted_at.is_some_and(|t| t <= merged)
+                });
+                key = next;
+            }
+            anyhow::Ok((n, approved))
+        }))
+        .buffer_unordered(limit);
+        while let Some(r) = results.next().await {
+            let (n, approved) = r?;
+            state.approved.insert(n, approved);
+        }
+        Ok(())
+    }
+
+    /// The required checks: configured, or read from the branch's protection. Unreadable
+    /// protection is logged and leaves the rule out (never a guess).
+    async fn required_checks(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+    ) -> Vec<String> {
+        if let Some(r) = &self.required_checks {
+            return r.clone();
+        }
+        let branch: String =
+            url::form_urlencoded::byte_serialize(self.source.branch.as_bytes()).collect();
+        let key = format!("/repos/{}/branches/{branch}", repo.full);
+        let listed = client
+            .list(
+                &mut state.branch,
+                key,
+                |k, body| {
+                    let b: Branch = decode(k, body)?;
+                    Ok(vec![
+                        b.protection
+                            .and_then(|p| p.required_status_checks)
+                            .map(|r| r.contexts)
+                            .unwrap_or_default(),
+                    ])
+                },
+                |_| true,
+            )
+            .await;
+        match listed {
+            Ok(v) => v.into_iter().flatten().collect(),
+            Err(e) => {
+                tracing::warn!(
+                    "collector {}: {}: cannot read the protection of branch {} ({e}); merges with failing required checks are not counted (set `required_checks` to name them)",
+                    self.source.instance,
+                    repo.full,
+                    self.source.branch
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    async fn fetch_checks(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        prs: &[&PullItem],
+    ) -> anyhow::Result<()> {
+        let wanted: Vec<(u64, String)> = prs
+            .iter()
+            .filter(|p| !state.checks.contains_key(&p.number))
+            .filter_map(|p| p.head_sha.clone().map(|s| (p.number, s)))
+            .collect();
+        let limit = self.source.settings.policy.max_concurrency;
+        let mut results = futures::stream::iter(wanted.into_iter().map(|(n, sha)| async move {
+            let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
+            let mut key = Some(format!(
+                "/repos/{}/commits/{sha}/check-runs?per_page=100",
+                repo.full
+            ));
+            while let Some(k) = key.take() {
+                let (page, next): (CheckRunsPage, _) = client.get_json(&k).await?;
+                for run in page.check_runs {
+                    let conclusion = run
+                        .conclusion
+                        .clone()
+                        .unwrap_or_else(|| run.status.clone().unwrap_or_default());
+                    // A check re-run keeps its name: the newest run (highest id) decides.
+                    if latest.get(&run.name).is_none_or(|(id, _)| run.id > *id) {
+                        latest.insert(run.name.clone(), (run.id, conclusion));
+                    }
+                }
+                key = next;
+            }
+            anyhow::Ok((n, latest.into_iter().map(|(k, (_, c))| (k, c)).collect()))
+        }))
+        .buffer_unordered(limit);
+        while let Some(r) = results.next().await {
+            let (n, runs) = r?;
+            state.checks.insert(n, runs);
+        }
+        Ok(())
+    }
+
+    /// Force pushes to the branch in the window, as ids (the sha pushed); `None` when the
+    /// activity API cannot be read (logged).
+    async fn force_pushes(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<String>> {
+        let branch: String = url::form_urlencoded::byte_serialize(
+            format!("refs/heads/{}", self.source.branch).as_bytes(),
+        )
+        .collect();
+        let key = format!(
+            "/repos/{}/activity?ref={branch}&activity_type=force_push&per_page=100",
+            repo.full
+        );
+        let listed = client
+            .list(
+                &mut state.activity,
+                key,
+                |k, body| decode::<Vec<Activity>>(k, body),
+                |page: &[Activity]| page.iter().any(|a| a.timestamp < window_start),
+            )
+            .await;
+        match listed {
+            Ok(items) => Some(
+                items
+                    .into_iter()
+                    .filter(|a| a.timestamp >= window_start && a.timestamp <= now)
+                    .map(|a| a.after.unwrap_or_else(|| format!("activity:{}", a.id)))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(
+                    "collector {}: {}: cannot read force pushes from the activity API ({e}); `commits.force_pushes` is left out and `commits.force_merges` counts the other kinds only",
+                    self.source.instance,
+                    repo.full
+                );
+                None
+            }
+        }
     }
 }
 

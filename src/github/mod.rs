@@ -438,3 +438,55 @@ pub fn window_opt(
     let d = duration_opt(v, key, default)?;
     chrono::TimeDelta::from_std(d).map_err(|_| format!("{key}: too long"))
 }
+
+/// A [`Value::Samples`](crate::observation::Value) observation with one id per sample, built
+/// from `(value, id)` pairs so the two vectors cannot drift apart: the pipeline sends each
+/// sample once by its id.
+pub fn samples_observation(
+    signal: &str,
+    pairs: impl IntoIterator<Item = (f64, String)>,
+    at: DateTime<Utc>,
+) -> Observation {
+    let (values, ids): (Vec<f64>, Vec<String>) = pairs.into_iter().unzip();
+    Observation::new(signal, crate::observation::Value::Samples(values), at).with_ids(ids)
+}
+
+/// A count of events with one id per counted event (the value is the number of ids), so the
+/// pipeline can send each event once as a COUNT increment.
+pub fn counted_observation(signal: &str, ids: Vec<String>, at: DateTime<Utc>) -> Observation {
+    let n = ids.len() as f64;
+    Observation::new(signal, crate::observation::Value::Number(n), at).with_ids(ids)
+}
+
+/// The signal a collector emits, instead of a row's own signal, when it knows *why* the row has
+/// no data (e.g. a listed workflow that does not exist). Its value is the reason as text; its
+/// tags say which rows it stands for. The checks report it as the row's `unknown` reason.
+pub use crate::checks::UNAVAILABLE_SIGNAL;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::Value;
+
+    #[test]
+    fn samples_and_counts_carry_one_id_each() {
+        let at = Utc::now();
+        let o = samples_observation(
+            "x",
+            vec![(1.0, "a".to_string()), (2.0, "b".to_string())],
+            at,
+        );
+        match &o.value {
+            Value::Samples(s) => {
+                assert_eq!(s, &vec![1.0, 2.0]);
+                assert_eq!(o.ids, vec!["a", "b"]);
+            }
+            v => panic!("{v:?}"),
+        }
+        let c = counted_observation("y", vec!["pr#1".into(), "abc".into()], at);
+        assert_eq!(c.value, Value::Number(2.0));
+        assert_eq!(c.ids.len(), 2);
+        let empty = counted_observation("z", Vec::new(), at);
+        assert_eq!(empty.value, Value::Number(0.0));
+    }
+}

@@ -30,6 +30,12 @@ pub struct Run {
     pub workflow_id: u64,
     #[serde(default)]
     pub head_branch: Option<String>,
+    /// `push`, `pull_request`, `schedule`, …
+    #[serde(default)]
+    pub event: Option<String>,
+    /// The repository the run's code came from: a fork for fork pull requests.
+    #[serde(default)]
+    pub head_repository: Option<RepoRef>,
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
@@ -40,6 +46,33 @@ pub struct Run {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub run_started_at: Option<DateTime<Utc>>,
+}
+
+/// `{"full_name": "owner/name"}` as runs carry it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoRef {
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+/// `GET /repos/{o}/{r}/actions/workflows`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkflowsPage {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub workflows: Vec<WorkflowDef>,
+}
+
+/// One workflow of a repository.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkflowDef {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    /// `.github/workflows/tests.yml`.
+    #[serde(default)]
+    pub path: String,
 }
 
 /// `GET /repos/{o}/{r}/actions/runs/{id}/jobs`.
@@ -83,6 +116,14 @@ pub struct Annotation {
 pub struct Commit {
     pub sha: String,
     pub commit: CommitDetail,
+    /// First parent first: a merge commit has two or more.
+    #[serde(default)]
+    pub parents: Vec<ShaRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShaRef {
+    pub sha: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +171,8 @@ pub struct Label {
 pub struct GitRef {
     #[serde(rename = "ref")]
     pub name: String,
+    #[serde(default)]
+    pub sha: Option<String>,
 }
 
 /// `GET /repos/{o}/{r}/issues` (a list of these; pull requests carry `pull_request`).
@@ -138,6 +181,72 @@ pub struct Issue {
     pub number: u64,
     #[serde(default)]
     pub pull_request: Option<serde_json::Value>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /repos/{o}/{r}/pulls/{n}/reviews` (a list of these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Review {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub submitted_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /repos/{o}/{r}/commits/{sha}/check-runs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckRunsPage {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub check_runs: Vec<CheckRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckRun {
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /repos/{o}/{r}/activity` (a list of these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: u64,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub activity_type: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// `GET /repos/{o}/{r}/branches/{branch}`: only what says which checks are required.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Branch {
+    #[serde(default)]
+    pub protection: Option<BranchProtection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BranchProtection {
+    #[serde(default)]
+    pub required_status_checks: Option<RequiredChecks>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequiredChecks {
+    #[serde(default)]
+    pub contexts: Vec<String>,
 }
 
 /// `POST /app/installations/{id}/access_tokens`.
@@ -165,6 +274,9 @@ pub struct PullItem {
     pub head: String,
     #[serde(default)]
     pub base: String,
+    /// The head commit when merged (its checks are the PR's checks).
+    #[serde(default)]
+    pub head_sha: Option<String>,
 }
 
 impl From<Pull> for PullItem {
@@ -177,6 +289,7 @@ impl From<Pull> for PullItem {
             merged_at: p.merged_at,
             merge_commit_sha: p.merge_commit_sha,
             labels: p.labels.into_iter().map(|l| l.name).collect(),
+            head_sha: p.head.as_ref().and_then(|r| r.sha.clone()),
             head: p.head.map(|r| r.name).unwrap_or_default(),
             base: p.base.map(|r| r.name).unwrap_or_default(),
         }

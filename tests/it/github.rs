@@ -13,7 +13,9 @@ use infra_health::observation::{Observation, Value};
 use infra_health::state::StateStore;
 
 use crate::support::fake_github::{FakeGithub, Faults, collect_once};
-use crate::support::github_history::{History, REPO, Sizes, TIMEOUT_ANNOTATION};
+use crate::support::github_history::{
+    BRANCH_EVENTS, History, REPO, RunData, Sizes, TIMEOUT_ANNOTATION,
+};
 
 const SEED: u64 = 8;
 
@@ -133,29 +135,45 @@ struct ActionsExpected {
     failing_other: usize,
     success_ratio: f64,
     completed: usize,
-    flaky: usize,
-    durations: Vec<f64>,
-    queue: Vec<f64>,
-    timed_out: usize,
+    flaky: Vec<String>,
+    durations: Vec<(String, f64)>,
+    queue: Vec<(String, f64)>,
+    queue_by_runner: BTreeMap<String, Vec<f64>>,
+    timed_out: Vec<String>,
     cancelled: usize,
 }
 
-fn expect_actions(h: &History) -> ActionsExpected {
+/// Runs of the repository itself on `main` for the default events (definition 1).
+fn own_main(h: &History, r: &RunData) -> bool {
+    r.branch == "main" && r.head_repo == h.repo && BRANCH_EVENTS.contains(&r.event.as_str())
+}
+
+const VERDICTS: &[&str] = &[
+    "success",
+    "failure",
+    "timed_out",
+    "startup_failure",
+    "action_required",
+];
+
+/// Expected values at `h.now`; `unreadable` jobs' annotations cannot be read (counted cancelled).
+fn expect_actions(h: &History, unreadable: &[u64]) -> ActionsExpected {
     let start = h.now - TimeDelta::days(7);
-    let done: Vec<_> = h
+    let done: Vec<&RunData> = h
         .runs
         .iter()
-        .filter(|r| r.branch == "main" && r.created_at >= start && r.status == "completed")
+        .filter(|r| own_main(h, r) && r.created_at >= start && r.status == "completed")
         .collect();
+    // Definition 2: the newest completed run whose conclusion is a verdict.
     let latest = |wf: usize| {
         done.iter()
-            .filter(|r| r.workflow == wf)
-            .max_by_key(|r| r.created_at)
+            .filter(|r| r.workflow == wf && VERDICTS.contains(&r.conclusion.as_deref().unwrap()))
+            .max_by_key(|r| (r.created_at, r.id))
             .map(|r| r.conclusion.clone().unwrap())
     };
     let mut conclusions = BTreeMap::new();
     conclusions.insert("tests", latest(0).unwrap()); // workflow "Tests", file tests.yml
-    conclusions.insert("benchmarks", latest(1).unwrap()); // workflow "benchmarks", file bench.yml
+    conclusions.insert("benchmarks", latest(1).unwrap()); // workflow "Benchmarks", file bench.yml
     let failing_other = (2..h.workflows.len())
         .filter(|w| {
             latest(*w).is_some_and(|c| c == "failure" || c == "timed_out" || c == "startup_failure")
@@ -184,27 +202,51 @@ fn expect_actions(h: &History) -> ActionsExpected {
                     Some("failure" | "timed_out")
                 )
         })
-        .count();
+        .map(|r| r.id.to_string())
+        .collect();
+    // Definition 6: work that ran — not skipped, and a job of the last attempt started.
+    let ran = |j: &&crate::support::github_history::JobData| {
+        j.started_at.is_some() && j.conclusion.as_deref() != Some("skipped")
+    };
     let durations = done
         .iter()
-        .map(|r| (r.updated_at - r.run_started_at).num_seconds() as f64)
+        .filter(|r| {
+            r.conclusion.as_deref() != Some("skipped")
+                && h.jobs[&r.id]
+                    .iter()
+                    .filter(|j| j.run_attempt == r.run_attempt)
+                    .any(|j| ran(&j))
+        })
+        .map(|r| {
+            (
+                format!("{}.{}", r.id, r.run_attempt),
+                (r.updated_at - r.run_started_at).num_seconds() as f64,
+            )
+        })
         .collect();
     let mut queue = Vec::new();
-    let (mut timed_out, mut cancelled) = (0, 0);
+    let mut queue_by_runner: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut timed_out = Vec::new();
+    let mut cancelled = 0;
     for r in &done {
         for j in &h.jobs[&r.id] {
-            if let Some(s) = j.started_at {
-                queue.push((s - j.created_at).num_seconds() as f64);
+            if ran(&j) {
+                let s = (j.started_at.unwrap() - j.created_at).num_seconds() as f64;
+                queue.push((j.id.to_string(), s));
+                queue_by_runner
+                    .entry(j.labels.last().unwrap().clone())
+                    .or_default()
+                    .push(s);
             }
             match j.conclusion.as_deref() {
-                Some("timed_out") => timed_out += 1,
+                Some("timed_out") => timed_out.push(j.id.to_string()),
                 Some("cancelled") => {
                     let annotated = h
                         .annotations
                         .get(&j.id)
                         .is_some_and(|a| a.iter().any(|m| m == TIMEOUT_ANNOTATION));
-                    if annotated {
-                        timed_out += 1
+                    if annotated && !unreadable.contains(&j.id) {
+                        timed_out.push(j.id.to_string())
                     } else {
                         cancelled += 1
                     }
@@ -213,21 +255,60 @@ fn expect_actions(h: &History) -> ActionsExpected {
             }
         }
     }
+    for v in queue_by_runner.values_mut() {
+        v.sort_by(f64::total_cmp);
+    }
+    let mut flaky: Vec<String> = flaky;
+    flaky.sort();
+    timed_out.sort();
     ActionsExpected {
         conclusions,
         failing_other,
         success_ratio: ok as f64 / decided.len() as f64,
         completed: done.len(),
         flaky,
-        durations: sorted(durations),
-        queue: sorted(queue),
+        durations: sorted_pairs(durations),
+        queue: sorted_pairs(queue),
+        queue_by_runner,
         timed_out,
         cancelled,
     }
 }
 
+fn sorted_pairs(mut v: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// An observation's samples paired with their ids, sorted by id.
+fn id_samples(o: &Observation) -> Vec<(String, f64)> {
+    match &o.value {
+        Value::Samples(s) => {
+            assert_eq!(s.len(), o.ids.len(), "{}: one id per sample", o.signal);
+            sorted_pairs(o.ids.iter().cloned().zip(s.iter().copied()).collect())
+        }
+        v => panic!("{}: not samples: {v:?}", o.signal),
+    }
+}
+
+/// A counted observation's ids, sorted; the count must equal their number.
+fn counted_ids(o: &Observation) -> Vec<String> {
+    let n = match &o.value {
+        Value::Number(n) => *n,
+        v => panic!("{}: not a number: {v:?}", o.signal),
+    };
+    assert_eq!(n as usize, o.ids.len(), "{}: one id per counted event", o.signal);
+    let mut ids = o.ids.clone();
+    ids.sort();
+    ids
+}
+
 fn check_actions(obs: &[Observation], h: &History) {
-    let e = expect_actions(h);
+    check_actions_with(obs, h, &[])
+}
+
+fn check_actions_with(obs: &[Observation], h: &History, unreadable: &[u64]) {
+    let e = expect_actions(h, unreadable);
     for (w, c) in &e.conclusions {
         match &find(obs, "workflow.conclusion", &[("workflow", w)]).value {
             Value::Text(t) => assert_eq!(t, c, "latest conclusion of {w}"),
@@ -240,64 +321,205 @@ fn check_actions(obs: &[Observation], h: &History) {
     );
     assert!((number(obs, "workflow.success_ratio", &[]) - e.success_ratio).abs() < 1e-12);
     assert_eq!(number(obs, "runs.completed", &[]), e.completed as f64);
-    assert_eq!(number(obs, "runs.flaky", &[]), e.flaky as f64);
-    assert_eq!(samples(obs, "workflow.duration"), e.durations);
-    assert_eq!(samples(obs, "jobs.queue_time"), e.queue);
-    assert_eq!(number(obs, "jobs.timed_out", &[]), e.timed_out as f64);
+    assert_eq!(counted_ids(find(obs, "runs.flaky", &[])), e.flaky);
+    assert_eq!(id_samples(find(obs, "workflow.duration", &[])), e.durations);
+    assert_eq!(id_samples(find(obs, "jobs.queue_time", &[])), e.queue);
+    for (runner, expected) in &e.queue_by_runner {
+        assert_eq!(
+            &samples_tagged(obs, "jobs.queue_time_by_runner", &[("runner", runner)]),
+            expected,
+            "queue time on {runner}"
+        );
+    }
+    assert_eq!(counted_ids(find(obs, "jobs.timed_out", &[])), e.timed_out);
     assert_eq!(number(obs, "jobs.cancelled", &[]), e.cancelled as f64);
     assert!(
-        e.flaky > 0 && e.timed_out > 0 && e.cancelled > 0,
+        !e.flaky.is_empty() && !e.timed_out.is_empty() && e.cancelled > 0,
         "history too small to test"
     );
+    assert!(e.queue_by_runner.len() > 1, "history has one runner label only");
     let o = find(obs, "runs.flaky", &[]);
     assert_eq!(o.tags["repo"], h.repo);
     assert_eq!(o.tags["branch"], "main");
 }
 
-fn check_commits(obs: &[Observation], h: &History) {
+fn samples_tagged(obs: &[Observation], signal: &str, tags: &[(&str, &str)]) -> Vec<f64> {
+    match &find(obs, signal, tags).value {
+        Value::Samples(s) => sorted(s.clone()),
+        v => panic!("{signal}: not samples: {v:?}"),
+    }
+}
+
+/// Changes on `main` in the window, as the generator made them: (change id, its commits, its PR).
+fn changes_in_window(
+    h: &History,
+) -> Vec<(
+    String,
+    Vec<&crate::support::github_history::CommitData>,
+    Option<&crate::support::github_history::PullData>,
+)> {
     let start = h.now - TimeDelta::days(7);
-    let window: Vec<_> = h
+    let since = start - TimeDelta::seconds(start.timestamp().rem_euclid(86_400));
+    let mut out = Vec::new();
+    for landed in h
         .commits
         .iter()
-        .filter(|c| c.date >= start && c.date <= h.now)
-        .collect();
-    let pr_of = |sha: &str| {
-        h.pulls
+        .filter(|c| c.mainline && c.date >= start && c.date <= h.now)
+    {
+        // What the listing shows of the change (it starts at the day-aligned `since`).
+        let members: Vec<_> = h
+            .commits
             .iter()
-            .find(|p| p.merge_commit_sha.as_deref() == Some(sha))
-    };
-    let count = |f: &dyn Fn(&str, Option<&crate::support::github_history::PullData>) -> bool| {
-        window
+            .filter(|c| c.change == landed.change && c.date >= since)
+            .collect();
+        let pr = h
+            .pulls
             .iter()
-            .filter(|c| f(&c.message, pr_of(&c.sha)))
-            .count() as f64
+            .find(|p| p.merge_commit_sha.as_deref() == Some(landed.sha.as_str()));
+        out.push((landed.change.clone(), members, pr));
+    }
+    out
+}
+
+struct CommitsExpected {
+    reverts: Vec<String>,
+    hotfixes: Vec<String>,
+    force_merges: Vec<String>,
+    unapproved: Vec<String>,
+    failing: Vec<String>,
+    force_pushes: Vec<String>,
+    /// Reverts as the old per-commit count saw them (to show the history exercises the dedupe).
+    naive_reverts: usize,
+}
+
+fn expect_commits(h: &History) -> CommitsExpected {
+    use crate::support::github_history::PullData;
+    let start = h.now - TimeDelta::days(7);
+    let changes = changes_in_window(h);
+    // Definition 5: a commit reverting only commits of its own PR is not a revert on the branch.
+    let reverted = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter_map(|l| l.strip_prefix("This reverts commit "))
+            .map(|r| r.trim_end_matches('.').to_string())
+            .collect()
     };
-    let reverts = count(&|m, p| {
-        m.starts_with("Revert \"")
-            || m.lines().any(|l| l.starts_with("This reverts commit "))
+    let revert_msg = |m: &str, pr: Option<&PullData>| {
+        let refs = reverted(m);
+        let own = !refs.is_empty()
+            && pr.is_some_and(|p| refs.iter().all(|r| p.commits.contains(r)));
+        (m.starts_with("Revert \"") || !refs.is_empty()) && !own
+    };
+    let pick = |f: &dyn Fn(&[&crate::support::github_history::CommitData], Option<&PullData>) -> bool| {
+        let mut v: Vec<String> = changes
+            .iter()
+            .filter(|(_, cs, pr)| f(cs, *pr))
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let reverts = pick(&|cs, p| {
+        cs.iter().any(|c| revert_msg(&c.message, p))
             || p.is_some_and(|p| {
-                p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-")
+                p.labels.iter().any(|l| l == "revert")
+                    || p.head.starts_with("revert-")
+                    || p.title.starts_with("Revert \"")
             })
     });
-    let hotfixes = count(&|m, p| {
-        m.to_lowercase().starts_with("hotfix")
+    let hotfixes = pick(&|cs, p| {
+        cs.iter().any(|c| c.message.to_lowercase().starts_with("hotfix"))
             || p.is_some_and(|p| {
                 p.labels.iter().any(|l| l == "hotfix")
                     || p.head.starts_with("hotfix/")
                     || p.head.starts_with("hotfix-")
             })
     });
-    let force = count(&|m, p| {
-        m.to_lowercase().contains("[force merge]")
+    let convention = pick(&|cs, p| {
+        cs.iter().any(|c| c.message.to_lowercase().contains("[force merge]"))
             || p.is_some_and(|p| p.labels.iter().any(|l| l == "force-merge"))
     });
-    assert_eq!(number(obs, "commits.count", &[]), window.len() as f64);
-    assert_eq!(number(obs, "commits.reverts", &[]), reverts);
-    assert_eq!(number(obs, "commits.hotfixes", &[]), hotfixes);
-    assert_eq!(number(obs, "commits.force_merges", &[]), force);
+    let unapproved = pick(&|_, p| p.is_some_and(|p| !p.approved));
+    let failing = pick(&|_, p| p.is_some_and(|p| p.checks_failed));
+    let mut force_pushes: Vec<String> = h
+        .force_pushes
+        .iter()
+        .filter(|f| f.timestamp >= start && f.timestamp <= h.now)
+        .map(|f| f.after.clone())
+        .collect();
+    force_pushes.sort();
+    let mut force_merges: Vec<String> = convention
+        .iter()
+        .chain(&unapproved)
+        .chain(&failing)
+        .chain(&force_pushes)
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    force_merges.sort();
+    let naive_reverts = h
+        .commits
+        .iter()
+        .filter(|c| c.date >= start && c.date <= h.now)
+        .filter(|c| {
+            let pr = h
+                .pulls
+                .iter()
+                .find(|p| p.merge_commit_sha.as_deref() == Some(c.sha.as_str()));
+            c.message.starts_with("Revert \"")
+                || c.message.lines().any(|l| l.starts_with("This reverts commit "))
+                || pr.is_some_and(|p| p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-"))
+        })
+        .count();
+    CommitsExpected {
+        reverts,
+        hotfixes,
+        force_merges,
+        unapproved,
+        failing,
+        force_pushes,
+        naive_reverts,
+    }
+}
+
+fn check_commits(obs: &[Observation], h: &History) {
+    let start = h.now - TimeDelta::days(7);
+    let window = h
+        .commits
+        .iter()
+        .filter(|c| c.date >= start && c.date <= h.now)
+        .count();
+    let e = expect_commits(h);
+    assert_eq!(number(obs, "commits.count", &[]), window as f64);
+    assert_eq!(counted_ids(find(obs, "commits.reverts", &[])), e.reverts);
+    assert_eq!(counted_ids(find(obs, "commits.hotfixes", &[])), e.hotfixes);
+    assert_eq!(
+        counted_ids(find(obs, "commits.force_merges", &[])),
+        e.force_merges
+    );
+    assert_eq!(
+        counted_ids(find(obs, "commits.unapproved_merges", &[])),
+        e.unapproved
+    );
+    assert_eq!(
+        counted_ids(find(obs, "commits.failing_check_merges", &[])),
+        e.failing
+    );
+    assert_eq!(
+        counted_ids(find(obs, "commits.force_pushes", &[])),
+        e.force_pushes
+    );
     assert!(
-        reverts > 1.0 && hotfixes > 1.0 && force > 1.0,
+        e.reverts.len() > 1
+            && e.hotfixes.len() > 1
+            && !e.unapproved.is_empty()
+            && !e.failing.is_empty()
+            && !e.force_pushes.is_empty(),
         "history too small"
+    );
+    assert!(
+        e.naive_reverts > e.reverts.len(),
+        "the history must hold merged reverts or self-reverts that a per-commit count gets wrong"
     );
 }
 
@@ -380,13 +602,19 @@ async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit()
     check_commits(&first.obs["commits"], &h);
     check_pulls(&first.obs["pulls"], &h);
     check_issues(&first.obs["issues"], &h);
-    // Runs were listed unfiltered (no 1,000 cap), deep enough to cover all 7 days.
+    // Runs were listed a day at a time (each slice under the 1,000 cap), covering all 7 days.
     let log = gets(&fake);
+    let listings: Vec<_> = log
+        .iter()
+        .filter(|l| l.target.contains("/actions/runs?"))
+        .collect();
     assert!(
-        log.iter()
-            .filter(|l| l.target.contains("/actions/runs?"))
-            .all(|l| !l.target.contains("branch=") && !l.target.contains("created=")),
+        listings
+            .iter()
+            .all(|l| l.target.contains("branch=main") && l.target.contains("created=")),
+        "{listings:?}"
     );
+    assert!(listings.len() >= 8, "{listings:?}");
     assert!(
         log.iter().all(|l| l.status == 200),
         "first run: {:?}",
@@ -461,10 +689,9 @@ async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit()
         .filter(|l| l.status == 200)
         .map(|l| l.target)
         .collect();
-    // Seen again either on the listing's first page (its ETag changed) or by id.
+    // Seen again on its day's listing (the page's ETag changed); the other days answered 304.
     assert!(
-        fresh.contains(&format!("/repos/{REPO}/actions/runs/{finished}"))
-            || fresh.contains(&format!("/repos/{REPO}/actions/runs?per_page=100")),
+        fresh.iter().any(|t| t.contains("/actions/runs?")),
         "{fresh:?}"
     );
     assert!(

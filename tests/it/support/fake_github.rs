@@ -46,6 +46,8 @@ pub struct Faults {
     pub broken_repos: Vec<String>,
     /// Every request gets 403 "API rate limit exceeded" with `x-ratelimit-remaining: 0`.
     pub primary_exhausted: bool,
+    /// Requests whose path contains one of these always answer 500.
+    pub broken_paths: Vec<String>,
 }
 
 pub struct FakeState {
@@ -134,7 +136,8 @@ fn run_json(h: &History, r: &RunData, attempt: Option<u32>) -> Value {
         "path": w.path,
         "workflow_id": w.id,
         "head_branch": r.branch,
-        "event": "push",
+        "event": r.event,
+        "head_repository": { "full_name": r.head_repo },
         "status": if attempt_no < r.run_attempt { "completed" } else { r.status.as_str() },
         "conclusion": conclusion,
         "run_attempt": attempt_no,
@@ -143,6 +146,21 @@ fn run_json(h: &History, r: &RunData, attempt: Option<u32>) -> Value {
         "run_started_at": ts(started),
         "html_url": format!("https://github.com/{}/actions/runs/{}", h.repo, r.id),
     })
+}
+
+/// GitHub's `created=` qualifier as the fake understands it: `FROM..TO` (RFC 3339, inclusive).
+fn created_range(
+    c: &str,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap_or_else(|e| panic!("fake GitHub: bad created= bound {t:?}: {e}"))
+            .with_timezone(&chrono::Utc)
+    };
+    let (from, to) = c
+        .split_once("..")
+        .unwrap_or_else(|| panic!("fake GitHub: created= must be FROM..TO, got {c:?}"));
+    (parse(from), parse(to))
 }
 
 fn query_map(q: Option<&str>) -> HashMap<String, String> {
@@ -342,8 +360,14 @@ fn route(
         return error(404, "Not Found");
     }
     let repo = format!("{}/{}", parts[1], parts[2]);
-    if st.faults.lock().unwrap().broken_repos.contains(&repo) {
-        return error(503, "Service Unavailable");
+    {
+        let f = st.faults.lock().unwrap();
+        if f.broken_repos.contains(&repo) {
+            return error(503, "Service Unavailable");
+        }
+        if f.broken_paths.iter().any(|p| path.contains(p.as_str())) {
+            return error(500, "Server Error");
+        }
     }
     let histories = st.histories.read().unwrap();
     let Some(h) = histories.get(&repo) else {
@@ -369,10 +393,16 @@ fn route(
             ]
             .iter()
             .any(|k| q.contains_key(*k));
+            let created = q.get("created").map(|c| created_range(c));
             let mut runs: Vec<&RunData> = h
                 .runs
                 .iter()
                 .filter(|r| q.get("branch").is_none_or(|b| &r.branch == b))
+                .filter(|r| {
+                    created
+                        .as_ref()
+                        .is_none_or(|(from, to)| r.created_at >= *from && r.created_at <= *to)
+                })
                 .collect();
             if filtered {
                 runs.truncate(1000); // GitHub's cap on filtered listings
@@ -381,6 +411,17 @@ fn route(
             let items: Vec<Value> = runs.iter().map(|r| run_json(h, r, None)).collect();
             let (page, link) = paginate(&st.base, path, &q, items);
             let body = json!({ "total_count": total, "workflow_runs": page });
+            (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
+        }
+        ["actions", "workflows"] => {
+            let items: Vec<Value> = h
+                .workflows
+                .iter()
+                .map(|w| json!({ "id": w.id, "name": w.name, "path": w.path, "state": "active" }))
+                .collect();
+            let total = items.len();
+            let (page, link) = paginate(&st.base, path, &q, items);
+            let body = json!({ "total_count": total, "workflows": page });
             (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
         }
         ["actions", "runs", id] => match h.runs.iter().find(|r| r.id.to_string() == *id) {
@@ -431,7 +472,7 @@ fn route(
                         .collect()
                 })
                 .unwrap_or_default();
-            object(Value::Array(notes))
+            list(notes)
         }
         ["commits"] => {
             let since = q
@@ -455,7 +496,7 @@ fn route(
                             "author": { "name": "dev", "date": ts(c.date) },
                             "committer": { "name": "GitHub", "date": ts(c.date) },
                         },
-                        "parents": [],
+                        "parents": c.parents.iter().map(|p| json!({ "sha": p })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -485,15 +526,112 @@ fn route(
                         "closed_at": p.merged_at.map(ts),
                         "merge_commit_sha": p.merge_commit_sha,
                         "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
-                        "head": { "ref": p.head }, "base": { "ref": p.base },
+                        "head": { "ref": p.head, "sha": p.head_sha }, "base": { "ref": p.base },
                         "body": "x".repeat(200),
                     })
                 })
                 .collect();
             list(items)
         }
+        ["pulls", n, "commits"] => match h.pulls.iter().find(|p| p.number.to_string() == *n) {
+            Some(p) => list(
+                p.commits
+                    .iter()
+                    .map(|c| {
+                        let message = h
+                            .commits
+                            .iter()
+                            .find(|x| &x.sha == c)
+                            .map(|x| x.message.clone())
+                            .unwrap_or_default();
+                        json!({ "sha": c, "commit": { "message": message } })
+                    })
+                    .collect(),
+            ),
+            None => error(404, "Not Found"),
+        },
+        ["pulls", n, "reviews"] => match h.pulls.iter().find(|p| p.number.to_string() == *n) {
+            Some(p) => {
+                let merged = p.merged_at.unwrap_or(h.now);
+                let mut reviews = vec![json!({
+                    "id": 1, "state": "COMMENTED",
+                    "submitted_at": ts(p.created_at + chrono::TimeDelta::seconds(30)),
+                })];
+                if p.approved {
+                    reviews.push(json!({
+                        "id": 2, "state": "APPROVED",
+                        "submitted_at": ts(merged - chrono::TimeDelta::seconds(60)),
+                    }));
+                } else if p.late_approval {
+                    reviews.push(json!({
+                        "id": 3, "state": "APPROVED",
+                        "submitted_at": ts(merged + chrono::TimeDelta::seconds(60)),
+                    }));
+                }
+                list(reviews)
+            }
+            None => error(404, "Not Found"),
+        },
+        ["commits", sha, "check-runs"] => {
+            let Some(p) = h.pulls.iter().find(|p| p.head_sha == *sha) else {
+                return error(422, "No commit found for SHA");
+            };
+            let runs: Vec<Value> = ["Tests", "lint", "docs"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let failed = *name == "Tests" && p.checks_failed;
+                    json!({
+                        "id": 70_000 + p.number * 10 + i as u64, "name": name, "status": "completed",
+                        "conclusion": if failed { "failure" } else { "success" },
+                    })
+                })
+                .collect();
+            let total = runs.len();
+            let (page, link) = paginate(&st.base, path, &q, runs);
+            let body = json!({ "total_count": total, "check_runs": page });
+            (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
+        }
+        ["branches", b] => object(json!({
+            "name": b,
+            "protected": true,
+            "protection": {
+                "enabled": true,
+                "required_status_checks": {
+                    "enforcement_level": "everyone",
+                    "contexts": h.required_checks,
+                },
+            },
+        })),
+        ["activity"] => {
+            let wanted_ref = q.get("ref").map(String::as_str).unwrap_or("");
+            let kind = q.get("activity_type").map(String::as_str).unwrap_or("");
+            let mut pushes: Vec<_> = h
+                .force_pushes
+                .iter()
+                .filter(|_| {
+                    (wanted_ref == "refs/heads/main" || wanted_ref == "main") && kind == "force_push"
+                })
+                .collect();
+            pushes.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
+            list(
+                pushes
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "id": f.id, "before": "0".repeat(40), "after": f.after,
+                            "ref": "refs/heads/main", "timestamp": ts(f.timestamp),
+                            "activity_type": "force_push",
+                        })
+                    })
+                    .collect(),
+            )
+        }
         ["issues"] => {
             let state = q.get("state").map(String::as_str).unwrap_or("open");
+            let since = q
+                .get("since")
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
             let wanted: Vec<&str> = q
                 .get("labels")
                 .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
@@ -503,9 +641,13 @@ fn route(
                 .iter()
                 .filter(|i| state == "all" || i.state == state)
                 .filter(|i| wanted.iter().all(|w| i.labels.iter().any(|l| l == w)))
+                .filter(|i| since.is_none_or(|s| i.closed_at.unwrap_or(i.created_at) >= s))
                 .map(|i| {
                     let mut v = json!({
                         "number": i.number, "state": i.state,
+                        "created_at": ts(i.created_at),
+                        "updated_at": ts(i.closed_at.unwrap_or(i.created_at)),
+                        "closed_at": i.closed_at.map(ts),
                         "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
                     });
                     if i.is_pull {

@@ -17,6 +17,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub const REPO: &str = "acme/widgets";
+pub const FORK: &str = "forker/widgets";
+/// Events whose runs count as runs on the branch by default.
+pub const BRANCH_EVENTS: &[&str] = &["push", "schedule", "workflow_dispatch", "merge_group"];
 pub const TIMEOUT_ANNOTATION: &str = "The job running on runner GitHub Actions 12 has exceeded the maximum execution time of 30 minutes.";
 pub const LABELS: &[&str] = &["training", "infra", "bug", "eval", "docs"];
 
@@ -32,6 +35,10 @@ pub struct RunData {
     pub id: u64,
     pub workflow: usize,
     pub branch: String,
+    /// `push`, `pull_request`, `schedule`, `workflow_dispatch`.
+    pub event: String,
+    /// `head_repository.full_name`: a fork for fork pull requests.
+    pub head_repo: String,
     pub status: String,
     pub conclusion: Option<String>,
     pub run_attempt: u32,
@@ -58,6 +65,19 @@ pub struct CommitData {
     pub sha: String,
     pub message: String,
     pub date: DateTime<Utc>,
+    /// First parent first.
+    pub parents: Vec<String>,
+    /// The change this commit belongs to: `pr#N`, or its own sha for a direct commit.
+    pub change: String,
+    /// Whether it is on the first-parent chain (the commit that landed the change).
+    pub mainline: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForcePush {
+    pub id: u64,
+    pub after: String,
+    pub timestamp: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +92,15 @@ pub struct PullData {
     pub labels: Vec<String>,
     pub head: String,
     pub base: String,
+    /// The PR's own commits (`pulls/{n}/commits`).
+    pub commits: Vec<String>,
+    pub head_sha: String,
+    /// An approving review was submitted before the merge.
+    pub approved: bool,
+    /// Not approved before the merge, but approved after it (must not count as approved).
+    pub late_approval: bool,
+    /// The required check `Tests` failed on the head commit.
+    pub checks_failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +109,8 @@ pub struct IssueData {
     pub state: String,
     pub labels: Vec<String>,
     pub is_pull: bool,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// Sizes of a generated history.
@@ -102,6 +133,10 @@ pub struct History {
     /// Newest first.
     pub commits: Vec<CommitData>,
     pub pulls: Vec<PullData>,
+    /// Force pushes to `main`.
+    pub force_pushes: Vec<ForcePush>,
+    /// Check names branch protection requires on `main`.
+    pub required_checks: Vec<String>,
     /// Highest number first.
     pub issues: Vec<IssueData>,
 }
@@ -124,7 +159,8 @@ impl History {
         let mut rng = StdRng::seed_from_u64(seed);
         let workflows: Vec<Workflow> = [
             ("Tests", "tests.yml"),
-            ("benchmarks", "bench.yml"),
+            // Listed as "benchmarks" in the tests' config: found only case-insensitively.
+            ("Benchmarks", "bench.yml"),
             ("lint", "lint.yml"),
             ("docs", "docs.yml"),
             ("build", "build.yml"),
@@ -159,7 +195,22 @@ impl History {
             } else {
                 format!("feature-{}", rng.random_range(0..40))
             };
+            let (event, head_repo) = if branch == "main" {
+                match rng.random_range(0..100) {
+                    0..=79 => ("push", REPO),
+                    80..=84 => ("schedule", REPO),
+                    85..=87 => ("workflow_dispatch", REPO),
+                    // A fork's pull request from its own branch called `main`.
+                    _ => ("pull_request", FORK),
+                }
+            } else if rng.random_bool(0.5) {
+                ("push", REPO)
+            } else {
+                ("pull_request", REPO)
+            };
             let created_at = now - secs(*ago);
+            let never_started = rng.random_bool(0.5);
+            let lint_notes = rng.random_bool(0.5);
             let duration = 60 + (rng.random::<f64>().powi(3) * 1200.0) as i64;
             let in_progress = *ago < 1800 && rng.random_bool(0.5);
             let attempts = if in_progress {
@@ -236,7 +287,15 @@ impl History {
                                     Some(job_created + secs(queue)),
                                 )
                             } else {
-                                annotations.insert(job_id, vec![TIMEOUT_ANNOTATION.to_string()]);
+                                // Behind a long list of lint annotations half the time: the
+                                // timeout is on a later page.
+                                let mut notes: Vec<String> = if lint_notes {
+                                    (0..130).map(|n| format!("lint warning {n}")).collect()
+                                } else {
+                                    Vec::new()
+                                };
+                                notes.push(TIMEOUT_ANNOTATION.to_string());
+                                annotations.insert(job_id, notes);
                                 (
                                     Some("cancelled".to_string()),
                                     Some(job_created + secs(queue)),
@@ -246,15 +305,16 @@ impl History {
                         Some("cancelled") => {
                             annotations
                                 .insert(job_id, vec!["The operation was canceled.".to_string()]);
-                            (
-                                Some("cancelled".to_string()),
-                                Some(job_created + secs(queue)),
-                            )
+                            // Half the cancelled runs were cancelled while queued: no job ran.
+                            let started =
+                                (!never_started || attempt < attempts).then_some(job_created + secs(queue));
+                            (Some("cancelled".to_string()), started)
                         }
                         Some("failure") if j == 0 => {
                             (Some("failure".to_string()), Some(job_created + secs(queue)))
                         }
-                        Some("skipped") => (Some("skipped".to_string()), None),
+                        // GitHub stamps skipped jobs as started: only the conclusion says so.
+                        Some("skipped") => (Some("skipped".to_string()), Some(job_created)),
                         Some(_) => (Some("success".to_string()), Some(job_created + secs(queue))),
                     };
                     let completed_at = job_conclusion
@@ -277,6 +337,8 @@ impl History {
                 id,
                 workflow,
                 branch,
+                event: event.to_string(),
+                head_repo: head_repo.to_string(),
                 status: if in_progress {
                     "in_progress"
                 } else {
@@ -292,10 +354,25 @@ impl History {
             });
         }
         runs.reverse();
+        let mut h_runs = HistoryRuns {
+            runs,
+            jobs,
+            annotations,
+            next_job,
+        };
+        h_runs.superseded_latest(now);
+        let HistoryRuns {
+            runs,
+            jobs,
+            annotations,
+            ..
+        } = h_runs;
 
-        // Pull requests over 30 days; merged ones into main become commits on main.
+        // Pull requests over 30 days; merged ones into main become commits on main: a squash
+        // commit, or a merge commit plus the PR's own commits (one change either way).
         let mut pulls = Vec::with_capacity(sizes.pulls);
-        let mut commits = Vec::new();
+        let mut mainline: Vec<CommitData> = Vec::new();
+        let mut inner: Vec<(u64, Vec<CommitData>)> = Vec::new();
         for i in 0..sizes.pulls {
             let number = 1 + i as u64;
             let created_at = now - secs(rng.random_range(3600..30 * 86_400));
@@ -308,6 +385,8 @@ impl History {
                 18..=19 => (vec![], format!("revert-{number}-thing")),
                 _ => (vec!["enhancement".into()], format!("feature/{number}")),
             };
+            let is_revert = (15..=19).contains(&kind);
+            let is_hotfix = kind <= 9;
             let base = if rng.random_bool(0.9) {
                 "main"
             } else {
@@ -332,15 +411,67 @@ impl History {
                 Some(m) => (m + secs(rng.random_range(0..600))).min(now),
                 None => (created_at + secs(rng.random_range(0..20 * 86_400))).min(now),
             };
-            let title = format!("Change number {number}");
+            let title = if is_revert {
+                format!("Revert \"Change number {}\"", number / 2)
+            } else {
+                format!("Change number {number}")
+            };
+            // The PR's own commits, oldest first.
+            let last = merged_at.unwrap_or(now);
+            let span = (last - created_at).num_seconds().max(3);
+            let mut own: Vec<CommitData> = Vec::new();
+            let commit = |rng: &mut StdRng, message: String, k: i64| CommitData {
+                sha: sha(rng),
+                message,
+                date: created_at + secs(span * k / 4),
+                parents: Vec::new(),
+                change: format!("pr#{number}"),
+                mainline: false,
+            };
+            if is_revert {
+                let target = sha(&mut rng);
+                own.push(commit(
+                    &mut rng,
+                    format!("{title}\n\nThis reverts commit {target}."),
+                    1,
+                ));
+            } else if is_hotfix {
+                own.push(commit(&mut rng, format!("hotfix: {title} part 1"), 1));
+                own.push(commit(&mut rng, format!("hotfix: {title} part 2"), 2));
+            } else if rng.random_bool(0.15) {
+                // A branch that reverted one of its own commits before merging.
+                let wip = commit(&mut rng, "wip".to_string(), 1);
+                let undo = format!("Revert \"wip\"\n\nThis reverts commit {}.", wip.sha);
+                own.push(wip);
+                own.push(commit(&mut rng, undo, 2));
+                own.push(commit(&mut rng, "final".to_string(), 3));
+            } else {
+                own.push(commit(&mut rng, format!("{title}: work"), 1));
+            }
+            let squash = rng.random_bool(0.6);
             let merge_commit_sha = merged_at.map(|_| sha(&mut rng));
             if let (Some(m), Some(s), "main") = (merged_at, &merge_commit_sha, base.as_str()) {
-                commits.push(CommitData {
+                let message = if squash {
+                    let body: Vec<String> = own.iter().map(|c| format!("* {}", c.message)).collect();
+                    format!("{title} (#{number})\n\n{}", body.join("\n\n"))
+                } else {
+                    format!("Merge pull request #{number} from acme/{head}\n\n{title}")
+                };
+                mainline.push(CommitData {
                     sha: s.clone(),
-                    message: format!("{title} (#{number})\n\nSquashed."),
+                    message,
                     date: m,
+                    parents: Vec::new(),
+                    change: format!("pr#{number}"),
+                    mainline: true,
                 });
+                if !squash {
+                    inner.push((number, own.clone()));
+                }
             }
+            let approved = rng.random_bool(0.85);
+            let late_approval = !approved && rng.random_bool(0.3);
+            let checks_failed = rng.random_bool(0.1);
             pulls.push(PullData {
                 number,
                 title,
@@ -352,6 +483,11 @@ impl History {
                 labels,
                 head,
                 base,
+                commits: own.iter().map(|c| c.sha.clone()).collect(),
+                head_sha: sha(&mut rng),
+                approved,
+                late_approval,
+                checks_failed,
             });
         }
         // Direct commits recognised by their message.
@@ -366,13 +502,51 @@ impl History {
                 2 => format!("[force merge] emergency config {i}"),
                 _ => format!("chore: bump deps {i}"),
             };
-            commits.push(CommitData {
-                sha: sha(&mut rng),
+            let sha = sha(&mut rng);
+            mainline.push(CommitData {
+                change: sha.clone(),
+                sha,
                 message,
                 date,
+                parents: Vec::new(),
+                mainline: true,
             });
         }
+        // The first-parent chain, oldest first; a merge commit's second parent is its PR's last
+        // commit, whose own chain starts at the mainline commit before the merge.
+        mainline.sort_by_key(|c| c.date);
+        let inner: HashMap<u64, Vec<CommitData>> = inner.into_iter().collect();
+        let mut commits = Vec::new();
+        let mut previous = sha(&mut rng); // older than anything listed
+        for mut c in mainline {
+            c.parents.push(previous.clone());
+            let pr: Option<u64> = c
+                .message
+                .strip_prefix("Merge pull request #")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok());
+            if let Some(own) = pr.and_then(|n| inner.get(&n)) {
+                let mut parent = previous.clone();
+                for o in own {
+                    let mut o = o.clone();
+                    o.parents = vec![parent.clone()];
+                    parent = o.sha.clone();
+                    commits.push(o);
+                }
+                c.parents.push(parent);
+            }
+            previous = c.sha.clone();
+            commits.push(c);
+        }
         commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+        // Force pushes to main over ten days.
+        let force_pushes = (0..6)
+            .map(|i| ForcePush {
+                id: 900 + i,
+                after: sha(&mut rng),
+                timestamp: now - secs(rng.random_range(60..10 * 86_400)),
+            })
+            .collect();
 
         let mut issues = Vec::with_capacity(sizes.issues);
         for i in 0..sizes.issues {
@@ -381,16 +555,18 @@ impl History {
                 .map(|_| LABELS[rng.random_range(0..LABELS.len())].to_string())
                 .collect();
             labels.dedup();
+            let open = rng.random_bool(0.6);
+            let created_at = now - secs(rng.random_range(600..30 * 86_400));
+            let closed_at = (!open)
+                .then(|| created_at + secs(rng.random_range(60..20 * 86_400)))
+                .map(|c| c.min(now));
             issues.push(IssueData {
                 number: 10_000 + i as u64,
-                state: if rng.random_bool(0.6) {
-                    "open"
-                } else {
-                    "closed"
-                }
-                .to_string(),
+                state: if open { "open" } else { "closed" }.to_string(),
                 labels,
                 is_pull: rng.random_bool(0.2),
+                created_at,
+                closed_at,
             });
         }
         issues.reverse();
@@ -404,7 +580,97 @@ impl History {
             annotations,
             commits,
             pulls,
+            force_pushes,
+            required_checks: vec!["Tests".to_string()],
             issues,
+        }
+    }
+}
+
+/// The runs part of a history while it is being shaped.
+struct HistoryRuns {
+    runs: Vec<RunData>,
+    jobs: HashMap<u64, Vec<JobData>>,
+    annotations: HashMap<u64, Vec<String>>,
+    next_job: u64,
+}
+
+impl HistoryRuns {
+    /// Shape the newest runs of workflow 0 ("Tests") on `main` as a busy repository has them:
+    /// the newest is in progress, the one before was cancelled (superseded, no verdict), a
+    /// fork's pull-request run on its `main` failed in between, and the newest verdict is a
+    /// success.
+    fn superseded_latest(&mut self, now: DateTime<Utc>) {
+        let own: Vec<usize> = self
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.workflow == 0 && r.branch == "main" && r.event == "push" && r.head_repo == REPO
+            })
+            .map(|(i, _)| i)
+            .take(3)
+            .collect();
+        let [newest, cancelled, verdict] = own[..] else {
+            return;
+        };
+        self.set_outcome(newest, None);
+        self.set_outcome(cancelled, Some("cancelled"));
+        self.set_outcome(verdict, Some("success"));
+        // The fork run: created just after the cancelled one, listed before it.
+        let base = self.runs[cancelled].clone();
+        let id = base.id + 1;
+        let job = JobData {
+            id: self.next_job,
+            run_attempt: 1,
+            conclusion: Some("failure".into()),
+            created_at: base.created_at + secs(2),
+            started_at: Some(base.created_at + secs(5)),
+            completed_at: Some(base.created_at + secs(65)),
+            labels: vec!["ubuntu-latest".into()],
+        };
+        self.next_job += 1;
+        self.jobs.insert(id, vec![job]);
+        let fork = RunData {
+            id,
+            event: "pull_request".into(),
+            head_repo: FORK.into(),
+            status: "completed".into(),
+            conclusion: Some("failure".into()),
+            run_attempt: 1,
+            created_at: base.created_at + secs(1),
+            run_started_at: base.created_at + secs(1),
+            updated_at: (base.created_at + secs(70)).min(now),
+            first_attempt_conclusion: None,
+            ..base
+        };
+        self.runs.insert(cancelled, fork);
+    }
+
+    /// Make run `i` a single-attempt run with `conclusion` (`None`: still in progress), its jobs
+    /// consistent with it.
+    fn set_outcome(&mut self, i: usize, conclusion: Option<&str>) {
+        let r = &mut self.runs[i];
+        r.conclusion = conclusion.map(str::to_string);
+        r.status = if conclusion.is_some() {
+            "completed"
+        } else {
+            "in_progress"
+        }
+        .into();
+        r.run_attempt = 1;
+        r.first_attempt_conclusion = None;
+        r.run_started_at = r.created_at + secs(3);
+        r.updated_at = r.run_started_at + secs(300);
+        let (created, started) = (r.created_at, r.run_started_at);
+        let jobs = self.jobs.entry(r.id).or_default();
+        jobs.retain(|j| j.run_attempt == 1);
+        for j in jobs.iter_mut() {
+            self.annotations.remove(&j.id);
+            j.created_at = created + secs(1);
+            j.started_at = Some(started + secs(2));
+            j.conclusion = conclusion.map(str::to_string);
+            j.completed_at = conclusion.map(|_| started + secs(200));
         }
     }
 }
