@@ -290,12 +290,18 @@ fn schedule_interval(cj: &Value) -> Duration {
     let fields: Vec<&str> = schedule.split_whitespace().collect();
     match fields.as_slice() {
         [minute, "*", "*", "*", "*"] => {
-            if let Some(n) = minute.strip_prefix("*/").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = minute
+                .strip_prefix("*/")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 Duration::from_secs(n * 60)
             } else if minute.parse::<u8>().is_ok_and(|m| m < 60) {
                 Duration::from_secs(3600)
             } else {
-                panic!("{}: schedule {schedule:?}: unsupported minute field", name(cj))
+                panic!(
+                    "{}: schedule {schedule:?}: unsupported minute field",
+                    name(cj)
+                )
             }
         }
         _ => panic!(
@@ -640,8 +646,11 @@ fn job_collectors_exist_in_the_default_config() {
 fn remote_eval_job_outlasts_the_exec_collectors_timeout() {
     for docs in [default_render(), eso_render()] {
         let plan = config_plan(docs);
-        let exec: Vec<&CollectorInstance> =
-            plan.collectors.iter().filter(|c| c.kind == "exec").collect();
+        let exec: Vec<&CollectorInstance> = plan
+            .collectors
+            .iter()
+            .filter(|c| c.kind == "exec")
+            .collect();
         assert!(!exec.is_empty(), "the default config has no exec collector");
         let cj = cronjob(docs, "infra-health-remote-eval");
         let runs = job_collectors(&plan, cj).expect("the remote-eval job runs `run`");
@@ -689,7 +698,11 @@ fn cron_job_ends_within_its_interval_and_does_not_run_exec() {
         let runs = job_collectors(&plan, cj).expect("the cron job runs `run`");
         assert!(!runs.is_empty());
         for c in runs {
-            assert_ne!(c.kind, "exec", "the cron job runs the exec collector {}", c.name);
+            assert_ne!(
+                c.kind, "exec",
+                "the cron job runs the exec collector {}",
+                c.name
+            );
         }
     }
 }
@@ -765,7 +778,10 @@ fn default_rendered_config_reads_no_example_data() {
     ] {
         assert!(kinds.contains(kind), "no {kind} collector in {kinds:?}");
     }
-    assert!(!kinds.contains("file"), "a file collector reads canned data");
+    assert!(
+        !kinds.contains("file"),
+        "a file collector reads canned data"
+    );
 }
 
 #[test]
@@ -1007,9 +1023,11 @@ fn jobs_are_values_with_per_job_overrides() {
     // A disabled job renders nothing.
     let docs = render(&["--set", "jobs.stable-suite.enabled=false"]);
     assert_eq!(cronjobs(&docs).len(), 2);
-    assert!(cronjobs(&docs)
-        .iter()
-        .all(|cj| name(cj) != "infra-health-stable-suite"));
+    assert!(
+        cronjobs(&docs)
+            .iter()
+            .all(|cj| name(cj) != "infra-health-stable-suite")
+    );
 }
 
 #[test]
