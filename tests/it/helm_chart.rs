@@ -784,6 +784,56 @@ fn default_rendered_config_reads_no_example_data() {
     );
 }
 
+/// The install NOTES (from `helm install --dry-run=client`, which needs no cluster).
+fn install_notes(extra: &[&str]) -> String {
+    let mut args = vec![
+        "install",
+        RELEASE,
+        CHART,
+        "--namespace",
+        "monitoring",
+        "--dry-run=client",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "helm install --dry-run=client {extra:?} failed:\n{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    match stdout.split_once("NOTES:") {
+        Some((_, notes)) => notes.to_string(),
+        None => panic!("no NOTES in the output:\n{stdout}"),
+    }
+}
+
+/// The production config's placeholders pass `validate`, so the NOTES name the ones still in the
+/// mounted config; github.repository (GITHUB_REPOSITORY) takes care of the `repo` lines.
+#[test]
+fn notes_list_the_config_placeholders_left() {
+    let notes = install_notes(&[]);
+    assert!(notes.contains("still has placeholders"), "{notes}");
+    for line in [
+        "repo = \"change-me/change-me\"",
+        "url = \"https://eval-queue.change-me.invalid/api/queue\"",
+        "url = \"s3://change-me-stable-suite/runs/\"",
+    ] {
+        assert_eq!(
+            notes.matches(line).count(),
+            1,
+            "NOTES should list {line} once:\n{notes}"
+        );
+    }
+
+    let notes = install_notes(&["--set", "github.repository=acme/widgets"]);
+    assert!(!notes.contains("repo = "), "{notes}");
+    assert!(notes.contains("eval-queue.change-me.invalid"), "{notes}");
+
+    let notes = install_notes(&["--set", "config=[defaults]\nenv = \"staging\"\n"]);
+    assert!(!notes.contains("placeholders"), "{notes}");
+}
+
 #[test]
 fn secrets_come_only_from_secret_key_refs() {
     for (docs, secret) in [
