@@ -4,7 +4,8 @@
 //! `ci/externalsecret-irsa-values.yaml`. The rendered manifests (`helm template`) are parsed and
 //! checked for what production relies on: every CronJob is `Forbid`, bounded in time and
 //! resources, non-root with a read-only root filesystem; the config reaches the pod from the
-//! ConfigMap, which `infra-health validate` accepts; secrets arrive only through `secretKeyRef`
+//! ConfigMap, which `infra-health validate` accepts; every job's deadline fits the timeouts of
+//! the collectors it runs, and every row's carry-forward spans its job's schedule; secrets arrive only through `secretKeyRef`
 //! (the chart renders no Secret); the ExternalSecret and the IRSA annotation appear exactly when
 //! asked for; and misconfigurations fail at render time with a message that says what to set.
 //!
@@ -16,6 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use infra_health::collectors::CollectorInstance;
+use infra_health::config::{self, Plan};
+use infra_health::run;
 
 use serde::Deserialize;
 use serde_norway::Value;
@@ -25,7 +31,7 @@ const ESO_VALUES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/deploy/helm/infra-health/ci/externalsecret-irsa-values.yaml"
 );
-const PROJECT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/infra-health.toml");
+const PRODUCTION_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/production.toml");
 const RELEASE: &str = "infra-health";
 const SECRET_ENV: [&str; 3] = ["DD_API_KEY", "DD_APP_KEY", "GITHUB_TOKEN"];
 
@@ -242,6 +248,69 @@ fn config_text(docs: &[Value]) -> &str {
         .expect("ConfigMap has no data key infra-health.toml")
 }
 
+/// The rendered config as the binary reads it in the pod: collectors with their resolved
+/// timeouts, rows with their resolved carry-forward.
+fn config_plan(docs: &[Value]) -> Plan {
+    let path = Path::new("/etc/infra-health/infra-health.toml");
+    config::parse(path, config_text(docs))
+        .unwrap_or_else(|e| panic!("the rendered config does not parse: {e}"))
+}
+
+/// The collectors a `run` job runs: its `--only` list resolved as the binary resolves it
+/// (instance names or types), or every collector without `--only`. None for other commands.
+fn job_collectors<'a>(plan: &'a Plan, cj: &Value) -> Option<Vec<&'a CollectorInstance>> {
+    let a = args(cj);
+    if a.first() != Some(&"run") {
+        return None;
+    }
+    let only: Vec<String> = match a.iter().position(|x| *x == "--only") {
+        Some(i) => a[i + 1].split(',').map(str::to_string).collect(),
+        None => Vec::new(),
+    };
+    match run::select_collectors(plan, &only) {
+        Ok(c) => Some(c),
+        Err(e) => panic!("{}: {e}", name(cj)),
+    }
+}
+
+fn deadline(cj: &Value) -> Duration {
+    let secs = int(
+        &cj["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"],
+        "activeDeadlineSeconds",
+        cj,
+    );
+    Duration::from_secs(u64::try_from(secs).expect("positive deadline"))
+}
+
+/// Time between two runs of a CronJob, for the schedule shapes the chart uses: `*/N * * * *`
+/// (every N minutes) and `M * * * *` (hourly). Anything else fails the test, so a new shape gets
+/// a deliberate answer here instead of a wrong one.
+fn schedule_interval(cj: &Value) -> Duration {
+    let schedule = cj["spec"]["schedule"].as_str().unwrap_or("");
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    match fields.as_slice() {
+        [minute, "*", "*", "*", "*"] => {
+            if let Some(n) = minute
+                .strip_prefix("*/")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                Duration::from_secs(n * 60)
+            } else if minute.parse::<u8>().is_ok_and(|m| m < 60) {
+                Duration::from_secs(3600)
+            } else {
+                panic!(
+                    "{}: schedule {schedule:?}: unsupported minute field",
+                    name(cj)
+                )
+            }
+        }
+        _ => panic!(
+            "{}: schedule {schedule:?}: the test knows only \"*/N * * * *\" and \"M * * * *\"",
+            name(cj)
+        ),
+    }
+}
+
 // ---- tests ------------------------------------------------------------------------------------
 
 #[test]
@@ -280,9 +349,15 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
             .expect("cron job has --only");
         assert_eq!(
             a.get(only + 1),
-            Some(&"github_actions,github_commits,github_pulls,github_issues,exec,eval"),
+            Some(&"github_actions,github_commits,github_pulls,github_issues,http_probe"),
             "cron args: {a:?}"
         );
+
+        let eval = cronjob(docs, "infra-health-remote-eval");
+        assert_eq!(eval["spec"]["schedule"].as_str(), Some("5 * * * *"));
+        assert_eq!(args(eval), ["run", "--only", "exec"]);
+        assert_eq!(eval["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
+        assert_eq!(eval["spec"]["suspend"].as_bool(), Some(false));
 
         let stable = cronjob(docs, "infra-health-stable-suite");
         assert_eq!(stable["spec"]["schedule"].as_str(), Some("0 * * * *"));
@@ -292,7 +367,7 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
             ["import-stable", "--from"],
             "stable-suite args: {a:?}"
         );
-        assert_eq!(cronjobs(docs).len(), 2);
+        assert_eq!(cronjobs(docs).len(), 3);
     }
     // With stableSuite.from set the import runs; without it the job exists but is suspended, and
     // says why, instead of running `import-stable --from ""` every hour.
@@ -484,14 +559,14 @@ fn pod_annotation<'a>(cj: &'a Value, key: &str) -> &'a str {
 }
 
 #[test]
-fn default_config_is_the_projects_config_and_changes_roll_the_checksum() {
+fn default_config_is_the_production_config_and_changes_roll_the_checksum() {
     let rendered = config_text(default_render());
-    let project = std::fs::read_to_string(PROJECT_CONFIG)
-        .unwrap_or_else(|e| panic!("cannot read {PROJECT_CONFIG}: {e}"));
+    let production = std::fs::read_to_string(PRODUCTION_CONFIG)
+        .unwrap_or_else(|e| panic!("cannot read {PRODUCTION_CONFIG}: {e}"));
     assert_eq!(
-        rendered, project,
-        "the chart's default config differs from config/infra-health.toml \
-         (deploy/helm/infra-health/files/infra-health.toml should be a symlink to it)"
+        rendered, production,
+        "the chart's default config differs from config/production.toml \
+         (deploy/helm/infra-health/files/production.toml should be a symlink to it)"
     );
     let table: toml::Table = toml::from_str(rendered).expect("rendered config is valid TOML");
     assert!(table.contains_key("check"), "config has no [[check]] rows");
@@ -555,13 +630,208 @@ fn job_collectors_exist_in_the_default_config() {
                 assert!(
                     known.contains(collector),
                     "{}: --only {collector:?} is not a collector name or type in \
-                     config/infra-health.toml (known: {known:?}); update jobs.*.collectors in \
+                     config/production.toml (known: {known:?}); update jobs.*.collectors in \
                      deploy/helm/infra-health/values.yaml",
                     name(cj)
                 );
             }
         }
     }
+}
+
+/// The remote eval runs for up to its collector's `timeout`; a job whose deadline is shorter
+/// kills the pod mid-eval and nothing of that run is sent. It has a job of its own whose deadline
+/// is above that timeout, read from the config the chart mounts.
+#[test]
+fn remote_eval_job_outlasts_the_exec_collectors_timeout() {
+    for docs in [default_render(), eso_render()] {
+        let plan = config_plan(docs);
+        let exec: Vec<&CollectorInstance> = plan
+            .collectors
+            .iter()
+            .filter(|c| c.kind == "exec")
+            .collect();
+        assert!(!exec.is_empty(), "the default config has no exec collector");
+        let cj = cronjob(docs, "infra-health-remote-eval");
+        let runs = job_collectors(&plan, cj).expect("the remote-eval job runs `run`");
+        for c in &exec {
+            assert!(
+                runs.iter().any(|r| r.name == c.name),
+                "the remote-eval job does not run the exec collector {}",
+                c.name
+            );
+            assert!(
+                deadline(cj) > c.timeout,
+                "remote-eval: activeDeadlineSeconds {:?} is not above the timeout {:?} of {}",
+                deadline(cj),
+                c.timeout,
+                c.name
+            );
+        }
+        assert_eq!(cj["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
+        // A missed slot may start late, but not so late that it runs into the next slot.
+        let starting = int(
+            &cj["spec"]["startingDeadlineSeconds"],
+            "startingDeadlineSeconds",
+            cj,
+        );
+        assert!(
+            (60..3600).contains(&starting),
+            "remote-eval startingDeadlineSeconds {starting}"
+        );
+    }
+}
+
+/// The 10-minute job must end before its next slot (under `Forbid` a longer run skips slots),
+/// so it must not run the hour-long remote eval.
+#[test]
+fn cron_job_ends_within_its_interval_and_does_not_run_exec() {
+    for docs in [default_render(), eso_render()] {
+        let plan = config_plan(docs);
+        let cj = cronjob(docs, "infra-health-cron");
+        assert!(
+            deadline(cj) < schedule_interval(cj),
+            "cron: activeDeadlineSeconds {:?} is not under its schedule interval {:?}",
+            deadline(cj),
+            schedule_interval(cj)
+        );
+        let runs = job_collectors(&plan, cj).expect("the cron job runs `run`");
+        assert!(!runs.is_empty());
+        for c in runs {
+            assert_ne!(
+                c.kind, "exec",
+                "the cron job runs the exec collector {}",
+                c.name
+            );
+        }
+    }
+}
+
+/// Every `run` job ends before the pod's deadline kills it: each collector it runs has a timeout
+/// below the job's activeDeadlineSeconds. And each row stays visible between two runs of the job
+/// that refreshes it: its carry_forward covers the job's interval plus the job's longest run
+/// (its deadline), since every other job re-sends it from the shared state store meanwhile.
+#[test]
+fn jobs_outlast_their_collectors_and_rows_carry_across_their_jobs_interval() {
+    for docs in [default_render(), eso_render()] {
+        let plan = config_plan(docs);
+        let mut refreshed = BTreeSet::new();
+        for cj in cronjobs(docs) {
+            let Some(runs) = job_collectors(&plan, cj) else {
+                continue;
+            };
+            let n = name(cj);
+            let gap = schedule_interval(cj) + deadline(cj);
+            for c in runs {
+                assert!(
+                    c.timeout < deadline(cj),
+                    "{n}: collector {} has timeout {:?}, not below the job's deadline {:?}",
+                    c.name,
+                    c.timeout,
+                    deadline(cj)
+                );
+                refreshed.insert(c.name.clone());
+                for row in plan.checks.iter().filter(|d| d.collector == c.name) {
+                    assert!(
+                        row.carry_forward >= gap,
+                        "{n}: row {} (collector {}) has carry_forward {:?}, less than the job's \
+                         interval plus deadline {gap:?}: it would turn unknown between runs",
+                        row.row,
+                        c.name,
+                        row.carry_forward
+                    );
+                }
+            }
+        }
+        // Every collector but stable_suite (fed by the import-stable job) has a `run` job.
+        for c in &plan.collectors {
+            assert!(
+                refreshed.contains(&c.name) || c.kind == "stable_suite",
+                "no job runs collector {}",
+                c.name
+            );
+        }
+    }
+}
+
+/// The chart's default config is for production: nothing in it reads the repository's example
+/// data, which is not in the image.
+#[test]
+fn default_rendered_config_reads_no_example_data() {
+    let text = config_text(default_render());
+    for needle in ["../examples", "examples/", "file://"] {
+        assert!(
+            !text.contains(needle),
+            "the chart's default config mentions {needle:?}"
+        );
+    }
+    let plan = config_plan(default_render());
+    let kinds: BTreeSet<&str> = plan.collectors.iter().map(|c| c.kind).collect();
+    for kind in [
+        "github_actions",
+        "github_commits",
+        "github_pulls",
+        "github_issues",
+        "http_probe",
+        "exec",
+        "stable_suite",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} collector in {kinds:?}");
+    }
+    assert!(
+        !kinds.contains("file"),
+        "a file collector reads canned data"
+    );
+}
+
+/// The install NOTES (from `helm install --dry-run=client`, which needs no cluster).
+fn install_notes(extra: &[&str]) -> String {
+    let mut args = vec![
+        "install",
+        RELEASE,
+        CHART,
+        "--namespace",
+        "monitoring",
+        "--dry-run=client",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_helm(&args);
+    assert!(
+        out.status.success(),
+        "helm install --dry-run=client {extra:?} failed:\n{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    match stdout.split_once("NOTES:") {
+        Some((_, notes)) => notes.to_string(),
+        None => panic!("no NOTES in the output:\n{stdout}"),
+    }
+}
+
+/// The production config's placeholders pass `validate`, so the NOTES name the ones still in the
+/// mounted config; github.repository (GITHUB_REPOSITORY) takes care of the `repo` lines.
+#[test]
+fn notes_list_the_config_placeholders_left() {
+    let notes = install_notes(&[]);
+    assert!(notes.contains("still has placeholders"), "{notes}");
+    for line in [
+        "repo = \"change-me/change-me\"",
+        "url = \"https://eval-queue.change-me.invalid/api/queue\"",
+        "url = \"s3://change-me-stable-suite/runs/\"",
+    ] {
+        assert_eq!(
+            notes.matches(line).count(),
+            1,
+            "NOTES should list {line} once:\n{notes}"
+        );
+    }
+
+    let notes = install_notes(&["--set", "github.repository=acme/widgets"]);
+    assert!(!notes.contains("repo = "), "{notes}");
+    assert!(notes.contains("eval-queue.change-me.invalid"), "{notes}");
+
+    let notes = install_notes(&["--set", "config=[defaults]\nenv = \"staging\"\n"]);
+    assert!(!notes.contains("placeholders"), "{notes}");
 }
 
 #[test]
@@ -802,7 +1072,12 @@ fn jobs_are_values_with_per_job_overrides() {
     );
     // A disabled job renders nothing.
     let docs = render(&["--set", "jobs.stable-suite.enabled=false"]);
-    assert_eq!(cronjobs(&docs).len(), 1);
+    assert_eq!(cronjobs(&docs).len(), 2);
+    assert!(
+        cronjobs(&docs)
+            .iter()
+            .all(|cj| name(cj) != "infra-health-stable-suite")
+    );
 }
 
 #[test]
