@@ -355,13 +355,15 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     let http = http_client()?;
     let sink = sinks::select(
         &plan.sink,
-        opts.dry_run,
-        opts.output.clone(),
+        sinks::SinkRequest {
+            dry_run: opts.dry_run,
+            output: opts.output.clone(),
+            key: opts.datadog_key.clone(),
+        },
         state.clone(),
         http.clone(),
         &plan.schema,
         &job.source,
-        opts.datadog_key.clone(),
     )?;
     let ctx = Arc::new(CollectContext {
         now,

@@ -76,17 +76,31 @@ impl Sink {
     }
 }
 
-/// Pick the sink for this run. `dry_run` (the flag) wins over config.
+/// What the command line (or an embedding program) says about the sink, beside the config.
+#[derive(Debug, Clone, Default)]
+pub struct SinkRequest {
+    /// `--dry-run`: wins over config.
+    pub dry_run: bool,
+    /// Where a dry run writes the request bodies (stdout otherwise).
+    pub output: Option<PathBuf>,
+    /// The Datadog API key when the caller holds it; else `DD_API_KEY` / `DD_API_KEY_FILE`.
+    pub key: Option<Secret>,
+}
+
+/// Pick the sink for this run.
 pub fn select(
     settings: &SinkSettings,
-    dry_run: bool,
-    output: Option<PathBuf>,
+    request: SinkRequest,
     state: Arc<StateStore>,
     http: reqwest::Client,
     schema: &crate::schema::Schema,
     source: &str,
-    key: Option<Secret>,
 ) -> anyhow::Result<Sink> {
+    let SinkRequest {
+        dry_run,
+        output,
+        key,
+    } = request;
     if dry_run || settings.kind == SinkKind::DryRun {
         return Ok(Sink::DryRun(dry_run::DryRunSink::new(output)));
     }

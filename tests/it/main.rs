@@ -19,3 +19,4 @@ mod stable_suite;
 mod stable_suite_docs;
 mod state;
 mod support;
+mod week;

@@ -10,9 +10,7 @@
 //! could see them, and what was in the window.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::support::fake_datadog::{FakeDatadog, Recorded};
@@ -22,29 +20,37 @@ use crate::support::week_scenario::*;
 use crate::support::query_eval::{Intake, live_span_secs};
 use infra_health::run::{RunOptions, RunSummary};
 
-/// Every (widget title, query name, query text, aggregator, live span) of the dashboard.
-fn queries(dashboard: &Value) -> Vec<(String, String, String, Option<String>, Option<String>)> {
-    fn walk(
-        v: &Value,
-        out: &mut Vec<(String, String, String, Option<String>, Option<String>)>,
-    ) {
-        if let Some(def) = v.get("definition") {
-            let title = def["title"].as_str().unwrap_or("").to_string();
-            let span = def["time"]["live_span"].as_str().map(str::to_string);
-            for req in def["requests"].as_array().into_iter().flatten() {
-                for q in req["queries"].as_array().into_iter().flatten() {
-                    out.push((
-                        title.clone(),
-                        q["name"].as_str().unwrap_or("").to_string(),
-                        q["query"].as_str().unwrap_or("").to_string(),
-                        q["aggregator"].as_str().map(str::to_string),
-                        span.clone(),
-                    ));
-                }
+/// One query of one widget of the rendered dashboard.
+struct WidgetQuery {
+    title: String,
+    name: String,
+    query: String,
+    /// A query table's reducer over time.
+    aggregator: Option<String>,
+    /// The widget's own time frame, when it pins one.
+    live_span: Option<String>,
+}
+
+fn queries(dashboard: &Value) -> Vec<WidgetQuery> {
+    fn walk(v: &Value, out: &mut Vec<WidgetQuery>) {
+        let Some(def) = v.get("definition") else {
+            return;
+        };
+        let title = def["title"].as_str().unwrap_or("").to_string();
+        let live_span = def["time"]["live_span"].as_str().map(str::to_string);
+        for req in def["requests"].as_array().into_iter().flatten() {
+            for q in req["queries"].as_array().into_iter().flatten() {
+                out.push(WidgetQuery {
+                    title: title.clone(),
+                    name: q["name"].as_str().unwrap_or("").to_string(),
+                    query: q["query"].as_str().unwrap_or("").to_string(),
+                    aggregator: q["aggregator"].as_str().map(str::to_string),
+                    live_span: live_span.clone(),
+                });
             }
-            for w in def["widgets"].as_array().into_iter().flatten() {
-                walk(w, out);
-            }
+        }
+        for w in def["widgets"].as_array().into_iter().flatten() {
+            walk(w, out);
         }
     }
     let mut out = Vec::new();
@@ -56,20 +62,18 @@ fn queries(dashboard: &Value) -> Vec<(String, String, String, Option<String>, Op
 
 struct Reader<'a> {
     intake: Intake<'a>,
-    queries: Vec<(String, String, String, Option<String>, Option<String>)>,
+    queries: Vec<WidgetQuery>,
 }
 
 impl Reader<'_> {
-    fn query(&self, title: &str, name: &str) -> (&str, Option<&str>, Option<&str>) {
-        let q = self
-            .queries
+    fn query(&self, title: &str, name: &str) -> &WidgetQuery {
+        self.queries
             .iter()
-            .find(|(t, n, ..)| t == title && n == name)
-            .unwrap_or_else(|| panic!("no query {name:?} in widget {title:?}"));
-        (&q.2, q.3.as_deref(), q.4.as_deref())
+            .find(|q| q.title == title && q.name == name)
+            .unwrap_or_else(|| panic!("no query {name:?} in widget {title:?}"))
     }
 
-    /// One number for the whole frame ending at `to` (the group must be unique).
+    /// One number for the frame `[from, to]` (seconds since t0); the query has one group.
     fn scalar(&self, text: &str, from: i64, to: i64, reducer: &str) -> Option<f64> {
         let groups = self
             .intake
@@ -79,23 +83,37 @@ impl Reader<'_> {
         groups.into_values().next()
     }
 
-    /// The matrix cell of a row (`column` = status, inferred or unknown), at `to`, with the
-    /// widget's own time frame when it pins one (`frame` otherwise).
-    fn matrix(&self, title: &str, column: &str, task: &str, frame: i64, to: i64) -> Option<f64> {
-        let (text, aggregator, span) = self.query(title, column);
-        let frame = span.and_then(live_span_secs).unwrap_or(frame);
-        let groups = self
-            .intake
+    /// A matrix cell (`column`: status, inferred or unknown) of the row `task`, at `to`, over
+    /// the widget's own time frame when it pins one (else `frame`, the dashboard's), unless
+    /// `ignore_pin`.
+    fn matrix(&self, category: &str, column: &str, task: &str, frame: i64, to: i64) -> Option<f64> {
+        self.matrix_with(category, column, task, frame, to, false)
+    }
+
+    fn matrix_with(
+        &self,
+        category: &str,
+        column: &str,
+        task: &str,
+        frame: i64,
+        to: i64,
+        ignore_pin: bool,
+    ) -> Option<f64> {
+        let q = self.query(&format!("{category} health"), column);
+        let frame = match (&q.live_span, ignore_pin) {
+            (Some(span), false) => live_span_secs(span).expect("a live span the evaluator knows"),
+            _ => frame,
+        };
+        self.intake
             .scalar(
-                text,
+                &q.query,
                 at(to - frame).timestamp(),
                 at(to).timestamp(),
-                aggregator.unwrap_or("last"),
+                q.aggregator.as_deref().unwrap_or("last"),
             )
-            .unwrap();
-        groups
+            .unwrap()
             .into_iter()
-            .find(|(g, _)| g.contains(&format!("task:{task}")))
+            .find(|(g, _)| g.split(',').any(|kv| kv == format!("task:{task}")))
             .map(|(_, v)| v)
     }
 }
@@ -108,6 +126,9 @@ fn row<'a>(summary: &'a RunSummary, task: &str) -> &'a infra_health::checks::Che
         .map(|(_, r)| r)
         .unwrap()
 }
+
+/// The time of the last run of the week, in seconds since t0.
+const END: i64 = (STEPS - 1) * STEP;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
@@ -131,39 +152,49 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
     )
     .unwrap();
     let state = dir.path().join("state").display().to_string();
+    let opts = |t: i64| RunOptions {
+        state: Some(state.clone()),
+        now: Some(at(t)),
+        datadog_key: Some(infra_health::secret::Secret::new(KEY)),
+        ..Default::default()
+    };
+    // (time, status, inferred, reason) of the reverts row during the outage.
     let mut during_outage = Vec::new();
-    let mut steady_requests = Vec::new();
     for t in steps() {
         github.with_history(REPO, |h| show(h, &s, t));
         github.set_faults(Faults {
-            broken_repos: if collector_up(t) { Vec::new() } else { vec![REPO.into()] },
+            broken_repos: if collector_up(t) {
+                Vec::new()
+            } else {
+                vec![REPO.into()]
+            },
             ..Default::default()
         });
         intake.set_now(at(t).timestamp());
-        github.clear_log();
-        let summary = infra_health::run::run(
-            &plan,
-            RunOptions {
-                state: Some(state.clone()),
-                now: Some(at(t)),
-                datadog_key: Some(infra_health::secret::Secret::new(KEY)),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert!(summary.delivery.ok, "run at {}: {:?}", at(t), summary.delivery.problems);
+        let summary = infra_health::run::run(&plan, opts(t)).await.unwrap();
+        assert!(
+            summary.delivery.ok,
+            "run at {}: {:?}",
+            at(t),
+            summary.delivery.problems
+        );
         if !collector_up(t) {
             let r = row(&summary, "reverts");
             during_outage.push((t, r.status, r.inferred));
         }
-        // An unchanged steady-state run: nothing new on GitHub in the last ten minutes.
-        let log = github.log();
-        if t > 86_400 && collector_up(t) && collector_up(t - STEP) {
-            steady_requests.push(log.len());
-        }
     }
-    let end = (STEPS - 1) * STEP;
+
+    // An unchanged steady-state run right after the last one: every GitHub request is
+    // conditional and answered 304, which costs nothing on the primary rate limit.
+    github.clear_log();
+    intake.set_now(at(END + 60).timestamp());
+    let unchanged = infra_health::run::run(&plan, opts(END + 60)).await.unwrap();
+    assert!(unchanged.delivery.ok);
+    let log = github.log();
+    assert!(!log.is_empty());
+    let charged: Vec<_> = log.iter().filter(|l| l.status != 304).collect();
+    assert!(charged.is_empty(), "requests that cost rate limit: {charged:?}");
+
     let points = intake.recorded();
     let dashboard = infra_health::dashboard::render(&plan).unwrap();
     let reader = Reader {
@@ -174,97 +205,143 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         queries: queries(&dashboard),
     };
 
-    // 1. Every distribution sample arrived once: the intake holds as many samples as there were
-    // attempts and jobs, and none with `inferred:true`.
-    let samples = |metric: &str| -> Vec<&Recorded> {
-        points.iter().filter(|p| p.metric == metric && p.kind.is_none()).collect()
-    };
-    let durations = samples("metta.infra.cron.ci.workflow.duration");
-    let n: usize = durations.iter().map(|p| p.values.len()).sum();
-    assert_eq!(n, truth.durations.len(), "workflow duration samples over the week");
-    let n: usize = samples("metta.infra.cron.ci.jobs.queue_time")
-        .iter()
-        .map(|p| p.values.len())
-        .sum();
-    assert_eq!(n, truth.queue.len(), "queue time samples over the week");
-    assert!(
+    // 1. Each distribution sample arrived once over the week: as many samples as attempts and
+    // jobs that ran, and no sample or increment from an inferred row.
+    let samples = |metric: &str| -> usize {
         points
             .iter()
-            .filter(|p| p.kind.is_none() || p.kind == Some(1))
-            .all(|p| !p.tags.iter().any(|t| t == "inferred:true")),
-        "an inferred row sent a sample or an increment"
+            .filter(|p| p.metric == metric && p.kind.is_none())
+            .map(|p| p.values.len())
+            .sum()
+    };
+    assert_eq!(
+        samples("metta.infra.cron.ci.workflow.duration"),
+        truth.durations.len(),
+        "workflow duration samples over the week"
     );
+    assert_eq!(
+        samples("metta.infra.cron.ci.jobs.queue_time"),
+        truth.queue.len(),
+        "queue time samples over the week"
+    );
+    let inferred_sent: Vec<&Recorded> = points
+        .iter()
+        .filter(|p| p.kind.is_none() || p.kind == Some(1))
+        .filter(|p| p.tags.iter().any(|t| t == "inferred:true"))
+        .collect();
+    assert!(
+        inferred_sent.is_empty(),
+        "an inferred row sent samples or increments: {:?}",
+        inferred_sent.first()
+    );
+    // 3. Inferred rows did re-send their gauges during the outage.
+    assert!(points.iter().any(|p| {
+        p.metric == "metta.infra.state.carry_forward"
+            && p.values == [1.0]
+            && p.tags.iter().any(|t| t == "task:reverts")
+    }));
 
-    // 2.–5. Each row read through the dashboard's own queries, at three time frames.
+    // 2. and 5. Each row read through the dashboard's own queries, at three time frames.
+    let end_levels = levels(&s, END);
     for frame in [3_600, 86_400, WINDOW] {
-        let from = end - frame;
-        let label = |what: &str| format!("{what}, {}s frame ending {}", frame, at(end));
-        for (title, events) in [
-            ("Flaky reruns, 7 days", &truth.flaky),
-            ("Reverts, 7 days", &truth.reverts),
-            ("Hotfixes, 7 days", &truth.hotfixes),
+        let from = END - frame;
+        let label = |what: &str| format!("{what}, {frame}s frame ending {}", at(END));
+        for (title, events, level) in [
+            ("Flaky reruns, 7 days", &truth.flaky, end_levels.flaky),
+            ("Reverts, 7 days", &truth.reverts, end_levels.reverts),
+            ("Hotfixes, 7 days", &truth.hotfixes, end_levels.hotfixes),
         ] {
-            let (q, ..) = reader.query(title, "events");
-            let sum = reader.scalar(q, from, end, "sum").unwrap_or(0.0);
-            assert_eq!(
-                sum,
-                in_frame(events, from, end) as f64,
-                "{}: {q}",
-                label(title)
-            );
-            let (q, ..) = reader.query(title, "level");
-            let level = reader.scalar(q, from, end, "last");
-            let expected = events.len() as f64; // every event of the scenario is in the last week
-            let _ = expected;
-            assert!(level.is_some(), "{}: {q}", label(title));
+            // The COUNT, summed as Datadog does by default: the events first seen in the frame.
+            let q = &reader.query(title, "events").query;
+            let sum = reader.scalar(q, from, END, "sum").unwrap_or(0.0);
+            assert_eq!(sum, in_frame(events, from, END) as f64, "{}: {q}", label(title));
+            // The level over the window, read last: what the row compares.
+            let q = &reader.query(title, "level").query;
+            let last = reader.scalar(q, from, END, "last");
+            assert_eq!(last, Some(level as f64), "{}: {q}", label(title));
         }
+        let q = &reader.query("Open bugs: training", "value").query;
+        assert_eq!(
+            reader.scalar(q, from, END, "last"),
+            Some(end_levels.open_bugs as f64),
+            "{}",
+            label("open training bugs")
+        );
         for (title, samples) in [
             ("p90 workflow duration — p50 / p90", &truth.durations),
             ("Job queue time p90 — p50 / p90", &truth.queue),
         ] {
-            let (q, ..) = reader.query(title, "p90");
-            let got = reader.scalar(q, from, end, "avg");
-            let expected = p90(samples
+            let in_it: Vec<f64> = samples
                 .iter()
-                .filter(|(d, _)| *d >= from && *d <= end)
+                .filter(|(d, _)| *d >= from && *d <= END)
                 .map(|(_, v)| *v)
-                .collect());
-            assert_eq!(got, expected, "{}: {q}", label(title));
-            let count_q = q.replacen("p90:", "count:", 1);
-            let got = reader.scalar(&count_q, from, end, "sum").unwrap_or(0.0);
-            let expected = samples.iter().filter(|(d, _)| *d >= from && *d <= end).count();
-            assert_eq!(got, expected as f64, "{}: {count_q}", label(title));
-        }
-        // The matrix: the current status whatever the frame. The last Tests run passed ten
-        // minutes after a failure.
-        let status = reader.matrix("CI", "status", "tests_blocking_merge", frame, end);
-        assert_eq!(status, Some(1.0), "{}", label("matrix status of Tests"));
-        for task in ["flaky_reruns", "reverts", "workflow_duration", "training_bugs"] {
+                .collect();
+            let q = &reader.query(title, "p90").query;
             assert_eq!(
-                reader.matrix(if task == "reverts" || task == "training_bugs" { "Code" } else { "CI" }, "unknown", task, frame, end),
-                Some(0.0),
-                "{}",
-                label(&format!("unknown flag of {task}"))
+                reader.scalar(q, from, END, "avg"),
+                p90(in_it.clone()),
+                "{}: {q}",
+                label(title)
+            );
+            let count = q.replacen("p90:", "count:", 1);
+            assert_eq!(
+                reader.scalar(&count, from, END, "sum").unwrap_or(0.0),
+                in_it.len() as f64,
+                "{}: {count}",
+                label(title)
             );
         }
+        // The matrix shows the current status whatever the frame: the last Tests run passed
+        // a quarter of an hour after one that failed.
+        assert_eq!(latest_verdict(&s, END), Some("success"));
+        assert_eq!(
+            reader.matrix("CI", "status", "tests_blocking_merge", frame, END),
+            Some(1.0),
+            "{}",
+            label("matrix status of Tests")
+        );
+        for (category, task) in [
+            ("CI", "flaky_reruns"),
+            ("CI", "workflow_duration"),
+            ("Code", "reverts"),
+            ("Code", "training_bugs"),
+        ] {
+            for column in ["unknown", "inferred"] {
+                assert_eq!(
+                    reader.matrix(category, column, task, frame, END),
+                    Some(0.0),
+                    "{}",
+                    label(&format!("{column} flag of {task}"))
+                );
+            }
+        }
     }
+    // Without its pinned frame, the matrix at a week would read the hour's worst status: the
+    // last hourly bucket holds both the failure and the recovery.
+    assert_eq!(
+        reader.matrix_with("CI", "status", "tests_blocking_merge", WINDOW, END, true),
+        Some(0.0),
+        "the evaluator no longer shows why the matrix pins its frame"
+    );
 
-    // Levels at the end: what was in each window then.
-    let level_at = |events_at: &[i64], _: i64| events_at.len();
-    let _ = level_at;
-
-    // The outage: inferred for the carry-forward limit (30m), then unknown.
-    assert!(during_outage.iter().any(|(_, _, inferred)| *inferred));
+    // The outage: inferred within the carry-forward limit (30m), then unknown; the revert made
+    // during it is counted once, by the first run after it.
+    use infra_health::schema::Status;
     assert!(
         during_outage
             .iter()
-            .any(|(_, status, _)| *status == infra_health::schema::Status::Unknown)
+            .filter(|(t, ..)| *t < OUTAGE.0 + 1_800)
+            .all(|(_, status, inferred)| *inferred && *status != Status::Unknown),
+        "{during_outage:?}"
     );
-    // 7. An unchanged steady-state run costs nothing on GitHub's primary limit.
-    steady_requests.sort_unstable();
-    eprintln!(
-        "week: {} points accepted; median requests per steady run {}",
-        points.len(),
-        steady_requests[steady_requests.len() / 2]
+    assert!(
+        during_outage
+            .iter()
+            .filter(|(t, ..)| *t > OUTAGE.0 + 1_800)
+            .all(|(_, status, inferred)| !*inferred && *status == Status::Unknown),
+        "{during_outage:?}"
     );
+    let cell = reader.matrix("Code", "unknown", "reverts", 3_600, OUTAGE.0 + 7_200);
+    assert_eq!(cell, Some(1.0), "the matrix shows the row grey during the outage");
+    assert!(truth.reverts.contains(&OUTAGE.1), "{:?}", truth.reverts);
 }

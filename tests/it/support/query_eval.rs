@@ -15,7 +15,8 @@
 //! 1. **Select** the accepted points of METRIC whose tags hold every filter (`key:value`;
 //!    `$var` takes the template variable's value, `*` or an unset variable matches anything).
 //! 2. **Buckets**: the frame is cut into rollup intervals — `.rollup`'s seconds, else Datadog's
-//!    default for the frame's length ([`default_interval`]).
+//!    default for the frame's length ([`default_interval`]) — aligned on multiples of the
+//!    interval since the epoch, so the last bucket of a week usually holds most of an hour.
 //! 3. **Time aggregation** per series (one distinct tag set) and bucket: GAUGE points are
 //!    averaged (or rolled up with `.rollup`'s method), COUNT points summed.
 //! 4. **Space aggregation** per group (`by` keys) and bucket with AGG (`avg`, `sum`, `min`,
@@ -154,6 +155,9 @@ pub fn parse(text: &str) -> Result<Query, String> {
 /// One group's key: its `by` tags, `key:value`, joined with `,`.
 pub type Group = String;
 
+/// One group's timeseries: (bucket start, value) per bucket.
+pub type Buckets = Vec<(i64, Option<f64>)>;
+
 /// What the intake accepted, ready to query.
 pub struct Intake<'a> {
     pub points: &'a [Recorded],
@@ -220,15 +224,17 @@ impl Intake<'_> {
         text: &str,
         from: i64,
         to: i64,
-    ) -> Result<BTreeMap<Group, Vec<(i64, Option<f64>)>>, String> {
+    ) -> Result<BTreeMap<Group, Buckets>, String> {
         let q = parse(text)?;
         let interval = q
             .rollup
             .as_ref()
             .and_then(|(_, s)| *s)
             .unwrap_or_else(|| default_interval(to - from));
-        let buckets = ((to - from) / interval + 1) as usize;
-        let bucket_of = |ts: i64| ((ts - from) / interval) as usize;
+        // Buckets are aligned on multiples of the interval since the epoch, as Datadog's are.
+        let first = from.div_euclid(interval);
+        let buckets = (to.div_euclid(interval) - first + 1) as usize;
+        let bucket_of = |ts: i64| (ts.div_euclid(interval) - first) as usize;
         let selected: Vec<&Recorded> = self
             .points
             .iter()
@@ -236,7 +242,8 @@ impl Intake<'_> {
             .collect();
         let is_distribution = selected.iter().any(|p| p.kind.is_none());
         // group → bucket → series (tags) → values
-        let mut cells: BTreeMap<Group, Vec<BTreeMap<Vec<String>, Vec<f64>>>> = BTreeMap::new();
+        type Cell = BTreeMap<Vec<String>, Vec<f64>>;
+        let mut cells: BTreeMap<Group, Vec<Cell>> = BTreeMap::new();
         for p in &selected {
             let row = cells
                 .entry(Self::group_of(&q, p))
@@ -251,7 +258,7 @@ impl Intake<'_> {
             let mut series = Vec::with_capacity(buckets);
             let mut last: Option<(i64, f64)> = None;
             for (b, by_series) in row.into_iter().enumerate() {
-                let start = from + b as i64 * interval;
+                let start = (first + b as i64) * interval;
                 let value = if by_series.is_empty() {
                     None
                 } else if is_distribution {

@@ -212,20 +212,32 @@ pub fn show(h: &mut History, s: &Scenario, t: i64) {
             sha: sha_of(n + 1),
             message: message.clone(),
             date: at(*when),
+            parents: Vec::new(),
+            change: sha_of(n + 1),
+            mainline: true,
         })
         .collect();
     commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+    // A straight first-parent history: each commit's parent is the one before it.
+    for i in 0..commits.len().saturating_sub(1) {
+        commits[i].parents = vec![commits[i + 1].sha.clone()];
+    }
     h.commits = commits;
     h.pulls.clear();
     h.issues = s
         .bugs
         .iter()
         .filter(|(_, opened, _)| *opened <= t)
-        .map(|(n, _, closed)| IssueData {
-            number: *n,
-            state: if closed.is_some_and(|c| c <= t) { "closed" } else { "open" }.into(),
-            labels: vec!["training".into()],
-            is_pull: false,
+        .map(|(n, opened, closed)| {
+            let closed = closed.filter(|c| *c <= t);
+            IssueData {
+                number: *n,
+                state: if closed.is_some() { "closed" } else { "open" }.into(),
+                labels: vec!["training".into()],
+                is_pull: false,
+                created_at: at(*opened),
+                closed_at: closed.map(at),
+            }
         })
         .rev()
         .collect();
@@ -305,6 +317,56 @@ pub fn truth(s: &Scenario) -> Truth {
         }
     }
     t
+}
+
+/// The levels over the window that a healthy run at `t` sees: flaky runs, reverts, hotfixes
+/// (events whose window key is within 7 days), and open training bugs.
+pub struct Levels {
+    pub flaky: usize,
+    pub reverts: usize,
+    pub hotfixes: usize,
+    pub open_bugs: usize,
+}
+
+pub fn levels(s: &Scenario, t: i64) -> Levels {
+    let flaky = s
+        .runs
+        .iter()
+        .filter(|r| {
+            r.created >= t - WINDOW
+                && r.attempts.len() > 1
+                && r.attempts[1].conclusion == "success"
+                && r.completed_at(t)
+                && r.current(t).is_some_and(|a| std::ptr::eq(a, &r.attempts[1]))
+        })
+        .count();
+    let commits = |prefix: &str| {
+        s.commits
+            .iter()
+            .filter(|(when, m)| m.starts_with(prefix) && *when <= t && *when >= t - WINDOW)
+            .count()
+    };
+    let open_bugs = s
+        .bugs
+        .iter()
+        .filter(|(_, opened, closed)| *opened <= t && closed.is_none_or(|c| c > t))
+        .count();
+    Levels {
+        flaky,
+        reverts: commits("Revert"),
+        hotfixes: commits("hotfix"),
+        open_bugs,
+    }
+}
+
+/// The conclusion of the newest completed `Tests` run at `t`.
+pub fn latest_verdict(s: &Scenario, t: i64) -> Option<&'static str> {
+    s.runs
+        .iter()
+        .filter(|r| r.completed_at(t))
+        .max_by_key(|r| r.created)
+        .and_then(|r| r.current(t))
+        .map(|a| a.conclusion)
 }
 
 pub fn in_frame<'a>(times: impl IntoIterator<Item = &'a i64>, from: i64, to: i64) -> usize {
