@@ -543,6 +543,18 @@ fn check_pulls(obs: &[Observation], h: &History) {
         .count();
     assert_eq!(number(obs, "pulls.merged", &[]), merged.len() as f64);
     assert_eq!(samples(obs, "pulls.time_to_merge"), sorted(merged));
+    let ttm = find(obs, "pulls.time_to_merge", &[]);
+    let mut ids = ttm.ids.clone();
+    ids.sort();
+    let mut expected_ids: Vec<String> = h
+        .pulls
+        .iter()
+        .filter(|p| p.base == "main" && p.merged_at.is_some_and(|m| m >= start))
+        .map(|p| p.number.to_string())
+        .collect();
+    expected_ids.sort();
+    assert_eq!(ids, expected_ids);
+    let _ = id_samples(ttm); // one id per sample, in order
     assert_eq!(number(obs, "pulls.stale_open", &[]), stale as f64);
     assert!(stale > 0);
 }
@@ -555,11 +567,40 @@ fn expected_open(h: &History, label: &str) -> f64 {
 }
 
 fn check_issues(obs: &[Observation], h: &History) {
+    let start = h.now - TimeDelta::days(7);
+    let in_window = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= start && t <= h.now);
     for label in ["training", "infra", "bug"] {
         assert_eq!(
             number(obs, "issues.open", &[("label", label), ("repo", &h.repo)]),
             expected_open(h, label),
             "label {label}"
+        );
+        let issues: Vec<_> = h
+            .issues
+            .iter()
+            .filter(|i| !i.is_pull && i.labels.iter().any(|l| l == label))
+            .collect();
+        let ids = |f: &dyn Fn(&&crate::support::github_history::IssueData) -> bool| {
+            let mut v: Vec<String> = issues
+                .iter()
+                .filter(|i| f(i))
+                .map(|i| i.number.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let opened = ids(&|i| in_window(Some(i.created_at)));
+        let closed = ids(&|i| in_window(i.closed_at));
+        assert!(!opened.is_empty() && !closed.is_empty(), "history too small");
+        assert_eq!(
+            counted_ids(find(obs, "issues.opened", &[("label", label)])),
+            opened,
+            "opened, label {label}"
+        );
+        assert_eq!(
+            counted_ids(find(obs, "issues.closed", &[("label", label)])),
+            closed,
+            "closed, label {label}"
         );
     }
 }
@@ -647,7 +688,9 @@ async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit()
     );
     // The same values come back from the cache (the window moved 10 minutes, so compare the
     // signals that cannot have changed with it).
-    check_issues(&second.obs["issues"], &h);
+    let mut later = h.clone();
+    later.now = h.now + TimeDelta::minutes(10);
+    check_issues(&second.obs["issues"], &later);
     assert_eq!(
         find(
             &second.obs["actions"],
