@@ -175,8 +175,16 @@ impl IssuesCollector {
                 .map(|i| i.number)
                 .collect();
             let ids = |set: BTreeSet<u64>| set.into_iter().map(|n| n.to_string()).collect();
-            out.push(tag(counted_observation("issues.opened", ids(opened), ctx.now)));
-            out.push(tag(counted_observation("issues.closed", ids(closed), ctx.now)));
+            out.push(tag(counted_observation(
+                "issues.opened",
+                ids(opened),
+                ctx.now,
+            )));
+            out.push(tag(counted_observation(
+                "issues.closed",
+                ids(closed),
+                ctx.now,
+            )));
         }
         state.pages.retain_touched();
         state.previous = counts;

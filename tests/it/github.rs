@@ -297,7 +297,12 @@ fn counted_ids(o: &Observation) -> Vec<String> {
         Value::Number(n) => *n,
         v => panic!("{}: not a number: {v:?}", o.signal),
     };
-    assert_eq!(n as usize, o.ids.len(), "{}: one id per counted event", o.signal);
+    assert_eq!(
+        n as usize,
+        o.ids.len(),
+        "{}: one id per counted event",
+        o.signal
+    );
     let mut ids = o.ids.clone();
     ids.sort();
     ids
@@ -337,7 +342,10 @@ fn check_actions_with(obs: &[Observation], h: &History, unreadable: &[u64]) {
         !e.flaky.is_empty() && !e.timed_out.is_empty() && e.cancelled > 0,
         "history too small to test"
     );
-    assert!(e.queue_by_runner.len() > 1, "history has one runner label only");
+    assert!(
+        e.queue_by_runner.len() > 1,
+        "history has one runner label only"
+    );
     let o = find(obs, "runs.flaky", &[]);
     assert_eq!(o.tags["repo"], h.repo);
     assert_eq!(o.tags["branch"], "main");
@@ -405,19 +413,20 @@ fn expect_commits(h: &History) -> CommitsExpected {
     };
     let revert_msg = |m: &str, pr: Option<&PullData>| {
         let refs = reverted(m);
-        let own = !refs.is_empty()
-            && pr.is_some_and(|p| refs.iter().all(|r| p.commits.contains(r)));
+        let own =
+            !refs.is_empty() && pr.is_some_and(|p| refs.iter().all(|r| p.commits.contains(r)));
         (m.starts_with("Revert \"") || !refs.is_empty()) && !own
     };
-    let pick = |f: &dyn Fn(&[&crate::support::github_history::CommitData], Option<&PullData>) -> bool| {
-        let mut v: Vec<String> = changes
-            .iter()
-            .filter(|(_, cs, pr)| f(cs, *pr))
-            .map(|(id, _, _)| id.clone())
-            .collect();
-        v.sort();
-        v
-    };
+    let pick =
+        |f: &dyn Fn(&[&crate::support::github_history::CommitData], Option<&PullData>) -> bool| {
+            let mut v: Vec<String> = changes
+                .iter()
+                .filter(|(_, cs, pr)| f(cs, *pr))
+                .map(|(id, _, _)| id.clone())
+                .collect();
+            v.sort();
+            v
+        };
     let reverts = pick(&|cs, p| {
         cs.iter().any(|c| revert_msg(&c.message, p))
             || p.is_some_and(|p| {
@@ -427,7 +436,8 @@ fn expect_commits(h: &History) -> CommitsExpected {
             })
     });
     let hotfixes = pick(&|cs, p| {
-        cs.iter().any(|c| c.message.to_lowercase().starts_with("hotfix"))
+        cs.iter()
+            .any(|c| c.message.to_lowercase().starts_with("hotfix"))
             || p.is_some_and(|p| {
                 p.labels.iter().any(|l| l == "hotfix")
                     || p.head.starts_with("hotfix/")
@@ -435,7 +445,8 @@ fn expect_commits(h: &History) -> CommitsExpected {
             })
     });
     let convention = pick(&|cs, p| {
-        cs.iter().any(|c| c.message.to_lowercase().contains("[force merge]"))
+        cs.iter()
+            .any(|c| c.message.to_lowercase().contains("[force merge]"))
             || p.is_some_and(|p| p.labels.iter().any(|l| l == "force-merge"))
     });
     let unapproved = pick(&|_, p| p.is_some_and(|p| !p.approved));
@@ -467,8 +478,12 @@ fn expect_commits(h: &History) -> CommitsExpected {
                 .iter()
                 .find(|p| p.merge_commit_sha.as_deref() == Some(c.sha.as_str()));
             c.message.starts_with("Revert \"")
-                || c.message.lines().any(|l| l.starts_with("This reverts commit "))
-                || pr.is_some_and(|p| p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-"))
+                || c.message
+                    .lines()
+                    .any(|l| l.starts_with("This reverts commit "))
+                || pr.is_some_and(|p| {
+                    p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-")
+                })
         })
         .count();
     CommitsExpected {
@@ -591,7 +606,10 @@ fn check_issues(obs: &[Observation], h: &History) {
         };
         let opened = ids(&|i| in_window(Some(i.created_at)));
         let closed = ids(&|i| in_window(i.closed_at));
-        assert!(!opened.is_empty() && !closed.is_empty(), "history too small");
+        assert!(
+            !opened.is_empty() && !closed.is_empty(),
+            "history too small"
+        );
         assert_eq!(
             counted_ids(find(obs, "issues.opened", &[("label", label)])),
             opened,
@@ -1378,7 +1396,9 @@ async fn a_late_rerun_of_an_old_run_is_counted_as_soon_as_it_finishes() {
     updated.now = h.now + TimeDelta::minutes(20);
     assert!(
         !expect_actions(&h, &[]).flaky.contains(&rerun.to_string())
-            && expect_actions(&updated, &[]).flaky.contains(&rerun.to_string())
+            && expect_actions(&updated, &[])
+                .flaky
+                .contains(&rerun.to_string())
     );
     fake.clear_log();
     let after = collect_all(&plan, &state, updated.now).await;
@@ -1401,14 +1421,18 @@ async fn a_late_rerun_of_an_old_run_is_counted_as_soon_as_it_finishes() {
         fresh.contains(&format!("/repos/{REPO}/actions/runs/{rerun}/attempts/1")),
         "{fresh:?}"
     );
-    let listing_pages = fresh.iter().filter(|t| t.contains("/actions/runs?")).count();
+    let listing_pages = fresh
+        .iter()
+        .filter(|t| t.contains("/actions/runs?"))
+        .count();
     assert!(
         (1..=4).contains(&listing_pages),
         "only the re-run's page (and the pages after it) change: {fresh:?}"
     );
     eprintln!(
         "late re-run: {} requests, primary cost {}",
-        after.metrics["actions"]["github.requests"], after.metrics["actions"]["github.primary_cost"]
+        after.metrics["actions"]["github.requests"],
+        after.metrics["actions"]["github.primary_cost"]
     );
 }
 
@@ -1519,7 +1543,12 @@ metric = "ci.workflow.success"
             .unwrap()
     };
     use infra_health::schema::Status;
-    assert_ne!(result("found").status, Status::Unknown, "{:?}", result("found"));
+    assert_ne!(
+        result("found").status,
+        Status::Unknown,
+        "{:?}",
+        result("found")
+    );
     let missing = result("missing");
     assert_eq!(missing.status, Status::Unknown);
     let reason = missing.reason.clone().unwrap_or_default();
@@ -1596,4 +1625,84 @@ async fn a_day_past_the_listing_cap_is_listed_hour_by_hour() {
     let again = collect_all(&plan, &state, h.now + TimeDelta::minutes(1)).await;
     assert!(again.errors.is_empty(), "{:?}", again.errors);
     assert_eq!(again.metrics["actions"]["github.primary_cost"], 0.0);
+}
+
+/// Definition 8, before deploying: `validate --online` names a listed workflow that matches
+/// nothing, with the repository's workflows, and fails; a config whose workflows all exist passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_online_refuses_a_workflow_that_matches_nothing() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 20,
+            pulls: 5,
+            issues: 5,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, workflows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[[collector]]
+name = "actions"
+type = "github_actions"
+repo = "{REPO}"
+api_url = "{}"
+workflows = {workflows}
+
+[[check]]
+workflow_category = "ci"
+workflow_name = "latest_state_of_main"
+task = "tests"
+check = "workflow_success"
+collector = "actions"
+signal = "workflow.conclusion"
+match = {{ workflow = "tests" }}
+condition = "==success"
+metric = "ci.workflow.success"
+"#,
+                fake.url
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let bad = write("bad.toml", r#"["tests", "benchmark"]"#);
+    let good = write("good.toml", r#"["tests", "BENCHMARKS"]"#);
+    let validate = |path: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            crate::support::bin()
+                .args(["validate", "--online", "--config"])
+                .arg(&path)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = validate(bad).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("\"benchmark\"")
+            && stdout.contains("Benchmarks (bench.yml)")
+            && !stdout.contains("\"tests\" matches"),
+        "{stdout}"
+    );
+    let out = validate(good).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("online checks: ok"), "{stdout}");
+    assert!(fake.log().iter().all(|l| {
+        l.target
+            .starts_with(&format!("/repos/{REPO}/actions/workflows"))
+    }));
 }
