@@ -761,7 +761,7 @@ impl CommitsCollector {
             .list(
                 &mut state.activity,
                 key,
-                |k, body| decode::<Vec<Activity>>(k, body),
+                decode::<Vec<Activity>>,
                 |page: &[Activity]| page.iter().any(|a| a.timestamp < window_start),
             )
             .await;
