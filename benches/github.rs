@@ -47,6 +47,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[derive(Default)]
 struct Round {
+    /// Requests per collector, in plan order.
+    per_collector: Vec<(String, f64)>,
     requests: f64,
     primary: f64,
     not_modified: f64,
@@ -80,7 +82,10 @@ async fn one_run(
     for inst in &plan.collectors {
         for m in inst.collector.self_metrics() {
             match m.path.as_str() {
-                "github.requests" => r.requests += m.value,
+                "github.requests" => {
+                    r.requests += m.value;
+                    r.per_collector.push((inst.name.clone(), m.value));
+                }
                 "github.primary_cost" => r.primary += m.value,
                 "github.not_modified" => r.not_modified += m.value,
                 _ => {}
@@ -138,6 +143,16 @@ fn main() {
                 m(|r| r.wall),
                 m(|r| r.own_cpu),
             );
+            let names: Vec<String> = rounds[0].per_collector.iter().map(|(n, _)| n.clone()).collect();
+            let parts: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let v = median(rounds.iter().map(|r| r.per_collector.get(i).map_or(0.0, |p| p.1)).collect());
+                    format!("{n} {v}")
+                })
+                .collect();
+            println!("  {:<13} requests by collector: {}", "", parts.join(", "));
         }
         println!("  peak RSS {} KiB", peak_rss_kb());
     });

@@ -35,7 +35,12 @@ pub enum Command {
     Run(RunArgs),
     /// Check the config: unknown keys, bad conditions, schema violations, with file:line; and
     /// that the dashboard generated from it validates.
-    Validate,
+    Validate {
+        /// Also ask the live sources what only they know (e.g. that listed GitHub workflows
+        /// exist); uses the same credentials as `run`.
+        #[arg(long)]
+        online: bool,
+    },
     /// List the rows of the health matrix.
     Checks {
         /// List every metric series the config emits instead (name, type, identifying tags,
@@ -285,7 +290,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             print_run(&summary, args.dry_run);
             Ok(summary.exit_code())
         }
-        Command::Validate => {
+        Command::Validate { online } => {
             let path = config::resolve_path(cli.config.as_deref());
             let plan = config::load(&path)?;
             for w in &plan.warnings {
@@ -301,6 +306,20 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                 plan.dashboard.title,
                 crate::dashboard::widget_count(&dashboard)
             );
+            if *online {
+                let http = run::http_client()?;
+                let mut problems = Vec::new();
+                for c in &plan.collectors {
+                    problems.extend(c.collector.check_online(&http).await);
+                }
+                for p in &problems {
+                    println!("error: {p}");
+                }
+                if !problems.is_empty() {
+                    return Ok(exit::FATAL);
+                }
+                println!("online checks: ok");
+            }
             Ok(exit::OK)
         }
         Command::Checks { metrics: true } => {

@@ -298,6 +298,26 @@ fn fmt_ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// The repository's workflows (`GET /actions/workflows`, every page, conditional on `cache`).
+async fn list_workflows(
+    client: &GithubClient,
+    repo: &Repo,
+    cache: &mut PageCache,
+) -> Result<Vec<WorkflowDef>, crate::github::client::GithubError> {
+    let first = format!("/repos/{}/actions/workflows?per_page=100", repo.full);
+    client
+        .list(
+            cache,
+            first,
+            |k, body| {
+                let page: WorkflowsPage = decode(k, body)?;
+                Ok(page.workflows)
+            },
+            |_| false,
+        )
+        .await
+}
+
 /// Where a listed workflow resolved to.
 enum Resolved {
     Found(BTreeSet<u64>),
@@ -323,7 +343,9 @@ impl ActionsCollector {
         let window_start = now - self.window;
         let client = &*client;
         let workflows = self.repo_workflows(client, repo, &mut state).await?;
-        let listed = self.list_runs(client, repo, &mut state, window_start, now).await?;
+        let listed = self
+            .list_runs(client, repo, &mut state, window_start, now)
+            .await?;
         self.merge_runs(repo, &mut state, &listed, window_start);
         self.fetch_details(client, repo, &mut state).await?;
         save_state(ctx, &key, &state).await?;
@@ -337,20 +359,37 @@ impl ActionsCollector {
         repo: &Repo,
         state: &mut ActionsState,
     ) -> anyhow::Result<Vec<WorkflowDef>> {
-        let first = format!("/repos/{}/actions/workflows?per_page=100", repo.full);
-        let workflows = client
-            .list(
-                &mut state.workflows,
-                first,
-                |k, body| {
-                    let page: WorkflowsPage = decode(k, body)?;
-                    Ok(page.workflows)
-                },
-                |_| false,
-            )
-            .await?;
+        let workflows = list_workflows(client, repo, &mut state.workflows).await?;
         state.workflows.retain_touched();
         Ok(workflows)
+    }
+
+    /// For `validate --online`: every listed workflow exists in every repository.
+    async fn check_workflows(&self, http: &reqwest::Client) -> Vec<String> {
+        let client = GithubClient::new(http.clone(), self.source.settings.clone());
+        let mut problems = Vec::new();
+        for repo in &self.source.repos {
+            let mut cache = PageCache::default();
+            match list_workflows(&client, repo, &mut cache).await {
+                Err(e) => problems.push(format!(
+                    "collector {}: {}: cannot list the repository's workflows: {e}",
+                    self.source.instance, repo.full
+                )),
+                Ok(workflows) => {
+                    for w in &self.workflows {
+                        if resolve_workflow(w, &workflows).is_empty() {
+                            problems.push(format!(
+                                "collector {}: {}: workflow {w:?} matches no workflow name or file (case-insensitively); its workflows are: {}",
+                                self.source.instance,
+                                repo.full,
+                                describe_workflows(&workflows)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        problems
     }
 
     fn slice_key(&self, repo: &Repo, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
@@ -615,21 +654,22 @@ impl ActionsCollector {
             }
             match job.conclusion.as_deref() {
                 Some("timed_out") => summary.timed_out.push(job.id),
-                Some("cancelled") => match self.has_timeout_annotation(client, repo, job.id).await
-                {
-                    Ok(true) => summary.timed_out.push(job.id),
-                    Ok(false) => summary.cancelled += 1,
-                    Err(e) => {
-                        // One unreadable job must not turn every CI row unknown.
-                        tracing::warn!(
-                            "collector {}: {}: cannot read the annotations of job {} ({e}); counting it as cancelled, not timed out",
-                            self.source.instance,
-                            repo.full,
-                            job.id
-                        );
-                        summary.cancelled += 1;
+                Some("cancelled") => {
+                    match self.has_timeout_annotation(client, repo, job.id).await {
+                        Ok(true) => summary.timed_out.push(job.id),
+                        Ok(false) => summary.cancelled += 1,
+                        Err(e) => {
+                            // One unreadable job must not turn every CI row unknown.
+                            tracing::warn!(
+                                "collector {}: {}: cannot read the annotations of job {} ({e}); counting it as cancelled, not timed out",
+                                self.source.instance,
+                                repo.full,
+                                job.id
+                            );
+                            summary.cancelled += 1;
+                        }
                     }
-                },
+                }
                 _ => {}
             }
         }
@@ -706,9 +746,7 @@ impl ActionsCollector {
                 .filter(|(_, r)| ids(r.workflow_id) && r.is_verdict())
                 .max_by_key(|(id, r)| r.newest_key(**id))?;
             let newer_running = runs.iter().any(|(id, r)| {
-                ids(r.workflow_id)
-                    && !r.completed()
-                    && r.newest_key(*id) > verdict.newest_key(*vid)
+                ids(r.workflow_id) && !r.completed() && r.newest_key(*id) > verdict.newest_key(*vid)
             });
             Some((verdict, newer_running))
         };
@@ -763,9 +801,8 @@ impl ActionsCollector {
         let failing_other = others
             .iter()
             .filter(|wid| {
-                latest_verdict(&|id| id == **wid).is_some_and(|(v, _)| {
-                    FAILED.contains(&v.conclusion.as_deref().unwrap_or(""))
-                })
+                latest_verdict(&|id| id == **wid)
+                    .is_some_and(|(v, _)| FAILED.contains(&v.conclusion.as_deref().unwrap_or("")))
             })
             .count();
         out.push(tag(Observation::new(
@@ -818,8 +855,10 @@ impl ActionsCollector {
             .filter(|(d, _)| *d >= 0.0);
         out.push(tag(samples_observation("workflow.duration", durations, at)).with_unit("second"));
         if self.jobs {
-            let summaries: Vec<&JobsSummary> =
-                completed.iter().filter_map(|(_, r)| r.jobs.as_ref()).collect();
+            let summaries: Vec<&JobsSummary> = completed
+                .iter()
+                .filter_map(|(_, r)| r.jobs.as_ref())
+                .collect();
             let queue: Vec<&QueueSample> = summaries.iter().flat_map(|j| &j.queue).collect();
             let pairs = |q: &[&QueueSample]| -> Vec<(f64, String)> {
                 q.iter().map(|s| (s.secs, s.job_id.to_string())).collect()
@@ -868,6 +907,10 @@ impl Collector for ActionsCollector {
         }))
     }
 
+    fn check_online<'a>(&'a self, http: &'a reqwest::Client) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(self.check_workflows(http))
+    }
+
     fn self_metrics(&self) -> Vec<SelfMetric> {
         self.source.self_metrics()
     }
@@ -891,7 +934,8 @@ mod tests {
             wf(1, "Unit Tests", "tests.yml"),
             wf(2, "Benchmarks", "bench.yaml"),
         ];
-        let ids = |w: &str| -> Vec<u64> { resolve_workflow(w, &all).iter().map(|w| w.id).collect() };
+        let ids =
+            |w: &str| -> Vec<u64> { resolve_workflow(w, &all).iter().map(|w| w.id).collect() };
         assert_eq!(ids("tests"), vec![1]);
         assert_eq!(ids("Unit Tests"), vec![1]);
         assert_eq!(ids("benchmarks"), vec![2]);
@@ -956,9 +1000,15 @@ mod tests {
         let c = collector();
         let repo = Repo::parse("o/r").unwrap();
         let mut state = ActionsState::default();
-        state.runs.insert(1, record(1, Some("failure"), "completed"));
-        state.runs.insert(2, record(2, Some("success"), "completed"));
-        state.runs.insert(3, record(3, Some("cancelled"), "completed"));
+        state
+            .runs
+            .insert(1, record(1, Some("failure"), "completed"));
+        state
+            .runs
+            .insert(2, record(2, Some("success"), "completed"));
+        state
+            .runs
+            .insert(3, record(3, Some("cancelled"), "completed"));
         state.runs.insert(4, record(4, None, "in_progress"));
         let workflows = vec![wf(1, "Tests", "tests.yml")];
         let now = DateTime::from_timestamp(1_700_000_600, 0).unwrap_or_default();

@@ -9,7 +9,7 @@
 //! | signal | value (tags `repo`, `branch` = the base branch) |
 //! | --- | --- |
 //! | `pulls.merged` | PRs merged into the branch within `window` |
-//! | `pulls.time_to_merge` | samples of `merged_at − created_at` of those, seconds |
+//! | `pulls.time_to_merge` | samples of `merged_at − created_at` of those, seconds; ids = PR numbers |
 //! | `pulls.stale_open` | open PRs into the branch not updated for `stale_after` |
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
 use crate::github::client::{GithubClient, PageCache};
 use crate::github::models::{PullItem, closed_pulls_key, pull_items};
-use crate::github::{GithubSource, Repo, save_state, window, window_opt};
+use crate::github::{GithubSource, Repo, samples_observation, save_state, window, window_opt};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -106,12 +106,18 @@ impl PullsCollector {
         save_state(ctx, &key, &state).await?;
 
         let branch = self.source.branch.as_str();
-        let merged: Vec<f64> = closed
+        // (time to merge, PR number): one id per sample.
+        let merged: Vec<(f64, String)> = closed
             .iter()
             .filter(|p| p.base == branch)
             .filter_map(|p| p.merged_at.map(|m| (p, m)))
             .filter(|(_, m)| *m >= window_start && *m <= now)
-            .map(|(p, m)| (m - p.created_at).num_milliseconds() as f64 / 1000.0)
+            .map(|(p, m)| {
+                (
+                    (m - p.created_at).num_milliseconds() as f64 / 1000.0,
+                    p.number.to_string(),
+                )
+            })
             .collect();
         let stale = open
             .iter()
@@ -124,12 +130,7 @@ impl PullsCollector {
                 Value::Number(merged.len() as f64),
                 ctx.now,
             )),
-            tag(Observation::new(
-                "pulls.time_to_merge",
-                Value::Samples(merged),
-                ctx.now,
-            ))
-            .with_unit("second"),
+            tag(samples_observation("pulls.time_to_merge", merged, ctx.now)).with_unit("second"),
             tag(Observation::new(
                 "pulls.stale_open",
                 Value::Number(stale as f64),

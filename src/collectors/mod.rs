@@ -84,6 +84,13 @@ pub trait Collector: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Checks only the live source can answer, for `infra-health validate --online` (e.g. that
+    /// the GitHub workflows a collector lists exist). One message per problem; none by default.
+    fn check_online<'a>(&'a self, http: &'a reqwest::Client) -> BoxFuture<'a, Vec<String>> {
+        let _ = http;
+        Box::pin(async { Vec::new() })
+    }
+
     /// The collector's own cost figures from its last `collect` (e.g. GitHub requests and
     /// 304s), sent as `<prefix>.<path>` self-metrics tagged with the collector's name.
     fn self_metrics(&self) -> Vec<SelfMetric> {

@@ -297,7 +297,12 @@ fn counted_ids(o: &Observation) -> Vec<String> {
         Value::Number(n) => *n,
         v => panic!("{}: not a number: {v:?}", o.signal),
     };
-    assert_eq!(n as usize, o.ids.len(), "{}: one id per counted event", o.signal);
+    assert_eq!(
+        n as usize,
+        o.ids.len(),
+        "{}: one id per counted event",
+        o.signal
+    );
     let mut ids = o.ids.clone();
     ids.sort();
     ids
@@ -337,7 +342,10 @@ fn check_actions_with(obs: &[Observation], h: &History, unreadable: &[u64]) {
         !e.flaky.is_empty() && !e.timed_out.is_empty() && e.cancelled > 0,
         "history too small to test"
     );
-    assert!(e.queue_by_runner.len() > 1, "history has one runner label only");
+    assert!(
+        e.queue_by_runner.len() > 1,
+        "history has one runner label only"
+    );
     let o = find(obs, "runs.flaky", &[]);
     assert_eq!(o.tags["repo"], h.repo);
     assert_eq!(o.tags["branch"], "main");
@@ -405,19 +413,20 @@ fn expect_commits(h: &History) -> CommitsExpected {
     };
     let revert_msg = |m: &str, pr: Option<&PullData>| {
         let refs = reverted(m);
-        let own = !refs.is_empty()
-            && pr.is_some_and(|p| refs.iter().all(|r| p.commits.contains(r)));
+        let own =
+            !refs.is_empty() && pr.is_some_and(|p| refs.iter().all(|r| p.commits.contains(r)));
         (m.starts_with("Revert \"") || !refs.is_empty()) && !own
     };
-    let pick = |f: &dyn Fn(&[&crate::support::github_history::CommitData], Option<&PullData>) -> bool| {
-        let mut v: Vec<String> = changes
-            .iter()
-            .filter(|(_, cs, pr)| f(cs, *pr))
-            .map(|(id, _, _)| id.clone())
-            .collect();
-        v.sort();
-        v
-    };
+    let pick =
+        |f: &dyn Fn(&[&crate::support::github_history::CommitData], Option<&PullData>) -> bool| {
+            let mut v: Vec<String> = changes
+                .iter()
+                .filter(|(_, cs, pr)| f(cs, *pr))
+                .map(|(id, _, _)| id.clone())
+                .collect();
+            v.sort();
+            v
+        };
     let reverts = pick(&|cs, p| {
         cs.iter().any(|c| revert_msg(&c.message, p))
             || p.is_some_and(|p| {
@@ -427,7 +436,8 @@ fn expect_commits(h: &History) -> CommitsExpected {
             })
     });
     let hotfixes = pick(&|cs, p| {
-        cs.iter().any(|c| c.message.to_lowercase().starts_with("hotfix"))
+        cs.iter()
+            .any(|c| c.message.to_lowercase().starts_with("hotfix"))
             || p.is_some_and(|p| {
                 p.labels.iter().any(|l| l == "hotfix")
                     || p.head.starts_with("hotfix/")
@@ -435,7 +445,8 @@ fn expect_commits(h: &History) -> CommitsExpected {
             })
     });
     let convention = pick(&|cs, p| {
-        cs.iter().any(|c| c.message.to_lowercase().contains("[force merge]"))
+        cs.iter()
+            .any(|c| c.message.to_lowercase().contains("[force merge]"))
             || p.is_some_and(|p| p.labels.iter().any(|l| l == "force-merge"))
     });
     let unapproved = pick(&|_, p| p.is_some_and(|p| !p.approved));
@@ -467,8 +478,12 @@ fn expect_commits(h: &History) -> CommitsExpected {
                 .iter()
                 .find(|p| p.merge_commit_sha.as_deref() == Some(c.sha.as_str()));
             c.message.starts_with("Revert \"")
-                || c.message.lines().any(|l| l.starts_with("This reverts commit "))
-                || pr.is_some_and(|p| p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-"))
+                || c.message
+                    .lines()
+                    .any(|l| l.starts_with("This reverts commit "))
+                || pr.is_some_and(|p| {
+                    p.labels.iter().any(|l| l == "revert") || p.head.starts_with("revert-")
+                })
         })
         .count();
     CommitsExpected {
@@ -543,6 +558,18 @@ fn check_pulls(obs: &[Observation], h: &History) {
         .count();
     assert_eq!(number(obs, "pulls.merged", &[]), merged.len() as f64);
     assert_eq!(samples(obs, "pulls.time_to_merge"), sorted(merged));
+    let ttm = find(obs, "pulls.time_to_merge", &[]);
+    let mut ids = ttm.ids.clone();
+    ids.sort();
+    let mut expected_ids: Vec<String> = h
+        .pulls
+        .iter()
+        .filter(|p| p.base == "main" && p.merged_at.is_some_and(|m| m >= start))
+        .map(|p| p.number.to_string())
+        .collect();
+    expected_ids.sort();
+    assert_eq!(ids, expected_ids);
+    let _ = id_samples(ttm); // one id per sample, in order
     assert_eq!(number(obs, "pulls.stale_open", &[]), stale as f64);
     assert!(stale > 0);
 }
@@ -555,11 +582,43 @@ fn expected_open(h: &History, label: &str) -> f64 {
 }
 
 fn check_issues(obs: &[Observation], h: &History) {
+    let start = h.now - TimeDelta::days(7);
+    let in_window = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= start && t <= h.now);
     for label in ["training", "infra", "bug"] {
         assert_eq!(
             number(obs, "issues.open", &[("label", label), ("repo", &h.repo)]),
             expected_open(h, label),
             "label {label}"
+        );
+        let issues: Vec<_> = h
+            .issues
+            .iter()
+            .filter(|i| !i.is_pull && i.labels.iter().any(|l| l == label))
+            .collect();
+        let ids = |f: &dyn Fn(&&crate::support::github_history::IssueData) -> bool| {
+            let mut v: Vec<String> = issues
+                .iter()
+                .filter(|i| f(i))
+                .map(|i| i.number.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let opened = ids(&|i| in_window(Some(i.created_at)));
+        let closed = ids(&|i| in_window(i.closed_at));
+        assert!(
+            !opened.is_empty() && !closed.is_empty(),
+            "history too small"
+        );
+        assert_eq!(
+            counted_ids(find(obs, "issues.opened", &[("label", label)])),
+            opened,
+            "opened, label {label}"
+        );
+        assert_eq!(
+            counted_ids(find(obs, "issues.closed", &[("label", label)])),
+            closed,
+            "closed, label {label}"
         );
     }
 }
@@ -647,7 +706,9 @@ async fn values_match_the_history_and_a_second_run_costs_no_primary_rate_limit()
     );
     // The same values come back from the cache (the window moved 10 minutes, so compare the
     // signals that cannot have changed with it).
-    check_issues(&second.obs["issues"], &h);
+    let mut later = h.clone();
+    later.now = h.now + TimeDelta::minutes(10);
+    check_issues(&second.obs["issues"], &later);
     assert_eq!(
         find(
             &second.obs["actions"],
@@ -1186,4 +1247,462 @@ fn the_collector_docs_list_every_github_signal() {
             );
         }
     }
+}
+
+// ---- one test per definition (issue 13) ------------------------------------------------------
+
+fn actions_only(url: &str, extra: &str) -> Plan {
+    plan(&format!(
+        r#"
+[[collector]]
+name = "actions"
+type = "github_actions"
+repo = "{REPO}"
+api_url = "{url}"
+retry_base = "10ms"
+max_retries = 2
+max_concurrency = 16
+{extra}
+"#
+    ))
+}
+
+fn medium_history() -> History {
+    History::generate(
+        SEED + 5,
+        Sizes {
+            runs: 1500,
+            pulls: 200,
+            issues: 100,
+        },
+        fixed_now(),
+    )
+}
+
+/// Definitions 1 and 2: a fork's failing pull-request run on its own `main`, and a newer run
+/// cancelled by `cancel-in-progress`, leave the row on the latest verdict of the repository's own
+/// runs, with a newer run in progress flagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_runs_and_superseded_runs_do_not_replace_the_latest_verdict() {
+    let h = medium_history();
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let plan = actions_only(&fake.url, "workflows = [\"tests\", \"benchmarks\"]");
+    let c = collect_all(&plan, &state, h.now).await;
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let obs = &c.obs["actions"];
+    // What a naive "newest completed run on a branch called main" would say.
+    let start = h.now - TimeDelta::days(7);
+    let naive = h
+        .runs
+        .iter()
+        .filter(|r| r.workflow == 0 && r.branch == "main" && r.status == "completed")
+        .filter(|r| r.created_at >= start)
+        .max_by_key(|r| (r.created_at, r.id))
+        .unwrap();
+    assert_eq!(naive.head_repo, crate::support::github_history::FORK);
+    assert_eq!(naive.conclusion.as_deref(), Some("failure"));
+    let conclusion = find(obs, "workflow.conclusion", &[("workflow", "tests")]);
+    assert_eq!(conclusion.value, Value::Text("success".into()));
+    assert_eq!(
+        conclusion.tags.get("newer_run").map(String::as_str),
+        Some("in_progress")
+    );
+    // The verdict's age, from the history: the newest own success of "Tests".
+    let verdict = h
+        .runs
+        .iter()
+        .filter(|r| own_main(&h, r) && r.workflow == 0 && r.status == "completed")
+        .filter(|r| VERDICTS.contains(&r.conclusion.as_deref().unwrap()))
+        .max_by_key(|r| (r.created_at, r.id))
+        .unwrap();
+    assert_eq!(
+        number(obs, "workflow.verdict_age", &[("workflow", "tests")]),
+        (h.now - verdict.updated_at).num_seconds().max(0) as f64
+    );
+    // Fork runs feed no row: none of their ids is among the duration samples.
+    let forks: Vec<String> = h
+        .runs
+        .iter()
+        .filter(|r| r.head_repo != h.repo)
+        .map(|r| format!("{}.{}", r.id, r.run_attempt))
+        .collect();
+    assert!(!forks.is_empty());
+    let durations = find(obs, "workflow.duration", &[]);
+    assert!(durations.ids.iter().all(|id| !forks.contains(id)));
+    check_actions(obs, &h);
+}
+
+/// Definition 3: a run re-run days later (same id, same `created_at`) is counted as flaky as soon
+/// as the re-run finishes; an unchanged repository costs no primary rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_rerun_of_an_old_run_is_counted_as_soon_as_it_finishes() {
+    let h = medium_history();
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let plan = actions_only(&fake.url, "workflows = [\"tests\", \"benchmarks\"]");
+    let first = collect_all(&plan, &state, h.now).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    check_actions(&first.obs["actions"], &h);
+
+    // Steady state: every request conditional and answered 304.
+    fake.clear_log();
+    let later = h.now + TimeDelta::minutes(10);
+    let steady = collect_all(&plan, &state, later).await;
+    assert!(steady.errors.is_empty(), "{:?}", steady.errors);
+    assert_eq!(steady.metrics["actions"]["github.primary_cost"], 0.0);
+    assert!(gets(&fake).iter().all(|l| l.status == 304 && l.conditional));
+
+    // A run from five days ago that failed is re-run now and passes.
+    let rerun = fake.with_history(REPO, |h| {
+        let r = h
+            .runs
+            .iter_mut()
+            .find(|r| {
+                r.branch == "main"
+                    && r.head_repo == REPO
+                    && r.event == "push"
+                    && r.run_attempt == 1
+                    && r.conclusion.as_deref() == Some("failure")
+                    && r.created_at < h.now - TimeDelta::days(5)
+            })
+            .expect("an old failed run");
+        r.run_attempt = 2;
+        r.first_attempt_conclusion = Some("failure".into());
+        r.conclusion = Some("success".into());
+        r.run_started_at = h.now + TimeDelta::minutes(12);
+        r.updated_at = h.now + TimeDelta::minutes(18);
+        let id = r.id;
+        let created = r.created_at;
+        let jobs = h.jobs.get_mut(&id).unwrap();
+        let retry: Vec<_> = jobs
+            .iter()
+            .map(|j| crate::support::github_history::JobData {
+                id: j.id + 9_000_000,
+                run_attempt: 2,
+                conclusion: Some("success".into()),
+                created_at: created + TimeDelta::days(5),
+                started_at: Some(created + TimeDelta::days(5) + TimeDelta::seconds(7)),
+                completed_at: Some(created + TimeDelta::days(5) + TimeDelta::seconds(90)),
+                labels: j.labels.clone(),
+            })
+            .collect();
+        jobs.extend(retry);
+        id
+    });
+    let mut updated = fake.with_history(REPO, |h| h.clone());
+    updated.now = h.now + TimeDelta::minutes(20);
+    assert!(
+        !expect_actions(&h, &[]).flaky.contains(&rerun.to_string())
+            && expect_actions(&updated, &[])
+                .flaky
+                .contains(&rerun.to_string())
+    );
+    fake.clear_log();
+    let after = collect_all(&plan, &state, updated.now).await;
+    assert!(after.errors.is_empty(), "{:?}", after.errors);
+    let obs = &after.obs["actions"];
+    assert!(counted_ids(find(obs, "runs.flaky", &[])).contains(&rerun.to_string()));
+    assert!(
+        find(obs, "workflow.duration", &[])
+            .ids
+            .contains(&format!("{rerun}.2"))
+    );
+    check_actions(obs, &updated);
+    // Only the changed day's pages, the run's jobs and its first attempt cost anything.
+    let fresh: Vec<String> = gets(&fake)
+        .into_iter()
+        .filter(|l| l.status == 200)
+        .map(|l| l.target)
+        .collect();
+    assert!(
+        fresh.contains(&format!("/repos/{REPO}/actions/runs/{rerun}/attempts/1")),
+        "{fresh:?}"
+    );
+    let listing_pages = fresh
+        .iter()
+        .filter(|t| t.contains("/actions/runs?"))
+        .count();
+    assert!(
+        (1..=4).contains(&listing_pages),
+        "only the re-run's page (and the pages after it) change: {fresh:?}"
+    );
+    eprintln!(
+        "late re-run: {} requests, primary cost {}",
+        after.metrics["actions"]["github.requests"],
+        after.metrics["actions"]["github.primary_cost"]
+    );
+}
+
+/// Definition 4: a timeout annotation behind 130 lint annotations is found (every page is read);
+/// an annotations request that keeps failing leaves that job counted as cancelled, and the
+/// collector and its other rows carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_annotations_page_is_read_and_an_unreadable_one_only_affects_its_job() {
+    let h = medium_history();
+    let start = h.now - TimeDelta::days(7);
+    let annotated: Vec<u64> = h
+        .runs
+        .iter()
+        .filter(|r| own_main(&h, r) && r.created_at >= start && r.status == "completed")
+        .flat_map(|r| &h.jobs[&r.id])
+        .filter(|j| j.conclusion.as_deref() == Some("cancelled"))
+        .filter(|j| {
+            h.annotations
+                .get(&j.id)
+                .is_some_and(|a| a.iter().any(|m| m == TIMEOUT_ANNOTATION))
+        })
+        .map(|j| j.id)
+        .collect();
+    let deep: Vec<u64> = annotated
+        .iter()
+        .copied()
+        .filter(|id| h.annotations[id].len() > 100)
+        .collect();
+    assert!(!deep.is_empty(), "no timeout behind a long annotation list");
+    let broken = deep[0];
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    fake.set_faults(Faults {
+        broken_paths: vec![format!("/check-runs/{broken}/annotations")],
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let plan = actions_only(&fake.url, "workflows = [\"tests\", \"benchmarks\"]");
+    let c = collect_all(&plan, &state, h.now).await;
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let obs = &c.obs["actions"];
+    let timed_out = counted_ids(find(obs, "jobs.timed_out", &[]));
+    assert!(!timed_out.contains(&broken.to_string()));
+    for id in deep.iter().skip(1) {
+        assert!(timed_out.contains(&id.to_string()), "job {id} on page 2");
+    }
+    check_actions_with(obs, &h, &[broken]);
+    let log = gets(&fake);
+    assert!(
+        log.iter()
+            .filter(|l| l.target.contains("/annotations"))
+            .all(|l| l.target.contains("per_page=100"))
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.target.contains("/annotations") && l.target.contains("page=2"))
+    );
+}
+
+/// Definition 8: a listed workflow is found case-insensitively; one that matches nothing turns
+/// its row unknown with `reason:workflow_not_found`, and the reason names the repository's
+/// workflows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_that_matches_nothing_is_unknown_with_a_reason() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 200,
+            pulls: 10,
+            issues: 10,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let rows = |task: &str, workflow: &str| {
+        format!(
+            r#"
+[[check]]
+workflow_category = "ci"
+workflow_name = "latest_state_of_main"
+task = "{task}"
+check = "workflow_success"
+collector = "actions"
+signal = "workflow.conclusion"
+match = {{ workflow = "{workflow}" }}
+condition = "==success"
+metric = "ci.workflow.success"
+"#
+        )
+    };
+    let plan = actions_only(
+        &fake.url,
+        &format!(
+            "workflows = [\"BENCHMARKS\", \"benchmark\"]\n{}{}",
+            rows("found", "BENCHMARKS"),
+            rows("missing", "benchmark")
+        ),
+    );
+    let outcomes = collect_once(&plan, &state, h.now).await;
+    let results = infra_health::run::evaluate(&plan, &outcomes);
+    let result = |task: &str| {
+        results
+            .iter()
+            .find(|(i, _)| plan.checks[*i].row.task == task)
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    use infra_health::schema::Status;
+    assert_ne!(
+        result("found").status,
+        Status::Unknown,
+        "{:?}",
+        result("found")
+    );
+    let missing = result("missing");
+    assert_eq!(missing.status, Status::Unknown);
+    let reason = missing.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("workflow not found")
+            && reason.contains("Benchmarks (bench.yml)")
+            && reason.contains("Tests (tests.yml)"),
+        "{reason}"
+    );
+    let metrics = infra_health::run::metrics(&plan, &results, &outcomes, h.now.timestamp());
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m.tags.iter().any(|t| t == "task:missing")
+                && m.tags.iter().any(|t| t == "reason:workflow_not_found")),
+        "{metrics:#?}"
+    );
+}
+
+/// A day with more runs than GitHub lists for one filtered query is listed hour by hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_past_the_listing_cap_is_listed_hour_by_hour() {
+    let mut h = History::generate(
+        SEED + 6,
+        Sizes {
+            runs: 2600,
+            pulls: 10,
+            issues: 10,
+        },
+        fixed_now(),
+    );
+    // Squeeze every run into the last 11 hours, all on today (keeping their order).
+    for r in &mut h.runs {
+        let ago = (h.now - r.created_at).num_seconds() / 18;
+        let shift = (h.now - TimeDelta::seconds(ago)) - r.created_at;
+        r.created_at += shift;
+        r.run_started_at += shift;
+        r.updated_at += shift;
+    }
+    let day = h.now - TimeDelta::seconds(h.now.timestamp().rem_euclid(86_400));
+    let busy = h
+        .runs
+        .iter()
+        .filter(|r| r.branch == "main" && r.created_at >= day)
+        .count();
+    assert!(busy > 1000, "{busy}");
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let plan = actions_only(&fake.url, "workflows = [\"tests\"]\njobs = false");
+    let c = collect_all(&plan, &state, h.now).await;
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let start = h.now - TimeDelta::days(7);
+    let expected = h
+        .runs
+        .iter()
+        .filter(|r| own_main(&h, r) && r.created_at >= start && r.status == "completed")
+        .count();
+    assert_eq!(
+        number(&c.obs["actions"], "runs.completed", &[]),
+        expected as f64
+    );
+    let hourly = gets(&fake)
+        .iter()
+        .filter(|l| l.target.contains("/actions/runs?") && l.target.contains("T01%3A00%3A00Z"))
+        .count()
+        + gets(&fake)
+            .iter()
+            .filter(|l| l.target.contains("/actions/runs?") && l.target.contains("T01:00:00Z"))
+            .count();
+    assert!(hourly > 0, "no hourly slice was listed");
+    // The next run lists the busy day by the hour straight away, every page answered 304.
+    fake.clear_log();
+    let again = collect_all(&plan, &state, h.now + TimeDelta::minutes(1)).await;
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!(again.metrics["actions"]["github.primary_cost"], 0.0);
+}
+
+/// Definition 8, before deploying: `validate --online` names a listed workflow that matches
+/// nothing, with the repository's workflows, and fails; a config whose workflows all exist passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_online_refuses_a_workflow_that_matches_nothing() {
+    let h = History::generate(
+        SEED,
+        Sizes {
+            runs: 20,
+            pulls: 5,
+            issues: 5,
+        },
+        fixed_now(),
+    );
+    let fake = FakeGithub::start(vec![h.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, workflows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[[collector]]
+name = "actions"
+type = "github_actions"
+repo = "{REPO}"
+api_url = "{}"
+workflows = {workflows}
+
+[[check]]
+workflow_category = "ci"
+workflow_name = "latest_state_of_main"
+task = "tests"
+check = "workflow_success"
+collector = "actions"
+signal = "workflow.conclusion"
+match = {{ workflow = "tests" }}
+condition = "==success"
+metric = "ci.workflow.success"
+"#,
+                fake.url
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let bad = write("bad.toml", r#"["tests", "benchmark"]"#);
+    let good = write("good.toml", r#"["tests", "BENCHMARKS"]"#);
+    let validate = |path: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            crate::support::bin()
+                .args(["validate", "--online", "--config"])
+                .arg(&path)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = validate(bad).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("\"benchmark\"")
+            && stdout.contains("Benchmarks (bench.yml)")
+            && !stdout.contains("\"tests\" matches"),
+        "{stdout}"
+    );
+    let out = validate(good).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("online checks: ok"), "{stdout}");
+    assert!(fake.log().iter().all(|l| {
+        l.target
+            .starts_with(&format!("/repos/{REPO}/actions/workflows"))
+    }));
 }

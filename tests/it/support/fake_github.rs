@@ -149,9 +149,7 @@ fn run_json(h: &History, r: &RunData, attempt: Option<u32>) -> Value {
 }
 
 /// GitHub's `created=` qualifier as the fake understands it: `FROM..TO` (RFC 3339, inclusive).
-fn created_range(
-    c: &str,
-) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+fn created_range(c: &str) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
     let parse = |t: &str| {
         chrono::DateTime::parse_from_rfc3339(t)
             .unwrap_or_else(|e| panic!("fake GitHub: bad created= bound {t:?}: {e}"))
@@ -610,7 +608,8 @@ fn route(
                 .force_pushes
                 .iter()
                 .filter(|_| {
-                    (wanted_ref == "refs/heads/main" || wanted_ref == "main") && kind == "force_push"
+                    (wanted_ref == "refs/heads/main" || wanted_ref == "main")
+                        && kind == "force_push"
                 })
                 .collect();
             pushes.sort_by_key(|f| std::cmp::Reverse(f.timestamp));

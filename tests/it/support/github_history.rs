@@ -306,8 +306,8 @@ impl History {
                             annotations
                                 .insert(job_id, vec!["The operation was canceled.".to_string()]);
                             // Half the cancelled runs were cancelled while queued: no job ran.
-                            let started =
-                                (!never_started || attempt < attempts).then_some(job_created + secs(queue));
+                            let started = (!never_started || attempt < attempts)
+                                .then_some(job_created + secs(queue));
                             (Some("cancelled".to_string()), started)
                         }
                         Some("failure") if j == 0 => {
@@ -452,7 +452,8 @@ impl History {
             let merge_commit_sha = merged_at.map(|_| sha(&mut rng));
             if let (Some(m), Some(s), "main") = (merged_at, &merge_commit_sha, base.as_str()) {
                 let message = if squash {
-                    let body: Vec<String> = own.iter().map(|c| format!("* {}", c.message)).collect();
+                    let body: Vec<String> =
+                        own.iter().map(|c| format!("* {}", c.message)).collect();
                     format!("{title} (#{number})\n\n{}", body.join("\n\n"))
                 } else {
                     format!("Merge pull request #{number} from acme/{head}\n\n{title}")
