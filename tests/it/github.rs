@@ -1534,7 +1534,7 @@ metric = "ci.workflow.success"
         ),
     );
     let outcomes = collect_once(&plan, &state, h.now).await;
-    let results = infra_health::run::evaluate(&plan, &outcomes);
+    let results = infra_health::run::evaluate(&plan.checks, &outcomes);
     let result = |task: &str| {
         results
             .iter()
@@ -1558,7 +1558,8 @@ metric = "ci.workflow.success"
             && reason.contains("Tests (tests.yml)"),
         "{reason}"
     );
-    let metrics = infra_health::run::metrics(&plan, &results, &outcomes, h.now.timestamp());
+    let metrics =
+        infra_health::run::metrics(&plan, &plan.checks, &results, &outcomes, h.now.timestamp());
     assert!(
         metrics
             .iter()

@@ -144,7 +144,11 @@ async fn an_hourly_import_and_a_ten_minute_run_share_row_memory() {
 async fn import_stable_judges_an_old_artifact_stale_as_run_does() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("infra-health.toml");
-    std::fs::write(&cfg, CONFIG.replace("path = \"main.json\"", "path = \"none.json\"")).unwrap();
+    std::fs::write(
+        &cfg,
+        CONFIG.replace("path = \"main.json\"", "path = \"none.json\""),
+    )
+    .unwrap();
     let runs = dir.path().join("runs");
     std::fs::create_dir_all(&runs).unwrap();
     let old = DateTime::from_timestamp(86_400, 0).unwrap();

@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::support::fake_datadog::{FakeDatadog, Recorded};
 use crate::support::fake_github::{FakeGithub, Faults};
 use crate::support::github_history::{History, REPO, Sizes};
-use crate::support::week_scenario::*;
 use crate::support::query_eval::{Intake, live_span_secs};
+use crate::support::week_scenario::*;
 use infra_health::run::{RunOptions, RunSummary};
 
 /// One query of one widget of the rendered dashboard.
@@ -193,7 +193,10 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
     let log = github.log();
     assert!(!log.is_empty());
     let charged: Vec<_> = log.iter().filter(|l| l.status != 304).collect();
-    assert!(charged.is_empty(), "requests that cost rate limit: {charged:?}");
+    assert!(
+        charged.is_empty(),
+        "requests that cost rate limit: {charged:?}"
+    );
 
     let points = intake.recorded();
     let dashboard = infra_health::dashboard::render(&plan).unwrap();
@@ -254,7 +257,12 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
             // The COUNT, summed as Datadog does by default: the events first seen in the frame.
             let q = &reader.query(title, "events").query;
             let sum = reader.scalar(q, from, END, "sum").unwrap_or(0.0);
-            assert_eq!(sum, in_frame(events, from, END) as f64, "{}: {q}", label(title));
+            assert_eq!(
+                sum,
+                in_frame(events, from, END) as f64,
+                "{}: {q}",
+                label(title)
+            );
             // The level over the window, read last: what the row compares.
             let q = &reader.query(title, "level").query;
             let last = reader.scalar(q, from, END, "last");
@@ -342,6 +350,10 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         "{during_outage:?}"
     );
     let cell = reader.matrix("Code", "unknown", "reverts", 3_600, OUTAGE.0 + 7_200);
-    assert_eq!(cell, Some(1.0), "the matrix shows the row grey during the outage");
+    assert_eq!(
+        cell,
+        Some(1.0),
+        "the matrix shows the row grey during the outage"
+    );
     assert!(truth.reverts.contains(&OUTAGE.1), "{:?}", truth.reverts);
 }

@@ -7,8 +7,8 @@ pub mod fake_datadog;
 pub mod fake_github;
 pub mod github_history;
 pub mod query_eval;
-pub mod week_scenario;
 pub mod s3;
+pub mod week_scenario;
 
 use std::path::PathBuf;
 

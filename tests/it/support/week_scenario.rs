@@ -146,7 +146,11 @@ impl ScenarioRun {
         if self.created > t {
             return None;
         }
-        self.attempts.iter().rev().find(|a| a.started <= t).or(self.attempts.first())
+        self.attempts
+            .iter()
+            .rev()
+            .find(|a| a.started <= t)
+            .or(self.attempts.first())
     }
 
     fn completed_at(&self, t: i64) -> bool {
@@ -165,7 +169,11 @@ pub fn show(h: &mut History, s: &Scenario, t: i64) {
     let mut jobs = std::collections::HashMap::new();
     for r in s.runs.iter().filter(|r| r.created <= t) {
         let Some(cur) = r.current(t) else { continue };
-        let n = r.attempts.iter().position(|a| std::ptr::eq(a, cur)).unwrap_or(0);
+        let n = r
+            .attempts
+            .iter()
+            .position(|a| std::ptr::eq(a, cur))
+            .unwrap_or(0);
         let done = cur.completed <= t;
         runs.push(RunData {
             id: r.id,
@@ -297,7 +305,11 @@ pub fn truth(s: &Scenario) -> Truth {
             let listed = |now: i64| {
                 in_window(r.created)(now)
                     && r.completed_at(now)
-                    && r.attempts[..].iter().position(|x| std::ptr::eq(x, r.current(now).unwrap())).unwrap_or(0) >= k
+                    && r.attempts[..]
+                        .iter()
+                        .position(|x| std::ptr::eq(x, r.current(now).unwrap()))
+                        .unwrap_or(0)
+                        >= k
             };
             if let Some(d) = detected(a.completed, listed) {
                 t.queue.push((d, (a.job_started - a.job_created) as f64));
@@ -337,7 +349,8 @@ pub fn levels(s: &Scenario, t: i64) -> Levels {
                 && r.attempts.len() > 1
                 && r.attempts[1].conclusion == "success"
                 && r.completed_at(t)
-                && r.current(t).is_some_and(|a| std::ptr::eq(a, &r.attempts[1]))
+                && r.current(t)
+                    .is_some_and(|a| std::ptr::eq(a, &r.attempts[1]))
         })
         .count();
     let commits = |prefix: &str| {
@@ -370,7 +383,10 @@ pub fn latest_verdict(s: &Scenario, t: i64) -> Option<&'static str> {
 }
 
 pub fn in_frame<'a>(times: impl IntoIterator<Item = &'a i64>, from: i64, to: i64) -> usize {
-    times.into_iter().filter(|d| **d >= from && **d <= to).count()
+    times
+        .into_iter()
+        .filter(|d| **d >= from && **d <= to)
+        .count()
 }
 
 pub fn p90(mut v: Vec<f64>) -> Option<f64> {
@@ -513,4 +529,3 @@ metric = "github.bugs.count"
 "#
     )
 }
-
