@@ -122,7 +122,11 @@ fn shows(q: &MetricQuery, (metric, tags): &Emitted) -> bool {
 fn every_emitted_series_is_charted_and_every_query_matches_an_emitted_series() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    // A delivered run (local sink: no key) leaves the row memory that carries rows forward.
+    // Everything fresh, on an empty state store (so every sample is new and sent); then, after
+    // a delivered run (local sink: no key) has left the row memory, only `eval` fresh and every
+    // other row carried forward (inferred); then a config whose every source is gone, so every
+    // row is unknown.
+    let mut emitted = dry_run(&bundled_config(), &state, &[]);
     let config = bundled_config();
     succeed([
         "run".as_ref(),
@@ -131,10 +135,6 @@ fn every_emitted_series_is_charted_and_every_query_matches_an_emitted_series() {
         "--state".as_ref(),
         state.as_os_str(),
     ]);
-
-    // Everything fresh; then only `eval` fresh, every other row carried forward (inferred);
-    // then a config whose every source is gone, so every row is unknown.
-    let mut emitted = dry_run(&bundled_config(), &state, &[]);
     let carried = dry_run(&bundled_config(), &state, &["--only", "eval"]);
     assert!(
         carried

@@ -12,7 +12,7 @@ use infra_health::sinks::datadog::DatadogSink;
 use infra_health::state::StateStore;
 
 use crate::support::fake_datadog::{
-    FakeDatadog, Fault, MAX_COMPRESSED, MAX_POINTS, MAX_UNCOMPRESSED,
+    FakeDatadog, Fault, MAX_COMPRESSED, MAX_POINTS, MAX_UNCOMPRESSED, Recorded,
 };
 use crate::support::{bin, repo_root};
 
@@ -592,7 +592,14 @@ fn the_binary_delivers_spools_and_never_shows_the_key_in_any_mode() {
         "metrics to Datadog (datadoghq.com)",
     ));
     assert_eq!(std::fs::read_dir(state.join("spool")).unwrap().count(), 0);
-    let with_spool = fake.recorded().len();
+    let series = |r: &[Recorded]| r.iter().filter(|p| p.kind.is_some()).count();
+    let samples = |r: &[Recorded]| -> usize {
+        r.iter()
+            .filter(|p| p.kind.is_none())
+            .map(|p| p.values.len())
+            .sum()
+    };
+    let with_spool = fake.recorded();
     assert!(
         fake.seen()
             .iter()
@@ -602,10 +609,19 @@ fn the_binary_delivers_spools_and_never_shows_the_key_in_any_mode() {
     fake.clear();
     let key_file_env = [("DD_API_KEY_FILE", key_file.to_str().unwrap())];
     modes.push(go("datadog-key-file", &run_dd, &key_file_env, 0, "Datadog"));
+    let alone = fake.recorded();
     assert_eq!(
-        with_spool,
-        2 * fake.recorded().len(),
+        series(&with_spool),
+        2 * series(&alone),
         "the spooled run was delivered too"
+    );
+    // Distribution samples are sent once: the GitHub samples went with the spooled run, and
+    // later runs only send the eval's new requests.
+    assert!(
+        samples(&alone) > 0 && samples(&with_spool) > 2 * samples(&alone),
+        "{} samples with the spool, {} alone",
+        samples(&with_spool),
+        samples(&alone)
     );
     // Wrong key: 403 named, spooled, exit 4.
     modes.push(go(

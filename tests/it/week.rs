@@ -253,6 +253,16 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
             ("Flaky reruns, 7 days", &truth.flaky, end_levels.flaky),
             ("Reverts, 7 days", &truth.reverts, end_levels.reverts),
             ("Hotfixes, 7 days", &truth.hotfixes, end_levels.hotfixes),
+            (
+                "Training bugs opened, 7 days",
+                &truth.bugs_opened,
+                end_levels.bugs_opened,
+            ),
+            (
+                "Training bugs closed, 7 days",
+                &truth.bugs_closed,
+                end_levels.bugs_closed,
+            ),
         ] {
             // The COUNT, summed as Datadog does by default: the events first seen in the frame.
             let q = &reader.query(title, "events").query;

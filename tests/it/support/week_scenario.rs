@@ -272,6 +272,9 @@ pub struct Truth {
     /// Duration samples: (detection time, seconds).
     pub durations: Vec<(i64, f64)>,
     pub queue: Vec<(i64, f64)>,
+    /// Training bugs opened / closed: detection times.
+    pub bugs_opened: Vec<i64>,
+    pub bugs_closed: Vec<i64>,
 }
 
 pub fn truth(s: &Scenario) -> Truth {
@@ -281,7 +284,19 @@ pub fn truth(s: &Scenario) -> Truth {
         hotfixes: Vec::new(),
         durations: Vec::new(),
         queue: Vec::new(),
+        bugs_opened: Vec::new(),
+        bugs_closed: Vec::new(),
     };
+    for (_, opened, closed) in &s.bugs {
+        if let Some(d) = detected(*opened, |now| *opened >= now - WINDOW) {
+            t.bugs_opened.push(d);
+        }
+        if let Some(c) = closed
+            && let Some(d) = detected(*c, |now| *c >= now - WINDOW)
+        {
+            t.bugs_closed.push(d);
+        }
+    }
     let in_window = |created: i64| move |now: i64| created >= now - WINDOW;
     for r in &s.runs {
         if r.attempts.len() > 1 && r.attempts[1].conclusion == "success" {
@@ -334,6 +349,8 @@ pub fn truth(s: &Scenario) -> Truth {
 /// The levels over the window that a healthy run at `t` sees: flaky runs, reverts, hotfixes
 /// (events whose window key is within 7 days), and open training bugs.
 pub struct Levels {
+    pub bugs_opened: usize,
+    pub bugs_closed: usize,
     pub flaky: usize,
     pub reverts: usize,
     pub hotfixes: usize,
@@ -364,7 +381,14 @@ pub fn levels(s: &Scenario, t: i64) -> Levels {
         .iter()
         .filter(|(_, opened, closed)| *opened <= t && closed.is_none_or(|c| c > t))
         .count();
+    let in_window = |x: i64| x <= t && x >= t - WINDOW;
     Levels {
+        bugs_opened: s.bugs.iter().filter(|(_, o, _)| in_window(*o)).count(),
+        bugs_closed: s
+            .bugs
+            .iter()
+            .filter(|(_, _, c)| c.is_some_and(in_window))
+            .count(),
         flaky,
         reverts: commits("Revert"),
         hotfixes: commits("hotfix"),
@@ -526,6 +550,36 @@ match = {{ label = "training" }}
 condition = "<1"
 tags = {{ label = "training" }}
 metric = "github.bugs.count"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "bug_queue"
+task = "training_bugs_opened"
+check = "weekly_count"
+title = "Training bugs opened, 7 days"
+collector = "issues"
+signal = "issues.opened"
+match = {{ label = "training" }}
+condition = "<5"
+encoding = "count"
+interval = "7d"
+tags = {{ label = "training" }}
+metric = "github.bugs.opened"
+
+[[check]]
+workflow_category = "code"
+workflow_name = "bug_queue"
+task = "training_bugs_closed"
+check = "weekly_count"
+title = "Training bugs closed, 7 days"
+collector = "issues"
+signal = "issues.closed"
+match = {{ label = "training" }}
+condition = ">=0"
+encoding = "count"
+interval = "7d"
+tags = {{ label = "training" }}
+metric = "github.bugs.closed"
 "#
     )
 }
