@@ -112,6 +112,12 @@ struct Lease {
     expires_at: DateTime<Utc>,
 }
 
+/// A claim taken with [`StateStore::try_claim`].
+#[derive(Debug)]
+pub struct Claim {
+    key: String,
+}
+
 pub struct StateStore {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -519,6 +525,54 @@ impl StateStore {
             let pause = 20 + rand::random::<u64>() % 80;
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
+    }
+
+    /// Claim `key` for exclusive work without waiting (a spooled batch being re-sent): `None`
+    /// when another live process holds it. A claim left by a process that died is taken over
+    /// once it is older than `ttl`. Release it with [`StateStore::release_claim`] when done.
+    pub async fn try_claim(&self, key: &str, ttl: Duration) -> Result<Option<Claim>, StateError> {
+        let claim_key = format!("locks/{}.claim", key.replace('/', "_"));
+        let path = self.path(&claim_key);
+        let ttl = chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
+        for _ in 0..2 {
+            let lease = Lease {
+                owner: self.owner.clone(),
+                expires_at: Utc::now() + ttl,
+            };
+            let body = serde_json::to_vec(&lease).map_err(|source| StateError::Encode {
+                key: claim_key.clone(),
+                source,
+            })?;
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(&path, PutPayload::from(body), opts)
+                .await
+            {
+                Ok(_) => return Ok(Some(Claim { key: claim_key })),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(self.err(e)),
+            }
+            let Some(held) = self.get(&claim_key).await? else {
+                continue;
+            };
+            match serde_json::from_slice::<Lease>(&held) {
+                Ok(h) if h.owner == self.owner => return Ok(Some(Claim { key: claim_key })),
+                Ok(h) if h.expires_at >= Utc::now() => return Ok(None),
+                // Expired or unreadable: the process that held it is gone.
+                _ => self.take_over(&claim_key, &held).await?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Give a claim back (only our own: one that expired and was taken over stays).
+    pub async fn release_claim(&self, claim: Claim) {
+        self.release(&claim.key).await;
     }
 
     /// Remove an expired lease, claiming the removal first: of several runs that saw the same

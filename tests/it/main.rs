@@ -15,6 +15,7 @@ mod github;
 mod helm_chart;
 mod http_probe;
 mod jobs;
+mod overlap;
 mod stable_suite;
 mod stable_suite_docs;
 mod state;

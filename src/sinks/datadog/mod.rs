@@ -260,12 +260,45 @@ impl DatadogSink {
             }
         };
         for key in keys {
+            let claim = match spool.claim(&key).await {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    tracing::info!("spooled batch {key} is being re-sent by another run");
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(format!("cannot claim spooled batch {key}: {e}"));
+                    continue;
+                }
+            };
+            self.resend_one(service, spool, &key, window, dropped, problems, &mut resent)
+                .await;
+            spool.release(claim).await;
+        }
+        resent
+    }
+
+    /// Re-send one claimed spooled batch (see [`Self::resend_spool`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn resend_one(
+        &self,
+        service: &Service,
+        spool: &Spool,
+        key: &str,
+        window: Window,
+        dropped: &mut Dropped,
+        problems: &mut Vec<String>,
+        resent: &mut Resent,
+    ) {
+        {
+            let key = key.to_string();
             let mut batch = match spool.load(&key).await {
                 Ok(Some(b)) => b,
-                Ok(None) => continue,
+                // Delivered and removed by another run since we listed it.
+                Ok(None) => return,
                 Err(e) => {
                     problems.push(format!("cannot read spooled batch {key}: {e}"));
-                    continue;
+                    return;
                 }
             };
             let before = batch.points();
@@ -275,7 +308,7 @@ impl DatadogSink {
                 if let Err(e) = spool.remove(&key).await {
                     problems.push(format!("cannot remove spooled batch {key}: {e}"));
                 }
-                continue;
+                return;
             }
             if let Some(why) = service.stop_reason() {
                 // Nothing will be sent this run: keep the batch, minus what expired.
@@ -289,7 +322,7 @@ impl DatadogSink {
                 }
                 resent.retry_later_count += 1;
                 problems.push(format!("spooled batches kept for later because {why}"));
-                continue;
+                return;
             }
             let entries = batch.into_entries();
             let outcome = match encode_entries(&entries, self.config.compression, LIMITS) {
@@ -300,7 +333,7 @@ impl DatadogSink {
                 Err(e) => {
                     problems.push(format!("cannot re-encode spooled batch {key}: {e}"));
                     resent.retry_later_count += 1;
-                    continue;
+                    return;
                 }
             };
             tracing::info!(
@@ -329,7 +362,6 @@ impl DatadogSink {
                 ));
             }
         }
-        resent
     }
 
     /// `<prefix>.delivery.dropped_points` per reason, when the schema is known.

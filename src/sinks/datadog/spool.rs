@@ -5,6 +5,11 @@
 //! header and never the key. The next run reads each object, drops the points that have left
 //! Datadog's window (counted), re-sends the rest, writes whatever still fails as new objects
 //! and only then deletes the old one: a crash in between can duplicate a batch, never lose it.
+//!
+//! Jobs that share a state store overlap (the chart's ten-minute job and its hourly import):
+//! each batch is claimed ([`StateStore::try_claim`]) before it is read and sent, and the claim is
+//! released only after the batch is deleted or rewritten, so a batch is delivered by one process
+//! only. A claim left by a process that died is taken over after [`CLAIM_TTL`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +21,10 @@ use super::normalize::{Dropped, Window};
 use crate::state::{StateError, StateStore};
 
 pub const PREFIX: &str = "spool";
+
+/// How long a claim on a spooled batch is honoured: longer than any delivery deadline, so a
+/// slow but live process keeps its batch; a dead one's batch is re-sent after this.
+pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// One spooled request's entries.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -118,5 +127,14 @@ impl Spool {
 
     pub async fn remove(&self, key: &str) -> Result<(), StateError> {
         self.state.delete(key).await
+    }
+
+    /// Claim a batch before re-sending it; `None` when another process is on it.
+    pub async fn claim(&self, key: &str) -> Result<Option<crate::state::Claim>, StateError> {
+        self.state.try_claim(key, CLAIM_TTL).await
+    }
+
+    pub async fn release(&self, claim: crate::state::Claim) {
+        self.state.release_claim(claim).await
     }
 }

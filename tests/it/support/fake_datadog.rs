@@ -118,6 +118,8 @@ pub struct Inner {
     pub app_key: Option<String>,
     /// The intake's idea of "now" (Unix seconds); `None` = the wall clock.
     pub now: Option<i64>,
+    /// How long every request waits before it is handled (a slow but healthy intake).
+    pub latency: Duration,
     pub recorded: Vec<Recorded>,
     pub events: Vec<Value>,
     pub seen: Vec<Seen>,
@@ -271,6 +273,11 @@ impl FakeDatadog {
         });
     }
 
+    /// Make every request wait `d` before it is handled.
+    pub fn set_latency(&self, d: Duration) {
+        self.with(|i| i.latency = d);
+    }
+
     pub fn set_now(&self, now: i64) {
         self.with(|i| i.now = Some(now));
     }
@@ -313,7 +320,13 @@ async fn serve(
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let fault = shared.lock().expect("lock").faults.next();
+    let (fault, latency) = {
+        let mut inner = shared.lock().expect("lock");
+        (inner.faults.next(), inner.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let log = |status: u16, fault: Option<Fault>| {
         shared.lock().expect("lock").seen.push(Seen {
             method: method.clone(),
