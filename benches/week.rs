@@ -11,6 +11,9 @@
 //! Run: `cargo bench --bench week` (targets: steady state 0 primary points and < 0.2 s of our
 //! own time; the state store bounded).
 
+// The fakes are shared with the test suite, which uses more of them than this benchmark does.
+#![allow(dead_code)]
+
 #[path = "../tests/it/support/fake_dashboards.rs"]
 mod fake_dashboards;
 #[path = "../tests/it/support/fake_datadog.rs"]

@@ -10,3 +10,6 @@ pub const USAGE: u8 = 2;
 pub const PARTIAL: u8 = 3;
 /// Delivery failed; what could not be sent is spooled for the next run.
 pub const DELIVERY_FAILED: u8 = 4;
+/// Stopped by SIGTERM or SIGINT: what was collected was delivered or spooled within the grace
+/// period, the collectors still running were stopped (see [`crate::shutdown`]).
+pub const INTERRUPTED: u8 = 5;

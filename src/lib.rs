@@ -22,6 +22,7 @@ pub mod observation;
 pub mod run;
 pub mod schema;
 pub mod secret;
+pub mod shutdown;
 pub mod sinks;
 pub mod stable_suite;
 pub mod state;

@@ -21,7 +21,14 @@ fn main() -> ExitCode {
             return ExitCode::from(infra_health::exit::FATAL);
         }
     };
-    match runtime.block_on(cli::execute(cli)) {
+    let result = runtime.block_on(async {
+        infra_health::shutdown::install();
+        cli::execute(cli).await
+    });
+    // A collector's blocking read that never returns must not keep the process alive after
+    // delivery: give blocking threads a moment, then leave them behind.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));

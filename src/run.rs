@@ -73,7 +73,9 @@ impl RunSummary {
 
     /// The documented exit code for this run.
     pub fn exit_code(&self) -> u8 {
-        if !self.delivery.ok {
+        if crate::shutdown::requested() {
+            crate::exit::INTERRUPTED
+        } else if !self.delivery.ok {
             crate::exit::DELIVERY_FAILED
         } else if self.failed_collectors().next().is_some() {
             crate::exit::PARTIAL
@@ -147,8 +149,13 @@ pub async fn collect(
         let handle = tokio::spawn(async move {
             let instance = task_instance;
             let started = Instant::now();
-            let outcome =
-                tokio::time::timeout(instance.timeout, instance.collector.collect(&ctx)).await;
+            let outcome = tokio::select! {
+                o = tokio::time::timeout(instance.timeout, instance.collector.collect(&ctx)) => {
+                    Some(o)
+                }
+                // SIGTERM: stop collecting; dropping the future kills an exec probe's group.
+                _ = crate::shutdown::requested_wait() => None,
+            };
             (started.elapsed().as_secs_f64(), outcome)
         });
         tasks.push(((*instance).clone(), handle));
@@ -156,9 +163,14 @@ pub async fn collect(
     let mut out = Vec::new();
     for (instance, handle) in tasks {
         let (duration_secs, result, error_type) = match handle.await {
-            Ok((d, Ok(Ok(obs)))) => (d, Ok(obs), None),
-            Ok((d, Ok(Err(e)))) => (d, Err(e.to_string()), Some(e.error_type())),
-            Ok((d, Err(_))) => (
+            Ok((d, None)) => (
+                d,
+                Err("interrupted: the process was asked to stop (SIGTERM/SIGINT)".to_string()),
+                Some("interrupted"),
+            ),
+            Ok((d, Some(Ok(Ok(obs))))) => (d, Ok(obs), None),
+            Ok((d, Some(Ok(Err(e))))) => (d, Err(e.to_string()), Some(e.error_type())),
+            Ok((d, Some(Err(_)))) => (
                 d,
                 Err(format!(
                     "timed out after {}",

@@ -58,7 +58,9 @@ pub struct ImportSummary {
 
 impl ImportSummary {
     pub fn exit_code(&self) -> u8 {
-        if !self.delivery.ok {
+        if crate::shutdown::requested() {
+            crate::exit::INTERRUPTED
+        } else if !self.delivery.ok {
             crate::exit::DELIVERY_FAILED
         } else if self.collector.result.is_err() || !self.import.bad.is_empty() {
             crate::exit::PARTIAL

@@ -16,6 +16,7 @@ mod helm_chart;
 mod http_probe;
 mod jobs;
 mod overlap;
+mod shutdown;
 mod stable_suite;
 mod stable_suite_docs;
 mod state;

@@ -379,9 +379,17 @@ where
 {
     let mut tries = 0u32;
     loop {
-        let remaining = policy.deadline.saturating_duration_since(Instant::now());
+        let remaining = policy.deadline().saturating_duration_since(Instant::now());
         let timeout = policy.timeout.min(remaining.max(Duration::from_millis(1)));
-        let error = match attempt(timeout).await {
+        let attempted = tokio::select! {
+            r = attempt(timeout) => r,
+            // SIGTERM and the grace period is over: give up this request (it gets spooled).
+            _ = crate::shutdown::grace_over() => Err(ApiError::Timeout {
+                path: "(shutting down)".into(),
+                secs: crate::shutdown::GRACE.as_secs_f64(),
+            }),
+        };
+        let error = match attempted {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
@@ -393,7 +401,7 @@ where
             });
         }
         let wait = error.retry_after().unwrap_or_else(|| policy.backoff(tries));
-        let remaining = policy.deadline.saturating_duration_since(Instant::now());
+        let remaining = policy.deadline().saturating_duration_since(Instant::now());
         if wait >= remaining || stop() {
             return Err(Failed {
                 error,
@@ -428,6 +436,14 @@ impl RetryPolicy {
             max_backoff: cfg.max_backoff,
             timeout: cfg.timeout,
             deadline: started + cfg.deadline,
+        }
+    }
+
+    /// The deadline in force: the run's, or the end of the shutdown grace period if sooner.
+    pub fn deadline(&self) -> Instant {
+        match crate::shutdown::deadline() {
+            Some(d) => d.min(self.deadline),
+            None => self.deadline,
         }
     }
 
@@ -495,6 +511,8 @@ impl Service {
             Some("the intake is not answering")
         } else if Instant::now() >= self.policy.deadline {
             Some("the delivery deadline passed")
+        } else if crate::shutdown::deadline().is_some_and(|d| Instant::now() >= d) {
+            Some("the process was asked to stop and its grace period ran out")
         } else {
             None
         }
