@@ -21,7 +21,11 @@ fn main() -> ExitCode {
             return ExitCode::from(infra_health::exit::FATAL);
         }
     };
-    match runtime.block_on(cli::execute(cli)) {
+    let result = runtime.block_on(cli::execute(cli));
+    // Dropping the runtime would wait for every blocking thread, and one stuck in the kernel
+    // (a read a collector's timeout gave up on) would keep the process alive after delivery.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));

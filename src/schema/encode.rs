@@ -330,7 +330,9 @@ pub const WINDOW_SUFFIX: &str = "window";
 /// metric per message).
 fn unknown_reason_tag(reason: Option<&str>) -> String {
     let r = reason.unwrap_or("");
-    if r.starts_with("collector") && r.contains("timed out") {
+    if r.starts_with("collector") && r.contains("stdout (output too large)") {
+        "output_too_large"
+    } else if r.starts_with("collector") && r.contains("timed out") {
         "collector_timeout"
     } else if r.starts_with("collector") && r.contains("panicked") {
         "collector_panic"
