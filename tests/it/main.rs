@@ -9,6 +9,7 @@ mod dashboard_push;
 mod datadog_delivery;
 mod docs;
 mod exec_probe;
+mod file_inputs;
 mod fake_dashboards;
 mod foundation;
 mod github;
