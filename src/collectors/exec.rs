@@ -37,8 +37,8 @@
 //!   probe's environment carries `INFRA_HEALTH_PROBE_ID=<unique id>`, and when the probe ends
 //!   (exit, timeout or cancellation) every process whose environment holds that id is killed.
 //!   The process is also a child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphans of a probe are
-//!   re-parented to it rather than to init; they are reaped, and adopted orphans that cleared
-//!   their environment are killed once no probe is running. Elsewhere only the group is killed.
+//!   re-parented to it rather than to init, and the killed ones are reaped. A descendant that
+//!   clears its environment is out of reach. Elsewhere only the process group is killed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -186,7 +186,6 @@ impl Drop for ProbeGuard {
                 libc::kill(-self.pgid, libc::SIGKILL);
             }
         }
-        tree::forget_leader(self.pgid);
         tree::kill_marked(&self.probe_id, self.pgid);
     }
 }
@@ -199,17 +198,18 @@ fn next_probe_id() -> String {
 }
 
 /// Finding and killing a probe's descendants that left its process group (Linux: `/proc`).
+///
+/// Only processes carrying the probe's id are touched: this code may run inside a bigger
+/// program (or a test harness) whose other children are none of its business, so it never
+/// kills or reaps an unmarked process, nor the probe's own command (tokio reaps that one).
 #[cfg(target_os = "linux")]
 mod tree {
     use std::collections::BTreeSet;
-    use std::sync::{Mutex, Once};
+    use std::sync::Once;
     use std::time::{Duration, Instant};
 
-    /// Probe commands this process spawned and tokio has not reaped yet: children of ours that
-    /// are not adopted orphans, never to be reaped here.
-    static LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-
-    /// Become a child subreaper once, so a probe's orphans are re-parented to this process.
+    /// Become a child subreaper once, so a probe's orphans are re-parented to this process
+    /// (and reaped here) rather than to init.
     pub fn become_subreaper() {
         static ONCE: Once = Once::new();
         ONCE.call_once(|| {
@@ -222,26 +222,6 @@ mod tree {
                 );
             }
         });
-    }
-
-    pub fn add_leader(pid: i32) {
-        if let Ok(mut l) = LEADERS.lock() {
-            l.insert(pid);
-        }
-    }
-
-    pub fn forget_leader(pid: i32) {
-        if let Ok(mut l) = LEADERS.lock() {
-            l.remove(&pid);
-        }
-    }
-
-    fn no_leaders() -> bool {
-        LEADERS.lock().map(|l| l.is_empty()).unwrap_or(false)
-    }
-
-    fn is_leader(pid: i32) -> bool {
-        LEADERS.lock().map(|l| l.contains(&pid)).unwrap_or(true)
     }
 
     /// `(state, ppid)` from `/proc/<pid>/stat` (the command name may hold spaces and parens).
@@ -268,52 +248,46 @@ mod tree {
             .collect()
     }
 
-    /// SIGKILL every process whose environment carries `probe_id` (and, once no probe runs,
-    /// every live orphan adopted from one), and reap the adopted ones. `leader` (tokio's child)
-    /// is never reaped here. Bounded: a few scans and at most half a second of reaping.
+    /// SIGKILL every live process whose environment carries `probe_id` (but `leader`, the
+    /// probe's command, which the group kill and tokio handle), and reap those that were
+    /// re-parented to this process. Bounded: a few scans and at most half a second of reaping.
     pub fn kill_marked(probe_id: &str, leader: i32) {
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let marker = format!("{}={probe_id}", super::PROBE_ID_ENV).into_bytes();
-        // Adopted orphans that are dead or were killed here: to be reaped.
+        // Killed here and our children (adopted): a zombie until waited for.
         let mut reap: BTreeSet<i32> = BTreeSet::new();
         for _ in 0..5 {
             let mut killed = false;
             for pid in pids() {
-                if pid == me || pid == leader {
+                if pid == me || pid == leader || reap.contains(&pid) {
                     continue;
                 }
                 let Some((state, ppid)) = stat(pid) else {
                     continue;
                 };
-                let ours = ppid == me && !is_leader(pid);
-                if state == 'Z' || state == 'X' {
-                    if ours {
-                        reap.insert(pid);
-                    }
+                if state == 'Z' || state == 'X' || !has_marker(pid, &marker) {
                     continue;
                 }
-                if has_marker(pid, &marker) || (ours && no_leaders()) {
-                    // SAFETY: kill(2) with a pid read from /proc; ESRCH is fine.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                    killed = true;
-                    if ours {
-                        reap.insert(pid);
-                    }
+                // SAFETY: kill(2) with a pid read from /proc; ESRCH is fine.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                killed = true;
+                if ppid == me {
+                    reap.insert(pid);
                 }
             }
             if !killed {
                 break;
             }
+            // A process forking while we scanned: look again.
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Reap the orphans we adopted (a killed child stays a zombie until waited for).
         let deadline = Instant::now() + Duration::from_millis(500);
         while !reap.is_empty() && Instant::now() < deadline {
             reap.retain(|&pid| {
                 let mut status = 0;
-                // SAFETY: waitpid on one pid that is our child and not tokio's.
+                // SAFETY: waitpid on one pid that is our child (adopted) and not tokio's.
                 let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
                 // 0: killed but not dead yet; the pid or -1 (ECHILD): done with it.
                 rc == 0
@@ -328,8 +302,6 @@ mod tree {
 #[cfg(not(target_os = "linux"))]
 mod tree {
     pub fn become_subreaper() {}
-    pub fn add_leader(_: i32) {}
-    pub fn forget_leader(_: i32) {}
     pub fn kill_marked(_: &str, _: i32) {}
 }
 
@@ -451,7 +423,6 @@ impl ExecCollector {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .unwrap_or(0);
-        tree::add_leader(pgid);
         let _guard = ProbeGuard { pgid, probe_id };
         let out_buf = Arc::new(Mutex::new(Vec::new()));
         let err_buf = Arc::new(Mutex::new(Vec::new()));
@@ -485,7 +456,6 @@ impl ExecCollector {
                     status = child.wait() => break status?,
                 }
             };
-            tree::forget_leader(pgid);
             // What the command wrote before exiting is in the pipe: a short grace to read it.
             let rest = async {
                 let out = if out_done {
@@ -643,7 +613,10 @@ mod tests {
         let err = c.run(Utc::now()).await.unwrap_err();
         assert_eq!(err.error_type(), "output_too_large");
         let text = err.to_string();
-        assert!(text.contains("output too large") && text.contains("4 MiB"), "{text}");
+        assert!(
+            text.contains("output too large") && text.contains("4 MiB"),
+            "{text}"
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
 
         // Just under the cap is fine.
@@ -672,7 +645,11 @@ mod tests {
         );
         let started = Instant::now();
         let obs = c.run(Utc::now()).await.unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(
             get(&obs, "remote_eval.result"),
             &Value::Text("success".into())

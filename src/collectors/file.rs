@@ -137,8 +137,7 @@ pub fn read_regular_file(path: &Path, max_bytes: u64) -> Result<String, CollectE
     };
     let io = |context: String| move |source| CollectError::Io { context, source };
     // stat(2) first: it never blocks, and a socket cannot even be opened.
-    let meta =
-        std::fs::metadata(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(io(format!("cannot read {}", path.display())))?;
     if let Some(what) = not_regular(meta.file_type()) {
         return Err(refuse(what));
     }
@@ -268,7 +267,10 @@ mod tests {
         let err = read_regular_file(Path::new("/dev/zero"), 1024)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/dev/zero") && err.contains("character device"), "{err}");
+        assert!(
+            err.contains("/dev/zero") && err.contains("character device"),
+            "{err}"
+        );
         let err = read_regular_file(tmp.path(), 1024).unwrap_err().to_string();
         assert!(err.contains("directory"), "{err}");
         let sock = tmp.path().join("obs.sock");
@@ -291,7 +293,10 @@ mod tests {
         assert_eq!(read_regular_file(&path, 2).unwrap(), "[]");
         std::fs::write(&path, "[ ]").unwrap();
         let err = read_regular_file(&path, 2).unwrap_err().to_string();
-        assert!(err.contains("obs.json") && err.contains("max_bytes"), "{err}");
+        assert!(
+            err.contains("obs.json") && err.contains("max_bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -351,3 +351,29 @@ fn unknown_reason_tag(reason: Option<&str>) -> String {
     }
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_reason_tag;
+
+    #[test]
+    fn reasons_become_stable_tags() {
+        for (reason, tag) in [
+            (
+                "collector probe failed: `x` printed more than 4 MiB on stdout (output too large); it was killed",
+                "output_too_large",
+            ),
+            (
+                "collector probe failed: timed out after 30s",
+                "collector_timeout",
+            ),
+            (
+                "collector probe failed: /dev/zero: is a character device",
+                "collector_failed",
+            ),
+            ("no observation of `x`", "no_data"),
+        ] {
+            assert_eq!(unknown_reason_tag(Some(reason)), tag, "{reason}");
+        }
+    }
+}

@@ -375,9 +375,9 @@ mod tests {
 
         let mut v: Value = serde_json::from_slice(&write_json(&sample()).unwrap()).unwrap();
         v["metrics"][1]["unit"] = Value::String("UNIT".into());
-        let dup_nested = v
-            .to_string()
-            .replacen("\"unit\":\"UNIT\"", "\"unit\":\"UNIT\",\"value\":0", 1);
+        let dup_nested =
+            v.to_string()
+                .replacen("\"unit\":\"UNIT\"", "\"unit\":\"UNIT\",\"value\":0", 1);
         assert_eq!(field_of(&dup_nested).as_deref(), Some("metrics[1].value"));
 
         // The same key in two different objects is fine.

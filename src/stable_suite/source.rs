@@ -391,11 +391,15 @@ mod tests {
         assert_eq!(keys, vec!["a/b/deep.parquet", "top.json"]);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
-            problems.iter().any(|p| p.contains("a/b/up") && p.contains("symlink loop")),
+            problems
+                .iter()
+                .any(|p| p.contains("a/b/up") && p.contains("symlink loop")),
             "{problems:?}"
         );
         assert!(
-            problems.iter().any(|p| p.contains("self.json") && p.contains("symlink loop")),
+            problems
+                .iter()
+                .any(|p| p.contains("self.json") && p.contains("symlink loop")),
             "{problems:?}"
         );
     }

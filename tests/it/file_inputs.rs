@@ -66,7 +66,10 @@ fn file_collector_refuses_fifos_devices_and_oversized_files_and_the_run_exits() 
     // Exited by itself (a process killed at the timeout has no exit code), well before any
     // collector timeout.
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(elapsed < Duration::from_secs(15), "the run took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "the run took {elapsed:?}"
+    );
     assert!(
         stderr.contains("pipe.json") && stderr.contains("FIFO"),
         "{stderr}"

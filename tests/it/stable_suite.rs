@@ -430,10 +430,9 @@ fn local_import_reports_a_symlink_loop_and_duplicate_keys_and_imports_the_rest()
     std::os::unix::fs::symlink(&runs, runs.join("a/loop")).unwrap();
     std::os::unix::fs::symlink("self.json", runs.join("self.json")).unwrap();
     // `job` twice: the last one would silently win.
-    let text = String::from_utf8(
-        stable_suite::write_json(&artifact("multinode", 20, 30000.0)).unwrap(),
-    )
-    .unwrap();
+    let text =
+        String::from_utf8(stable_suite::write_json(&artifact("multinode", 20, 30000.0)).unwrap())
+            .unwrap();
     write(
         &runs,
         "b/dup.json",
@@ -441,7 +440,10 @@ fn local_import_reports_a_symlink_loop_and_duplicate_keys_and_imports_the_rest()
     );
 
     let (code, stdout, stderr) = import(runs.to_str().unwrap(), tmp.path(), true, &[]);
-    assert_eq!(code, 3, "a loop and a bad artifact make the exit code 3\n{stderr}");
+    assert_eq!(
+        code, 3,
+        "a loop and a bad artifact make the exit code 3\n{stderr}"
+    );
     assert!(
         stderr
             .lines()
