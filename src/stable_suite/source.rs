@@ -139,6 +139,13 @@ impl ArtifactSource {
         };
         let abs = std::fs::canonicalize(path)
             .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
+        // A FIFO or a device given as "one file" would block or never end on read.
+        if !abs.is_dir() && !abs.is_file() {
+            return Err(bad(format!(
+                "{} is not a regular file or a directory (a FIFO, a device or a socket); give an artifact file or a directory",
+                path.display()
+            )));
+        }
         let (dir, target) = if abs.is_dir() {
             (abs.clone(), Target::Prefix(Path::default()))
         } else {
@@ -375,6 +382,24 @@ pub fn walk_dir(root: &FsPath) -> (Vec<String>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_or_device_as_the_source_is_refused() {
+        let err = ArtifactSource::open("/dev/zero").unwrap_err().to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("not a regular file"),
+            "{err}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("run.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = ArtifactSource::open(fifo.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run.json") && err.contains("FIFO"), "{err}");
+    }
 
     #[test]
     fn a_symlink_loop_is_reported_and_the_rest_is_walked() {
