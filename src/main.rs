@@ -25,9 +25,9 @@ fn main() -> ExitCode {
         infra_health::shutdown::install();
         cli::execute(cli).await
     });
-    // A collector's blocking read that never returns must not keep the process alive after
-    // delivery: give blocking threads a moment, then leave them behind.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Dropping the runtime would wait for every blocking thread, and one stuck in the kernel
+    // (a read a collector's timeout gave up on) would keep the process alive after delivery.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

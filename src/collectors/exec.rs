@@ -25,6 +25,20 @@
 //!
 //! Other stdout lines are ignored. stderr is kept (its last 4 KiB) for the error message and the
 //! log when the command fails or times out.
+//!
+//! **Limits and edges.**
+//! - stdout is capped at 4 MiB ([`MAX_STDOUT`]). A command that prints more is killed and the run
+//!   is an error: none of its observations are trusted (a cut line, or signals past the cap, would
+//!   be lost silently), its rows are `unknown` with `reason:output_too_large`.
+//! - The probe is done when the command exits, not when every descendant has closed stdout: a
+//!   background child that keeps the pipe open (`sleep 30 & echo ...`) gets [`EXIT_GRACE`] for
+//!   what is already buffered, then reading stops and the child is killed.
+//! - Descendants that left the process group (`setsid daemon &`) are killed too, on Linux: every
+//!   probe's environment carries `INFRA_HEALTH_PROBE_ID=<unique id>`, and when the probe ends
+//!   (exit, timeout or cancellation) every process whose environment holds that id is killed.
+//!   The process is also a child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphans of a probe are
+//!   re-parented to it rather than to init, and the killed ones are reaped. A descendant that
+//!   clears its environment is out of reach. Elsewhere only the process group is killed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,8 +71,15 @@ pub const KIND: CollectorKind = CollectorKind {
 };
 
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// stdout beyond this is not kept (a probe's output is small; a runaway one must not eat memory).
-const MAX_STDOUT: usize = 4 * 1024 * 1024;
+/// A probe's stdout may be at most this long (a probe's output is small; a runaway one must not
+/// eat memory). Past it the command is killed and the run is an `output_too_large` error.
+pub const MAX_STDOUT: usize = 4 * 1024 * 1024;
+/// After the command exits, how long what its descendants still hold open is read before the
+/// probe stops reading.
+pub const EXIT_GRACE: Duration = Duration::from_millis(250);
+/// The environment variable that marks a probe's processes, so that descendants which left
+/// the process group can be found and killed.
+pub const PROBE_ID_ENV: &str = "INFRA_HEALTH_PROBE_ID";
 /// How much of the end of stderr is kept for messages.
 const STDERR_TAIL: usize = 4096;
 
@@ -148,13 +169,15 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
     }))
 }
 
-/// Kills a process group when dropped: on timeout, on cancellation of the collector's future
-/// (the run's own timeout), and after a normal exit (leftover background children).
-struct GroupKill {
+/// Kills a probe's processes when dropped: on timeout, on cancellation of the collector's future
+/// (the run's own timeout), and after a normal exit (leftover background children): its process
+/// group, and (Linux) every process carrying its probe id, adopted orphans reaped.
+struct ProbeGuard {
     pgid: i32,
+    probe_id: String,
 }
 
-impl Drop for GroupKill {
+impl Drop for ProbeGuard {
     fn drop(&mut self) {
         if self.pgid > 0 {
             // SAFETY: kill(2) takes plain integers; a negative pid names the process group we
@@ -163,27 +186,161 @@ impl Drop for GroupKill {
                 libc::kill(-self.pgid, libc::SIGKILL);
             }
         }
+        tree::kill_marked(&self.probe_id, self.pgid);
     }
 }
 
-/// Read a pipe to the end into `buf`, keeping at most `cap` bytes (the head, or the tail when
-/// `tail`), and keep draining past the cap so the writer never blocks on a full pipe.
-async fn drain(mut pipe: impl AsyncRead + Unpin, buf: Arc<Mutex<Vec<u8>>>, cap: usize, tail: bool) {
+/// A unique id per probe in this process: `<pid>-<counter>`.
+fn next_probe_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// Finding and killing a probe's descendants that left its process group (Linux: `/proc`).
+///
+/// Only processes carrying the probe's id are touched: this code may run inside a bigger
+/// program (or a test harness) whose other children are none of its business, so it never
+/// kills or reaps an unmarked process, nor the probe's own command (tokio reaps that one).
+#[cfg(target_os = "linux")]
+mod tree {
+    use std::collections::BTreeSet;
+    use std::sync::Once;
+    use std::time::{Duration, Instant};
+
+    /// Become a child subreaper once, so a probe's orphans are re-parented to this process
+    /// (and reaped here) rather than to init.
+    pub fn become_subreaper() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument.
+            let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            if rc != 0 {
+                tracing::debug!(
+                    "cannot become a child subreaper ({}); orphans of exec probes go to init",
+                    std::io::Error::last_os_error()
+                );
+            }
+        });
+    }
+
+    /// `(state, ppid)` from `/proc/<pid>/stat` (the command name may hold spaces and parens).
+    fn stat(pid: i32) -> Option<(char, i32)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = text.rsplit_once(')')?.1;
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        Some((state, ppid))
+    }
+
+    fn has_marker(pid: i32, marker: &[u8]) -> bool {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|env| env.split(|b| *b == 0).any(|kv| kv == marker))
+            .unwrap_or(false)
+    }
+
+    fn pids() -> Vec<i32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// SIGKILL every live process whose environment carries `probe_id` (but `leader`, the
+    /// probe's command, which the group kill and tokio handle), and reap those that were
+    /// re-parented to this process. Bounded: a few scans and at most half a second of reaping.
+    pub fn kill_marked(probe_id: &str, leader: i32) {
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        let marker = format!("{}={probe_id}", super::PROBE_ID_ENV).into_bytes();
+        // Killed here and our children (adopted): a zombie until waited for.
+        let mut reap: BTreeSet<i32> = BTreeSet::new();
+        for _ in 0..5 {
+            let mut killed = false;
+            for pid in pids() {
+                if pid == me || pid == leader || reap.contains(&pid) {
+                    continue;
+                }
+                let Some((state, ppid)) = stat(pid) else {
+                    continue;
+                };
+                if state == 'Z' || state == 'X' || !has_marker(pid, &marker) {
+                    continue;
+                }
+                // SAFETY: kill(2) with a pid read from /proc; ESRCH is fine.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                killed = true;
+                if ppid == me {
+                    reap.insert(pid);
+                }
+            }
+            if !killed {
+                break;
+            }
+            // A process forking while we scanned: look again.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !reap.is_empty() && Instant::now() < deadline {
+            reap.retain(|&pid| {
+                let mut status = 0;
+                // SAFETY: waitpid on one pid that is our child (adopted) and not tokio's.
+                let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                // 0: killed but not dead yet; the pid or -1 (ECHILD): done with it.
+                rc == 0
+            });
+            if !reap.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod tree {
+    pub fn become_subreaper() {}
+    pub fn kill_marked(_: &str, _: i32) {}
+}
+
+/// How reading a pipe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// End of file (or a read error).
+    Eof,
+    /// More than the cap was written (head mode only).
+    Overflow,
+}
+
+/// Read a pipe to the end into `buf`, keeping at most `cap` bytes. `tail`: keep the last `cap`
+/// bytes and drain past the cap so the writer never blocks; head mode: stop with
+/// [`Drained::Overflow`] as soon as more than `cap` bytes arrived.
+async fn drain(
+    mut pipe: impl AsyncRead + Unpin,
+    buf: Arc<Mutex<Vec<u8>>>,
+    cap: usize,
+    tail: bool,
+) -> Drained {
     let mut chunk = vec![0u8; 8192];
     loop {
         match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return Drained::Eof,
             Ok(n) => {
-                let Ok(mut b) = buf.lock() else { return };
+                let Ok(mut b) = buf.lock() else {
+                    return Drained::Eof;
+                };
                 if tail {
                     b.extend_from_slice(&chunk[..n]);
                     if b.len() > cap {
                         let cut = b.len() - cap;
                         b.drain(..cut);
                     }
-                } else if b.len() < cap {
-                    let take = n.min(cap - b.len());
-                    b.extend_from_slice(&chunk[..take]);
+                } else if b.len() + n > cap {
+                    return Drained::Overflow;
+                } else {
+                    b.extend_from_slice(&chunk[..n]);
                 }
             }
         }
@@ -241,10 +398,13 @@ impl ExecCollector {
     }
 
     async fn run(&self, now: DateTime<Utc>) -> Result<Vec<Observation>, CollectError> {
+        tree::become_subreaper();
+        let probe_id = next_probe_id();
         let mut cmd = tokio::process::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
             .current_dir(&self.cwd)
             .envs(&self.env)
+            .env(PROBE_ID_ENV, &probe_id)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -259,20 +419,20 @@ impl ExecCollector {
             ),
             source,
         })?;
-        let _group = GroupKill {
-            pgid: child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .unwrap_or(0),
-        };
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .unwrap_or(0);
+        let _guard = ProbeGuard { pgid, probe_id };
         let out_buf = Arc::new(Mutex::new(Vec::new()));
         let err_buf = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let finished = async {
             let read_out = async {
-                if let Some(p) = stdout {
-                    drain(p, out_buf.clone(), MAX_STDOUT, false).await;
+                match stdout {
+                    Some(p) => drain(p, out_buf.clone(), MAX_STDOUT, false).await,
+                    None => Drained::Eof,
                 }
             };
             let read_err = async {
@@ -280,11 +440,48 @@ impl ExecCollector {
                     drain(p, err_buf.clone(), STDERR_TAIL, true).await;
                 }
             };
-            let (_, _, status) = tokio::join!(read_out, read_err, child.wait());
-            status
+            let mut read_out = std::pin::pin!(read_out);
+            let mut read_err = std::pin::pin!(read_err);
+            let (mut out_done, mut err_done) = (false, false);
+            // Done when the command exits; a descendant holding the pipes open does not count.
+            let status = loop {
+                tokio::select! {
+                    drained = &mut read_out, if !out_done => {
+                        out_done = true;
+                        if drained == Drained::Overflow {
+                            return Ok(None);
+                        }
+                    }
+                    () = &mut read_err, if !err_done => err_done = true,
+                    status = child.wait() => break status?,
+                }
+            };
+            // What the command wrote before exiting is in the pipe: a short grace to read it.
+            let rest = async {
+                let out = if out_done {
+                    Drained::Eof
+                } else {
+                    (&mut read_out).await
+                };
+                if !err_done {
+                    (&mut read_err).await;
+                }
+                out
+            };
+            if let Ok(Drained::Overflow) = tokio::time::timeout(EXIT_GRACE, rest).await {
+                return Ok(None);
+            }
+            Ok(Some(status))
         };
         let status = match tokio::time::timeout(self.timeout, finished).await {
-            Ok(Ok(status)) => status,
+            Ok(Ok(Some(status))) => status,
+            Ok(Ok(None)) => {
+                return Err(CollectError::OutputTooLarge(format!(
+                    "`{}` printed more than {} MiB on stdout (output too large); it was killed and none of its observations are used: print less, or only the JSON lines",
+                    self.describe(),
+                    MAX_STDOUT / (1024 * 1024)
+                )));
+            }
             Ok(Err(source)) => {
                 return Err(CollectError::Io {
                     context: format!("waiting for `{}`", self.describe()),
@@ -399,6 +596,65 @@ mod tests {
             &Value::Samples(vec![1.5, 2.5])
         );
         assert!(matches!(get(&obs, "remote_eval.duration"), Value::Number(d) if *d < 5.0));
+    }
+
+    #[tokio::test]
+    async fn stdout_past_the_cap_is_an_error_not_a_silent_cut() {
+        // The signal line comes after the cap: cutting silently would lose it.
+        let c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"head -c 5000000 /dev/zero | tr '\0' 'a'; echo; echo '{"signal":"late","value":1}'"#,
+            ],
+            20_000,
+        );
+        let started = Instant::now();
+        let err = c.run(Utc::now()).await.unwrap_err();
+        assert_eq!(err.error_type(), "output_too_large");
+        let text = err.to_string();
+        assert!(
+            text.contains("output too large") && text.contains("4 MiB"),
+            "{text}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+
+        // Just under the cap is fine.
+        let c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"head -c 4000000 /dev/zero | tr '\0' 'a'; echo; echo '{"signal":"late","value":1}'"#,
+            ],
+            20_000,
+        );
+        let obs = c.run(Utc::now()).await.unwrap();
+        assert_eq!(get(&obs, "late"), &Value::Number(1.0));
+    }
+
+    #[tokio::test]
+    async fn the_probe_is_done_when_the_command_exits() {
+        // A background child keeps stdout open for 30s; the probe must not wait for it.
+        let c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"sleep 30 & echo '{"signal":"remote_eval.latency","value":2}'"#,
+            ],
+            10_000,
+        );
+        let started = Instant::now();
+        let obs = c.run(Utc::now()).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            get(&obs, "remote_eval.result"),
+            &Value::Text("success".into())
+        );
+        assert_eq!(get(&obs, "remote_eval.latency"), &Value::Number(2.0));
     }
 
     #[tokio::test]

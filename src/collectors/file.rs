@@ -9,10 +9,19 @@
 //! | `path` | the JSON file, relative to the config file | required |
 //! | `max_age` | observations older than this are dropped (the row turns `unknown`) | none |
 //! | `rebase_timestamps` | shift every timestamp so the newest is "now" (example data) | `false` |
+//! | `max_bytes` | a larger file is refused (row `unknown`) without being read past the cap | `16777216` (16 MiB) |
 //!
 //! A missing `timestamp` means "now". Signals are whatever the file names.
+//!
+//! No input can hold the process: the path must be a regular file (after following symlinks).
+//! A FIFO, a device such as `/dev/zero`, a socket or a directory is refused with an error naming
+//! the path, and the file is opened with `O_NONBLOCK` and checked again on the open descriptor,
+//! so a FIFO swapped in between never blocks `open`. The read stops at `max_bytes` + 1 bytes and
+//! runs on a blocking thread that the collector's `timeout` gives up on; `main` shuts the runtime
+//! down without waiting for such a thread, so the process still exits after delivery.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -40,7 +49,13 @@ struct FileConfig {
     max_age: Option<String>,
     #[serde(default)]
     rebase_timestamps: bool,
+    #[serde(default)]
+    max_bytes: Option<u64>,
 }
+
+/// The default cap on the file's size: observations for a health matrix are small, and a
+/// runaway file must not eat the job's memory.
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +84,7 @@ pub struct FileCollector {
     path: PathBuf,
     max_age: Option<std::time::Duration>,
     rebase_timestamps: bool,
+    max_bytes: u64,
 }
 
 fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
@@ -77,11 +93,91 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
         Some(s) => Some(parse_duration(s).map_err(|e| format!("max_age: {e}"))?),
         None => None,
     };
+    let max_bytes = cfg.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    if max_bytes == 0 {
+        return Err("max_bytes: must be at least 1".into());
+    }
     Ok(Arc::new(FileCollector {
         path: ctx.resolve_path(&cfg.path),
         max_age,
         rebase_timestamps: cfg.rebase_timestamps,
+        max_bytes,
     }))
+}
+
+/// What a path is, in words, when it is not a regular file.
+fn not_regular(ft: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Read `path` if it is a regular file of at most `max_bytes` bytes. Blocking: call it on a
+/// blocking thread. Never blocks on a FIFO's `open` and never reads past `max_bytes` + 1 bytes.
+pub fn read_regular_file(path: &Path, max_bytes: u64) -> Result<String, CollectError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |what: &str| {
+        CollectError::Source(format!(
+            "{}: is {what}, not a regular file; point `path` at a JSON file",
+            path.display()
+        ))
+    };
+    let io = |context: String| move |source| CollectError::Io { context, source };
+    // stat(2) first: it never blocks, and a socket cannot even be opened.
+    let meta = std::fs::metadata(path).map_err(io(format!("cannot read {}", path.display())))?;
+    if let Some(what) = not_regular(meta.file_type()) {
+        return Err(refuse(what));
+    }
+    // O_NONBLOCK: if the path was swapped for a FIFO since the stat, open returns at once
+    // instead of waiting for a writer; fstat on the descriptor then refuses it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io(format!("cannot open {}", path.display())))?;
+    let meta = file
+        .metadata()
+        .map_err(io(format!("cannot read {}", path.display())))?;
+    if let Some(what) = not_regular(meta.file_type()) {
+        return Err(refuse(what));
+    }
+    let too_large = |size: String| {
+        CollectError::Source(format!(
+            "{}: {size} is larger than max_bytes ({max_bytes} bytes); make the file smaller or raise `max_bytes`",
+            path.display()
+        ))
+    };
+    if meta.len() > max_bytes {
+        return Err(too_large(format!("{} bytes", meta.len())));
+    }
+    // The size can grow while we read: the cap holds on what is read, not on what was stat'ed.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io(format!("cannot read {}", path.display())))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large("the file (it grew while being read)".into()));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        CollectError::Source(format!(
+            "{}: not UTF-8 text (invalid byte at offset {}); the file must be JSON",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 impl FileCollector {
@@ -131,12 +227,15 @@ impl Collector for FileCollector {
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>> {
         Box::pin(async move {
-            let text = tokio::fs::read_to_string(&self.path)
+            // On a blocking thread: a read stuck in the kernel (a hung network mount) holds
+            // only that thread, and the collector's timeout gives up on it.
+            let path = self.path.clone();
+            let max_bytes = self.max_bytes;
+            let text = tokio::task::spawn_blocking(move || read_regular_file(&path, max_bytes))
                 .await
-                .map_err(|source| CollectError::Io {
-                    context: format!("cannot read {}", self.path.display()),
-                    source,
-                })?;
+                .map_err(|e| {
+                    CollectError::Source(format!("{}: the read failed: {e}", self.path.display()))
+                })??;
             self.parse(&text, ctx.now)
         })
     }
@@ -151,7 +250,53 @@ mod tests {
             path: PathBuf::from("obs.json"),
             max_age: None,
             rebase_timestamps: false,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
+    }
+
+    #[test]
+    fn non_regular_files_are_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("obs.fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let started = std::time::Instant::now();
+        let err = read_regular_file(&fifo, 1024).unwrap_err().to_string();
+        assert!(err.contains("obs.fifo") && err.contains("FIFO"), "{err}");
+        let err = read_regular_file(Path::new("/dev/zero"), 1024)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("character device"),
+            "{err}"
+        );
+        let err = read_regular_file(tmp.path(), 1024).unwrap_err().to_string();
+        assert!(err.contains("directory"), "{err}");
+        let sock = tmp.path().join("obs.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let err = read_regular_file(&sock, 1024).unwrap_err().to_string();
+        assert!(err.contains("obs.sock") && err.contains("socket"), "{err}");
+        // A symlink to a device is judged by what it points at.
+        let link = tmp.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = read_regular_file(&link, 1024).unwrap_err().to_string();
+        assert!(err.contains("zero.json") && err.contains("device"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_size_cap_is_enforced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("obs.json");
+        std::fs::write(&path, "[]").unwrap();
+        assert_eq!(read_regular_file(&path, 2).unwrap(), "[]");
+        std::fs::write(&path, "[ ]").unwrap();
+        let err = read_regular_file(&path, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("obs.json") && err.contains("max_bytes"),
+            "{err}"
+        );
     }
 
     #[test]

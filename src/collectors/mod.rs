@@ -56,6 +56,10 @@ pub enum CollectError {
     },
     #[error("{0}")]
     Other(#[from] anyhow::Error),
+    /// The source produced more than the collector accepts (exec stdout past its cap): nothing
+    /// it produced is trusted.
+    #[error("{0}")]
+    OutputTooLarge(String),
 }
 
 impl CollectError {
@@ -65,6 +69,7 @@ impl CollectError {
             CollectError::Source(_) => "source",
             CollectError::Io { .. } => "io",
             CollectError::Other(_) => "other",
+            CollectError::OutputTooLarge(_) => "output_too_large",
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct LastImport {
     pub imported: Vec<String>,
     pub bad: Vec<crate::stable_suite::ArtifactError>,
     pub unread: Vec<String>,
+    /// Paths under the source that could not be listed (a symlink loop), naming each.
+    pub unlisted: Vec<String>,
     /// Checkpoint entries to save after delivery (empty when not incremental or in a dry run).
     pending: std::collections::BTreeMap<String, Seen>,
 }
@@ -140,6 +142,7 @@ impl StableSuiteCollector {
             imported: batch.artifacts.iter().map(|(n, _)| n.clone()).collect(),
             bad: batch.bad.clone(),
             unread: batch.unread.clone(),
+            unlisted: batch.unlisted.clone(),
             pending: if keep_checkpoint {
                 batch.checkpoint.clone()
             } else {
@@ -174,6 +177,9 @@ impl Collector for StableSuiteCollector {
                 .map_err(|e| CollectError::Source(e.to_string()))?;
             for bad in &batch.bad {
                 tracing::warn!("skipping malformed stable-suite artifact: {bad}");
+            }
+            for path in &batch.unlisted {
+                tracing::warn!("stable-suite artifacts: cannot list {path}");
             }
             tracing::info!(
                 url = %self.url,

@@ -330,7 +330,9 @@ pub const WINDOW_SUFFIX: &str = "window";
 /// metric per message).
 fn unknown_reason_tag(reason: Option<&str>) -> String {
     let r = reason.unwrap_or("");
-    if r.starts_with("collector") && r.contains("timed out") {
+    if r.starts_with("collector") && r.contains("stdout (output too large)") {
+        "output_too_large"
+    } else if r.starts_with("collector") && r.contains("timed out") {
         "collector_timeout"
     } else if r.starts_with("collector") && r.contains("panicked") {
         "collector_panic"
@@ -348,4 +350,30 @@ fn unknown_reason_tag(reason: Option<&str>) -> String {
         "invalid_value"
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_reason_tag;
+
+    #[test]
+    fn reasons_become_stable_tags() {
+        for (reason, tag) in [
+            (
+                "collector probe failed: `x` printed more than 4 MiB on stdout (output too large); it was killed",
+                "output_too_large",
+            ),
+            (
+                "collector probe failed: timed out after 30s",
+                "collector_timeout",
+            ),
+            (
+                "collector probe failed: /dev/zero: is a character device",
+                "collector_failed",
+            ),
+            ("no observation of `x`", "no_data"),
+        ] {
+            assert_eq!(unknown_reason_tag(Some(reason)), tag, "{reason}");
+        }
+    }
 }

@@ -62,7 +62,10 @@ impl ImportSummary {
             crate::exit::INTERRUPTED
         } else if !self.delivery.ok {
             crate::exit::DELIVERY_FAILED
-        } else if self.collector.result.is_err() || !self.import.bad.is_empty() {
+        } else if self.collector.result.is_err()
+            || !self.import.bad.is_empty()
+            || !self.import.unlisted.is_empty()
+        {
             crate::exit::PARTIAL
         } else {
             crate::exit::OK
@@ -393,6 +396,9 @@ pub fn render_summary(s: &ImportSummary, color: bool) -> String {
     }
     for u in &i.unread {
         text.push_str(&format!("could not read {u}; it will be retried\n"));
+    }
+    for u in &i.unlisted {
+        text.push_str(&format!("could not list {u}\n"));
     }
     if let Err(e) = &s.collector.result {
         text.push_str(&format!("import failed: {e}\n"));

@@ -119,6 +119,9 @@ pub struct ImportBatch {
     pub bad: Vec<ArtifactError>,
     /// Objects that could not be read this time (retried next import).
     pub unread: Vec<String>,
+    /// Paths under the source that could not be listed (a symlink loop, a directory without
+    /// permission), each naming the path and why; everything else was imported.
+    pub unlisted: Vec<String>,
     /// Checkpoint entries for everything read this time (valid and malformed).
     pub checkpoint: BTreeMap<String, Seen>,
 }
@@ -145,9 +148,11 @@ pub async fn import(
     checkpoint: Option<&Checkpoint>,
     opts: &ImportOptions,
 ) -> Result<ImportBatch, SourceError> {
-    let listed = source.list().await?;
+    let listing = source.list_reporting().await?;
+    let listed = listing.artifacts;
     let mut batch = ImportBatch {
         listed: listed.len(),
+        unlisted: listing.problems,
         ..Default::default()
     };
     let new: Vec<ArtifactRef> = listed

@@ -3,8 +3,13 @@
 //! serde's derived errors say "invalid type: string, expected f64 at line 3 column 10"; a
 //! producer fixing its output wants `metrics[2].value`. So the document is parsed as a JSON value
 //! and each field is taken out by hand. Unknown keys are refused (a typo such as `finshed_at`
-//! would otherwise pass silently as a missing optional field).
+//! would otherwise pass silently as a missing optional field), and so are duplicate keys (JSON
+//! parsers disagree on which one wins; serde_json keeps the last, silently).
 
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{Artifact, ArtifactError, Criterion, ExitStatus, RUN_FIELDS, RunMetric};
@@ -128,11 +133,117 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Builds a [`Value`] like serde_json does, but refuses an object with a key twice, recording
+/// the duplicate's path (`metrics[1].name`) in `dup`.
+struct Strict<'p> {
+    path: String,
+    dup: &'p RefCell<Option<String>>,
+}
+
+impl Strict<'_> {
+    fn child(&self, part: &str) -> String {
+        if self.path.is_empty() || part.starts_with('[') {
+            format!("{}{part}", self.path)
+        } else {
+            format!("{}.{part}", self.path)
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Strict {
+            path: self.child(&format!("[{}]", out.len())),
+            dup: self.dup,
+        })? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = self.child(&key);
+            if out.contains_key(&key) {
+                *self.dup.borrow_mut() = Some(path);
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let v = map.next_value_seed(Strict {
+                path,
+                dup: self.dup,
+            })?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Parse JSON text into a [`Value`], refusing duplicate keys with an error naming the file and
+/// the key's path.
+fn parse_strict(bytes: &[u8], file: &str) -> Result<Value, ArtifactError> {
+    let dup = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = Strict {
+        path: String::new(),
+        dup: &dup,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    parsed.map_err(|e| match dup.take() {
+        Some(path) => ArtifactError::new(
+            file,
+            Some(&path),
+            format!(
+                "the key appears more than once (line {}, column {}); each key may appear once: remove the duplicate",
+                e.line(),
+                e.column()
+            ),
+        ),
+        None => ArtifactError::new(file, None, format!("not valid JSON: {e}")),
+    })
+}
+
 /// Parse the JSON form. Types and required fields are checked here; [`Artifact::validate`]
 /// checks the rest.
 pub fn parse(bytes: &[u8], file: &str) -> Result<Artifact, ArtifactError> {
-    let doc: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ArtifactError::new(file, None, format!("not valid JSON: {e}")))?;
+    let doc = parse_strict(bytes, file)?;
     let map = doc.as_object().ok_or_else(|| {
         ArtifactError::new(
             file,
@@ -248,5 +359,29 @@ mod tests {
 
         assert_eq!(field_of("{\"schema_version\": 1"), None);
         assert_eq!(field_of("[1,2]"), None);
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error_naming_file_and_key() {
+        let text = String::from_utf8(write_json(&sample()).unwrap()).unwrap();
+        // A second `suite` at the top level: serde_json alone would keep the last one.
+        let dup_top = text.replacen('{', "{\"suite\": \"other\",", 1);
+        let err = crate::stable_suite::parse(dup_top.as_bytes(), Format::Json, "runs/a.json")
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("suite"));
+        let shown = err.to_string();
+        assert!(shown.starts_with("runs/a.json: field `suite`"), "{shown}");
+        assert!(shown.contains("more than once"), "{shown}");
+
+        let mut v: Value = serde_json::from_slice(&write_json(&sample()).unwrap()).unwrap();
+        v["metrics"][1]["unit"] = Value::String("UNIT".into());
+        let dup_nested =
+            v.to_string()
+                .replacen("\"unit\":\"UNIT\"", "\"unit\":\"UNIT\",\"value\":0", 1);
+        assert_eq!(field_of(&dup_nested).as_deref(), Some("metrics[1].value"));
+
+        // The same key in two different objects is fine.
+        let back = crate::stable_suite::parse(text.as_bytes(), Format::Json, "a.json").unwrap();
+        assert_eq!(back, sample());
     }
 }

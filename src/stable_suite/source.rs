@@ -9,12 +9,18 @@
 //!
 //! S3 settings follow [`crate::store_url`] (AWS environment, `AWS_ENDPOINT_URL`, loopback-only
 //! `http://`). Other objects in a listing (`_SUCCESS`, logs) are not artifacts and are ignored.
+//!
+//! A directory is walked here rather than by `object_store` (whose listing ends at the first
+//! error): symlinks are followed, and a path that cannot be listed — a symlink loop, a directory
+//! without permission — is reported by [`ArtifactSource::list_reporting`] with its path while
+//! everything else is still listed. Only regular files are artifacts (a FIFO named `x.json` is
+//! skipped, never opened).
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use thiserror::Error;
@@ -55,12 +61,26 @@ pub struct ArtifactRef {
     pub format: Format,
 }
 
+/// How deep a directory walk goes: deeper is a mistake (or a loop through bind mounts).
+const MAX_WALK_DEPTH: usize = 64;
+
+/// What a listing found: the artifacts, and the paths that could not be listed.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub artifacts: Vec<ArtifactRef>,
+    /// One line per path that could not be listed, naming it and saying why (a symlink loop,
+    /// permission denied). The rest of the source is listed regardless.
+    pub problems: Vec<String>,
+}
+
 /// A place artifacts are read from.
 pub struct ArtifactSource {
     url: String,
     store: Arc<dyn ObjectStore>,
     /// List under this prefix, or read exactly this object.
     target: Target,
+    /// A local directory source: walked by [`walk_dir`] instead of the store's listing.
+    local_dir: Option<PathBuf>,
     /// How to show an object's key to a person (`s3://bucket/` or the directory).
     display_root: String,
 }
@@ -98,6 +118,7 @@ impl ArtifactSource {
                 url: url.to_string(),
                 store,
                 target,
+                local_dir: None,
                 display_root: format!("s3://{bucket}/"),
             });
         }
@@ -118,6 +139,13 @@ impl ArtifactSource {
         };
         let abs = std::fs::canonicalize(path)
             .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
+        // A FIFO or a device given as "one file" would block or never end on read.
+        if !abs.is_dir() && !abs.is_file() {
+            return Err(bad(format!(
+                "{} is not a regular file or a directory (a FIFO, a device or a socket); give an artifact file or a directory",
+                path.display()
+            )));
+        }
         let (dir, target) = if abs.is_dir() {
             (abs.clone(), Target::Prefix(Path::default()))
         } else {
@@ -139,10 +167,12 @@ impl ArtifactSource {
                     source,
                 }
             })?;
+        let local_dir = matches!(target, Target::Prefix(_)).then(|| dir.clone());
         Ok(ArtifactSource {
             url: url.to_string(),
             store: Arc::new(store),
             target,
+            local_dir,
             display_root: format!("{}/", dir.display()),
         })
     }
@@ -156,13 +186,53 @@ impl ArtifactSource {
         format!("{}{}", self.display_root, r.key)
     }
 
-    /// The artifacts at this source, sorted by key.
+    /// The artifacts at this source, sorted by key; paths that could not be listed are logged.
     pub async fn list(&self) -> Result<Vec<ArtifactRef>, SourceError> {
+        let listing = self.list_reporting().await?;
+        for p in &listing.problems {
+            tracing::warn!("{p}");
+        }
+        Ok(listing.artifacts)
+    }
+
+    /// The artifacts at this source, sorted by key, and the paths that could not be listed.
+    /// Only a source that cannot be listed at all is an error.
+    pub async fn list_reporting(&self) -> Result<Listing, SourceError> {
         let list_err = |source| SourceError::List {
             url: self.url.clone(),
             source,
         };
+        let mut problems = Vec::new();
         let metas = match &self.target {
+            Target::Prefix(_) if self.local_dir.is_some() => {
+                let root = self.local_dir.clone().unwrap_or_default();
+                let (keys, walk_problems) = tokio::task::spawn_blocking(move || walk_dir(&root))
+                    .await
+                    .map_err(|e| SourceError::BadUrl {
+                        url: self.url.clone(),
+                        why: format!("the directory walk failed: {e}"),
+                    })?;
+                problems = walk_problems;
+                let heads: Vec<_> = futures::stream::iter(keys)
+                    .map(|key| async move {
+                        let got = self.store.head(&Path::from(key.as_str())).await;
+                        (key, got)
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+                let mut metas = Vec::with_capacity(heads.len());
+                for (key, got) in heads {
+                    match got {
+                        Ok(m) => metas.push(m),
+                        Err(e) => problems.push(format!(
+                            "{}{key}: cannot read its metadata ({e}); skipped",
+                            self.display_root
+                        )),
+                    }
+                }
+                metas
+            }
             Target::Single(path) => vec![self.store.head(path).await.map_err(list_err)?],
             Target::Prefix(prefix) => {
                 let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
@@ -187,7 +257,11 @@ impl ArtifactSource {
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        problems.sort();
+        Ok(Listing {
+            artifacts: out,
+            problems,
+        })
     }
 
     /// The bytes of one artifact.
@@ -202,5 +276,156 @@ impl ArtifactSource {
             .await
             .map_err(read_err)?;
         got.bytes().await.map_err(read_err)
+    }
+}
+
+/// Walk `root` for artifact files (by extension), following symlinks. Returns their keys
+/// (relative, `/`-separated, sorted) and one message per path that could not be walked: a
+/// symlink loop (a directory that leads back to one of its ancestors, or a link to itself), a
+/// directory that cannot be read. Blocking: run it on a blocking thread.
+pub fn walk_dir(root: &FsPath) -> (Vec<String>, Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut keys = Vec::new();
+    let mut problems = Vec::new();
+    let Ok(root_meta) = std::fs::metadata(root) else {
+        problems.push(format!("{}: cannot read the directory", root.display()));
+        return (keys, problems);
+    };
+    // (directory, its key prefix, the (device, inode) of it and its ancestors)
+    let mut stack = vec![(
+        root.to_path_buf(),
+        String::new(),
+        vec![(root_meta.dev(), root_meta.ino(), root.to_path_buf())],
+    )];
+    while let Some((dir, prefix, ancestors)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(format!(
+                    "{}: cannot list the directory ({e}); its artifacts are skipped",
+                    dir.display()
+                ));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(format!(
+                        "{}: cannot list the directory ({e}); some artifacts may be skipped",
+                        dir.display()
+                    ));
+                    break;
+                }
+            };
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                problems.push(format!(
+                    "{}: the name is not UTF-8; skipped",
+                    path.display()
+                ));
+                continue;
+            };
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                // A dangling symlink points at nothing: not an artifact (as object_store).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    problems.push(format!(
+                        "{}: symlink loop ({e}); skipped, the rest is imported",
+                        path.display()
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(format!("{}: cannot read it ({e}); skipped", path.display()));
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                let id = (meta.dev(), meta.ino());
+                if let Some((_, _, first)) =
+                    ancestors.iter().find(|(dev, ino, _)| (*dev, *ino) == id)
+                {
+                    problems.push(format!(
+                        "{}: symlink loop (it leads back to {}); skipped, the rest is imported",
+                        path.display(),
+                        first.display()
+                    ));
+                    continue;
+                }
+                if ancestors.len() > MAX_WALK_DEPTH {
+                    problems.push(format!(
+                        "{}: more than {MAX_WALK_DEPTH} directories deep; skipped",
+                        path.display()
+                    ));
+                    continue;
+                }
+                let mut next = ancestors.clone();
+                next.push((id.0, id.1, path.clone()));
+                stack.push((path, key, next));
+            } else if meta.is_file() && Format::of(&name).is_some() {
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort();
+    (keys, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_or_device_as_the_source_is_refused() {
+        let err = ArtifactSource::open("/dev/zero").unwrap_err().to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("not a regular file"),
+            "{err}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("run.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = ArtifactSource::open(fifo.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run.json") && err.contains("FIFO"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_loop_is_reported_and_the_rest_is_walked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("top.json"), "{}").unwrap();
+        std::fs::write(root.join("a/b/deep.parquet"), "x").unwrap();
+        std::fs::write(root.join("a/notes.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink("self.json", root.join("self.json")).unwrap();
+        std::os::unix::fs::symlink("nowhere.json", root.join("dangling.json")).unwrap();
+        let (keys, problems) = walk_dir(root);
+        assert_eq!(keys, vec!["a/b/deep.parquet", "top.json"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("a/b/up") && p.contains("symlink loop")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("self.json") && p.contains("symlink loop")),
+            "{problems:?}"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod datadog_delivery;
 mod docs;
 mod exec_probe;
 mod fake_dashboards;
+mod file_inputs;
 mod foundation;
 mod github;
 mod helm_chart;

@@ -416,3 +416,70 @@ metric = "training.sps"
         "already imported: {stdout}"
     );
 }
+
+#[test]
+fn local_import_reports_a_symlink_loop_and_duplicate_keys_and_imports_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    write(
+        &runs,
+        "a/arena.json",
+        &stable_suite::write_json(&artifact("arena", 20, 45000.0)).unwrap(),
+    );
+    // A directory link back to the top, and a link to itself.
+    std::os::unix::fs::symlink(&runs, runs.join("a/loop")).unwrap();
+    std::os::unix::fs::symlink("self.json", runs.join("self.json")).unwrap();
+    // `job` twice: the last one would silently win.
+    let text =
+        String::from_utf8(stable_suite::write_json(&artifact("multinode", 20, 30000.0)).unwrap())
+            .unwrap();
+    write(
+        &runs,
+        "b/dup.json",
+        text.replacen('{', "{\"job\": \"arena\",", 1).as_bytes(),
+    );
+
+    let (code, stdout, stderr) = import(runs.to_str().unwrap(), tmp.path(), true, &[]);
+    assert_eq!(
+        code, 3,
+        "a loop and a bad artifact make the exit code 3\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("a/loop") && l.contains("symlink loop")),
+        "no report naming a/loop in:\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("self.json") && l.contains("symlink loop")),
+        "no report naming self.json in:\n{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("b/dup.json")
+            && l.contains("field `job`")
+            && l.contains("more than once")),
+        "no report naming b/dup.json and the key in:\n{stderr}"
+    );
+    let metrics = dry_run_metrics(&serde_json::from_str(&stdout).unwrap());
+    let sps: Vec<_> = metrics
+        .iter()
+        .filter(|(n, _, _)| n == "metta.infra.stablesuite.training.sps")
+        .collect();
+    assert_eq!(sps.len(), 1, "the valid artifact is imported: {metrics:?}");
+    assert!(sps[0].2.contains(&"workflow_name:arena".to_string()));
+
+    let (code, stdout, _) = import(runs.to_str().unwrap(), tmp.path(), false, &[]);
+    assert_eq!(code, 3);
+    assert!(
+        stdout.contains("2 artifacts listed: 0 already imported, 1 new, 1 malformed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("could not list") && l.contains("a/loop")),
+        "{stdout}"
+    );
+}
