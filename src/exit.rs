@@ -13,3 +13,6 @@ pub const DELIVERY_FAILED: u8 = 4;
 /// Stopped by SIGTERM or SIGINT: what was collected was delivered or spooled within the grace
 /// period, the collectors still running were stopped (see [`crate::shutdown`]).
 pub const INTERRUPTED: u8 = 5;
+/// Delivered, but the state store could not be written (row memory, checkpoints, board): until
+/// it is fixed, rows are not carried forward and samples and events may be sent again.
+pub const STATE_FAILED: u8 = 6;

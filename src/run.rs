@@ -60,6 +60,9 @@ pub struct RunSummary {
     pub results: Vec<(usize, CheckResult)>,
     /// Rows whose status differs from what the previous run emitted.
     pub status_changes: Vec<crate::checks::StatusChange>,
+    /// What could not be written to the state store (row memory, checkpoints, board): the
+    /// run delivered, but carry-forward or incremental collection is off until it is fixed.
+    pub state_problems: Vec<String>,
     pub collectors: Vec<CollectorOutcome>,
     pub metrics: usize,
     pub delivery: DeliveryReport,
@@ -77,6 +80,8 @@ impl RunSummary {
             crate::exit::INTERRUPTED
         } else if !self.delivery.ok {
             crate::exit::DELIVERY_FAILED
+        } else if !self.state_problems.is_empty() {
+            crate::exit::STATE_FAILED
         } else if self.failed_collectors().next().is_some() {
             crate::exit::PARTIAL
         } else {
@@ -288,15 +293,21 @@ pub async fn commit(
     collectors: &[&CollectorInstance],
     outcomes: &[CollectorOutcome],
     ctx: &CollectContext,
-) {
+) -> Vec<String> {
+    let mut problems = Vec::new();
     for instance in collectors {
         let ok = outcomes
             .iter()
             .any(|o| o.name == instance.name && o.result.is_ok());
         if ok && let Err(e) = instance.collector.commit(ctx).await {
             tracing::error!(collector = %instance.name, "cannot save checkpoint: {e}");
+            problems.push(format!(
+                "collector {}: checkpoint not saved: {e}",
+                instance.name
+            ));
         }
     }
+    problems
 }
 
 /// Deliver the run's metrics, log what failed, and advance the collectors' checkpoints only
@@ -307,15 +318,16 @@ pub async fn deliver_and_commit(
     collectors: &[&CollectorInstance],
     outcomes: &[CollectorOutcome],
     ctx: &CollectContext,
-) -> DeliveryReport {
+) -> (DeliveryReport, Vec<String>) {
     let delivery = sink.deliver_at(metrics, ctx.now.timestamp()).await;
     for p in &delivery.problems {
         tracing::error!("delivery: {p}");
     }
+    let mut state_problems = Vec::new();
     if delivery.ok && !ctx.dry_run && sink.name() != "dry-run" {
-        commit(collectors, outcomes, ctx).await;
+        state_problems = commit(collectors, outcomes, ctx).await;
     }
-    delivery
+    (delivery, state_problems)
 }
 
 /// What one job evaluates: the part of the pipeline that differs between `run` and
@@ -392,8 +404,13 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     // lease (a dry run reads the memory but never writes it).
     let (memory, state_error) =
         crate::state::rows::remember(&state, &rows, &fresh, now, !opts.dry_run).await;
+    let mut state_problems = Vec::new();
     if let Some(e) = state_error {
-        tracing::error!("row memory: {e}; no row is carried forward in this run");
+        tracing::error!(
+            "row memory not saved ({e}): no row is carried forward and every sample is sent again until the state store at {} is writable",
+            state.location()
+        );
+        state_problems.push(format!("row memory not saved: {e}"));
     }
     let results = memory.results;
     let built_at = now + chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default();
@@ -427,7 +444,9 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         state: state.clone(),
         dry_run: opts.dry_run,
     };
-    let delivery = deliver_and_commit(&sink, &metrics, &job.collectors, &outcomes, &sink_ctx).await;
+    let (delivery, checkpoint_problems) =
+        deliver_and_commit(&sink, &metrics, &job.collectors, &outcomes, &sink_ctx).await;
+    state_problems.extend(checkpoint_problems);
     if !opts.dry_run {
         let mut board_rows = plan.checks.clone();
         board_rows.extend(
@@ -437,7 +456,10 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         );
         match crate::board::publish(&state, &board_rows, &memory.memory, now).await {
             Ok(at) => tracing::info!("health board written to {at}"),
-            Err(e) => tracing::error!("could not write the health board: {e}"),
+            Err(e) => {
+                tracing::error!("could not write the health board: {e}");
+                state_problems.push(format!("health board not written: {e}"));
+            }
         }
     }
     // Status-change events annotate the dashboard; they are optional and never fail the run.
@@ -451,6 +473,7 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         rows,
         results,
         status_changes: memory.changes,
+        state_problems,
         collectors: outcomes,
         metrics: metrics.len(),
         delivery,

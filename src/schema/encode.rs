@@ -338,6 +338,8 @@ fn unknown_reason_tag(reason: Option<&str>) -> String {
         "collector_panic"
     } else if r.starts_with("collector") {
         "collector_failed"
+    } else if r.starts_with("future timestamp") {
+        "future_timestamp"
     } else if r.starts_with("workflow not found") {
         "workflow_not_found"
     } else if r.starts_with("no observation") {

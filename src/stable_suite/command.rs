@@ -54,6 +54,8 @@ pub struct ImportSummary {
     pub import: LastImport,
     pub metrics: usize,
     pub delivery: DeliveryReport,
+    /// What could not be written to the state store (see [`crate::run::RunSummary`]).
+    pub state_problems: Vec<String>,
 }
 
 impl ImportSummary {
@@ -62,6 +64,8 @@ impl ImportSummary {
             crate::exit::INTERRUPTED
         } else if !self.delivery.ok {
             crate::exit::DELIVERY_FAILED
+        } else if !self.state_problems.is_empty() {
+            crate::exit::STATE_FAILED
         } else if self.collector.result.is_err()
             || !self.import.bad.is_empty()
             || !self.import.unlisted.is_empty()
@@ -210,6 +214,7 @@ pub async fn import_stable(
         import: collector.take_last().unwrap_or_default(),
         metrics: summary.metrics,
         delivery: summary.delivery,
+        state_problems: summary.state_problems,
     })
 }
 

@@ -76,6 +76,10 @@ pub struct StoredRow {
     /// last COUNT increment went out.
     #[serde(default, skip_serializing_if = "Delivered::is_empty")]
     pub delivered: Delivered,
+    /// On disk only: `current` holds the same samples as `last_known`, written once (see
+    /// [`RowMemory::compact`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current_samples_are_last_known: bool,
 }
 
 /// The identities a row has delivered, so each distribution sample is sent once and each
@@ -101,6 +105,10 @@ impl Delivered {
     }
 }
 
+/// How far ahead of the run an observation may be stamped (clock skew) before it is refused,
+/// as Datadog refuses points more than ten minutes ahead.
+pub const MAX_FUTURE: TimeDelta = TimeDelta::minutes(10);
+
 /// How long a delivered identity is kept after it left the row's observations.
 pub const DELIVERED_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// At most this many identities are kept per row (the oldest go first): a bound on the state
@@ -123,7 +131,46 @@ pub struct HistoryEntry {
     pub inferred: bool,
 }
 
+/// At most this many samples are kept per row (the newest): the p50/p90 of a carried-forward row
+/// are computed from them. 100,000 samples are about 1 MB of `rows.json`.
+pub const MAX_SAMPLES_PER_ROW: usize = 100_000;
+
 impl RowMemory {
+    /// Before writing: keep at most [`MAX_SAMPLES_PER_ROW`] samples per result, and write a
+    /// row's samples once when `current` and `last_known` hold the same ones (a fresh row).
+    pub fn compact(&mut self) {
+        fn cap(r: &mut CheckResult) {
+            if let Some(Value::Samples(s)) = &mut r.value
+                && s.len() > MAX_SAMPLES_PER_ROW
+            {
+                s.drain(..s.len() - MAX_SAMPLES_PER_ROW);
+            }
+        }
+        for row in &mut self.rows {
+            cap(&mut row.current);
+            if let Some(k) = &mut row.last_known {
+                cap(k);
+            }
+            let same = matches!(&row.current.value, Some(Value::Samples(_)))
+                && row.last_known.as_ref().map(|k| &k.value) == Some(&row.current.value);
+            if same {
+                row.current.value = None;
+            }
+            row.current_samples_are_last_known = same;
+        }
+    }
+
+    /// After reading: undo [`RowMemory::compact`]'s sharing.
+    pub fn expand(&mut self) {
+        for row in &mut self.rows {
+            if std::mem::take(&mut row.current_samples_are_last_known)
+                && let Some(k) = &row.last_known
+            {
+                row.current.value = k.value.clone();
+            }
+        }
+    }
+
     pub fn get(&self, row: &RowId) -> Option<&StoredRow> {
         self.rows.iter().find(|r| &r.row == row)
     }
@@ -160,6 +207,7 @@ pub fn reconcile(
     now: DateTime<Utc>,
 ) -> Reconciled {
     let fresh: BTreeMap<usize, &CheckResult> = fresh.iter().map(|(i, r)| (*i, r)).collect();
+    memory.expand();
     let mut out = Reconciled::default();
     for (i, def) in checks.iter().enumerate() {
         let stored = memory.rows.iter().position(|r| r.row == def.row);
@@ -176,9 +224,10 @@ pub fn reconcile(
             status: emitted.status,
             inferred: emitted.inferred,
         };
+        // Only a fresh result that this run accepted (not stale, not from the future).
         let fresh_known = fresh
             .get(&i)
-            .filter(|r| r.status != Status::Unknown)
+            .filter(|r| r.status != Status::Unknown && emitted.status != Status::Unknown)
             .copied();
         match stored {
             Some(p) => {
@@ -229,11 +278,13 @@ pub fn reconcile(
                 updated_at: now,
                 history: vec![entry],
                 delivered,
+                current_samples_are_last_known: false,
             }),
         }
         out.results.push((i, emitted));
     }
     out.memory = memory.clone();
+    memory.compact();
     out
 }
 
@@ -338,6 +389,22 @@ fn decide(
         && r.value.is_some()
     {
         let mut r = r.clone();
+        // A clock or a source that says "the future" is not trusted: such a value would pass
+        // and then be carried forward for as long as it stays "young".
+        if let Some(at) = r.observed_at
+            && at > now + MAX_FUTURE
+        {
+            r.reason = Some(format!(
+                "future timestamp: observed at {} is {} ahead of this run (at most {} is accepted)",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                format_duration(Duration::from_secs((at - now).num_seconds().max(0) as u64)),
+                format_duration(MAX_FUTURE.to_std().unwrap_or_default())
+            ));
+            r.status = Status::Unknown;
+            r.value = None;
+            r.compared = None;
+            return r;
+        }
         if r.status != Status::Unknown
             && let Some(age) = age(r.observed_at, None, now)
             && age > limit
@@ -478,7 +545,9 @@ pub async fn remember(
 
 /// Read the memory (empty when there is none yet).
 pub async fn load(state: &StateStore) -> Result<RowMemory, StateError> {
-    Ok(state.get_json(ROWS_KEY).await?.unwrap_or_default())
+    let mut memory: RowMemory = state.get_json(ROWS_KEY).await?.unwrap_or_default();
+    memory.expand();
+    Ok(memory)
 }
 
 #[cfg(test)]
@@ -635,6 +704,59 @@ pub(crate) mod tests {
                 (Status::Unknown, false)
             ]
         );
+    }
+
+    #[test]
+    fn samples_are_written_once_and_capped() {
+        let mut d = def("hearts", 26);
+        d.encoding = Encoding::Distribution;
+        d.aggregate = Aggregate::Merge;
+        let n = MAX_SAMPLES_PER_ROW + 10;
+        let samples: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let r = d.evaluate(Ok(&[Observation::new(
+            "reward",
+            Value::Samples(samples),
+            t(0),
+        )]));
+        let mut memory = RowMemory::default();
+        reconcile(&mut memory, std::slice::from_ref(&d), &[(0, r)], t(0));
+        let text = serde_json::to_string(&memory).unwrap();
+        // Once on disk, capped: about 100,000 numbers, not twice that.
+        let numbers = text.matches(',').count();
+        assert!(numbers < MAX_SAMPLES_PER_ROW + 1_000, "{numbers} commas");
+        let mut back: RowMemory = serde_json::from_str(&text).unwrap();
+        back.expand();
+        let Some(Value::Samples(s)) = &back.rows[0].current.value else {
+            panic!("current lost its samples");
+        };
+        assert_eq!(s.len(), MAX_SAMPLES_PER_ROW);
+        assert_eq!(s.last(), Some(&((n - 1) as f64)), "the newest are kept");
+    }
+
+    #[test]
+    fn an_observation_from_the_future_is_refused_and_never_carried() {
+        let d = def("hearts", 26);
+        let mut memory = RowMemory::default();
+        let ahead = observe(&d, 0.9, t(0) + TimeDelta::minutes(11));
+        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, ahead)], t(0));
+        let r = &out.results[0].1;
+        assert_eq!(r.status, Status::Unknown);
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("future timestamp"),
+            "{r:?}"
+        );
+        assert!(memory.rows[0].last_known.is_none(), "not remembered");
+        // Within the ten minutes of clock skew Datadog also accepts: fine.
+        let skewed = observe(&d, 0.9, t(1) + TimeDelta::minutes(9));
+        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, skewed)], t(1));
+        assert_eq!(out.results[0].1.status, Status::Pass);
+        // The year 2999 is not carried forward for ever.
+        let far = observe(&d, 0.9, t(0) + TimeDelta::days(365 * 900));
+        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, far)], t(2));
+        assert_eq!(out.results[0].1.status, Status::Unknown);
     }
 
     #[test]

@@ -171,3 +171,37 @@ async fn import_stable_judges_an_old_artifact_stale_as_run_does() {
         "{sps:?}"
     );
 }
+
+/// A state store that cannot be written does not pass for a healthy run: the rows are
+/// delivered, and the exit code (6) and the log say carry-forward is off.
+#[test]
+fn an_unwritable_state_store_has_its_own_exit_code_and_says_what_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("infra-health.toml");
+    std::fs::write(&cfg, CONFIG.replace("url = \"runs/\"", "url = \"none/\"")).unwrap();
+    std::fs::write(
+        dir.path().join("main.json"),
+        r#"[{"signal": "tests", "value": "success"}]"#,
+    )
+    .unwrap();
+    // The store's directory exists, but nothing can be written under `locks/`, where every
+    // update takes its lease (as with a read-only volume; root ignores file modes).
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("locks"), b"not a directory").unwrap();
+    let out = crate::support::bin()
+        .args(["run", "--only", "main", "--config"])
+        .arg(&cfg)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("row memory not saved") && stderr.contains("carried forward"),
+        "{stderr}"
+    );
+    // The rows were still delivered (the local sink wrote the request bodies).
+    assert!(state.join("payloads").is_dir());
+}
