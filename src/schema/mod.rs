@@ -224,6 +224,15 @@ impl Schema {
                 why: r.to_string(),
             });
         }
+        if let Some(why) = empty_segment(prefix) {
+            return Err(SchemaError::BadName {
+                name: prefix.to_string(),
+                why: format!(
+                    "the prefix {why}, so metric names would contain \"..\"; write it as {:?}",
+                    segments_joined(prefix)
+                ),
+            });
+        }
         let mut extra = Vec::new();
         for (k, v) in extra_tags {
             if rules::is_reserved_key(k) || REQUIRED_TAGS.contains(&k.as_str()) {
@@ -249,6 +258,15 @@ impl Schema {
 
     /// `<prefix>.<pipeline>.<path>`, where `path` is `<domain>.<signal>` (e.g. `ci.workflow.success`).
     pub fn metric_name(&self, pipeline: &str, path: &str) -> Result<String, SchemaError> {
+        if let Some(why) = empty_segment(path) {
+            return Err(SchemaError::BadName {
+                name: path.to_string(),
+                why: format!(
+                    "the metric {why}, so the name would contain \"..\"; write it as {:?}",
+                    segments_joined(path)
+                ),
+            });
+        }
         if path.split('.').filter(|s| !s.is_empty()).count() < 2 {
             return Err(SchemaError::BadName {
                 name: path.to_string(),
@@ -378,6 +396,27 @@ pub fn validate_tag_value(key: &str, value: &str) -> Result<(), SchemaError> {
         }),
         Err(why) => Err(SchemaError::BadTag { tag: raw, why }),
     }
+}
+
+/// Why a dotted name has an empty segment (`metta.`, `.infra`, `a..b`), if it has one.
+fn empty_segment(name: &str) -> Option<&'static str> {
+    if name.ends_with('.') {
+        Some("ends with a dot")
+    } else if name.starts_with('.') {
+        Some("starts with a dot")
+    } else if name.contains("..") {
+        Some("has an empty segment (\"..\")")
+    } else {
+        None
+    }
+}
+
+/// The name without its empty segments, as a suggestion.
+fn segments_joined(name: &str) -> String {
+    name.split('.')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Each run writes `payloads/<UTC time>/series.json` and `distribution_points.json` (the same
 //! documents as a dry run). Only the newest [`KEEP_RUNS`] runs are kept, so a laptop or a
-//! key-less CronJob does not fill its disk.
+//! key-less CronJob does not fill its disk. A run with nothing to write writes no folder, and
+//! pruning a run removes its folder too, so no empty payload folders are left behind.
 
 use std::sync::Arc;
 
@@ -25,6 +26,13 @@ impl LocalSink {
     }
 
     pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
+        if metrics.is_empty() {
+            return DeliveryReport {
+                destination: format!("{} (nothing to write)", self.state.location()),
+                ok: true,
+                ..Default::default()
+            };
+        }
         let dir = format!(
             "payloads/{}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -82,6 +90,10 @@ impl LocalSink {
                 .filter(|k| k.starts_with(&format!("payloads/{old}/")))
             {
                 self.state.delete(k).await?;
+            }
+            // A file store keeps the emptied folder; remove it (only if it is empty).
+            if let Some(root) = self.state.local_dir() {
+                let _ = std::fs::remove_dir(root.join("payloads").join(old));
             }
         }
         Ok(())
