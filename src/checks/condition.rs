@@ -227,7 +227,7 @@ pub enum ConditionErrorKind {
     NumberTooLarge { number: String, column: usize },
     #[error(
         "number {number} at column {column} is too small to be told apart from 0 (it would \
-         be read as 0); write 0, or a number no smaller than 1e-307 in size"
+         be read as 0); write 0, or a number no smaller than 5e-324 in size"
     )]
     NumberTooSmall { number: String, column: usize },
     #[error("unterminated string starting at column {column}; close it with the same quote")]
@@ -1026,11 +1026,10 @@ impl<'a> Parser<'a> {
                         column: start_column,
                     })
                 })?;
-            // Underflow: `1e-400` parses to 0 (or a subnormal that prints differently); a
-            // threshold must mean what was written.
+            // Underflow: `1e-400` parses to 0, which is not what was written.
             let mantissa = digits.split(['e', 'E']).next().unwrap_or("");
             let written_zero = !mantissa.chars().any(|c| matches!(c, '1'..='9'));
-            if (n == 0.0 && !written_zero) || (n != 0.0 && !n.is_normal()) {
+            if n == 0.0 && !written_zero {
                 return Err(self.error(ConditionErrorKind::NumberTooSmall {
                     number: format!("{sign}{digits}"),
                     column: start_column,
@@ -1536,6 +1535,66 @@ mod tests {
                 .to_string()
                 .contains("range low 5 is above high 1")
         );
+    }
+
+    #[test]
+    fn a_number_that_underflows_to_zero_is_refused() {
+        for text in ["<=1e-400", ">-1e-400", "in [1e-400, 1]", "<= 0.1e-330"] {
+            let err = Condition::parse(text).unwrap_err();
+            assert!(
+                matches!(err.kind(), ConditionErrorKind::NumberTooSmall { .. }),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains("would be read as 0"), "{err}");
+        }
+        // Zero written as zero, and the smallest subnormal, are what they say.
+        assert_eq!(cond("<=0e-400").human(), "<=0");
+        assert_eq!(cond("<=0.000").human(), "<=0");
+        assert_eq!(cond("<=5e-324").human(), "<=5e-324");
+        // Overflow stays an error too.
+        assert!(matches!(
+            Condition::parse("<1e400").unwrap_err().kind(),
+            ConditionErrorKind::NumberTooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn warn_must_be_a_looser_band_in_the_same_unit() {
+        let check = |c: &str, w: &str| cond(c).check_warn(&cond(w));
+        for (c, w) in [
+            ("<5m", "<8m"),
+            ("<5m", "<5m"),
+            ("<5", "<=5"),
+            (">=40000", ">30000"),
+            ("in [1, 5]", "in [0, 6]"),
+            ("in [1, 5]", "<10"),
+            ("==success", "==success"),
+            ("==success", "!=failure"),
+            ("<95%", "<=99%"),
+        ] {
+            assert_eq!(check(c, w), Ok(()), "condition {c} warn {w}");
+        }
+        for (c, w, says) in [
+            ("<5m", "<3m", "is stricter than the condition <5m"),
+            ("<=5", "<5", "5 passes the condition but not warn"),
+            ("<5m", ">8m", "points the other way from"),
+            (">0.5", "<0.9", "points the other way from"),
+            ("in [0, 10]", "in [2, 8]", "is stricter than"),
+            (
+                "==success",
+                "==ok",
+                "success passes the condition but not warn",
+            ),
+            (
+                "<5m",
+                "<50%",
+                "compares a percentage but the condition <5m compares a duration",
+            ),
+            ("<5", "==ok", "compares a word"),
+        ] {
+            let err = check(c, w).expect_err(&format!("condition {c} warn {w}"));
+            assert!(err.contains(says), "condition {c} warn {w}: {err}");
+        }
     }
 
     #[test]

@@ -454,6 +454,34 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_or_metric_with_an_empty_segment_is_refused() {
+        let empty = BTreeMap::new();
+        for (prefix, says) in [
+            ("metta.", "ends with a dot"),
+            ("metta..infra", "has an empty segment"),
+        ] {
+            let err = Schema::new(prefix, "prod", "svc", &empty)
+                .err()
+                .unwrap_or_else(|| panic!("{prefix:?} accepted"))
+                .to_string();
+            assert!(err.contains(says), "{prefix}: {err}");
+            assert!(err.contains("\"..\""), "{err}");
+        }
+        let err = Schema::new("metta.", "prod", "svc", &empty)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("write it as \"metta\""), "{err}");
+        let s = schema();
+        let err = s
+            .metric_name("cron", "ci..success")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("write it as \"ci.success\""), "{err}");
+        assert!(s.metric_name("cron", "ci.success.").is_err());
+    }
+
+    #[test]
     fn every_required_tag_is_written_in_order() {
         let s = schema();
         let tags = s

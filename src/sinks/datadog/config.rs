@@ -382,6 +382,47 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_option_is_reported_with_its_key() {
+        let problems = check_options(&table(
+            "compresion = \"zstd1\"\ncompression = \"br\"\nmax_retries = -1\nsite = \"nonsense\"\ntimeout = \"0s\"\ndeadline = \"0s\"\nconcurrency = 0\nbackoff = \"2s\"\nmax_backoff = \"1s\"\nendpoint = 5",
+        ));
+        let find = |key: &str| {
+            problems
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.why.clone())
+                .unwrap_or_else(|| panic!("no problem for {key}: {problems:?}"))
+        };
+        assert!(find("compresion").contains("did you mean `compression`?"));
+        assert!(find("compression").contains("\"br\" is not an accepted compression"));
+        assert!(find("compression").contains("\"zstd1\", \"gzip\", \"deflate\""));
+        assert!(find("max_retries").contains("-1 is refused"));
+        assert!(find("site").contains("uk1.datadoghq.com"));
+        assert!(find("timeout").contains("must be greater than 0"));
+        assert!(find("deadline").contains("must be greater than 0"));
+        assert!(find("concurrency").contains("1 to 32"));
+        assert!(find("max_backoff").contains("below backoff"));
+        assert!(find("endpoint").contains("expected a string"));
+        assert_eq!(problems.len(), 9, "{problems:?}");
+        // A key far from every known one gets no guess, but the list of keys.
+        let far = check_options(&table("zzzzzzzz = 1"));
+        assert!(!far[0].why.contains("did you mean"), "{far:?}");
+        assert!(far[0].why.contains("max_backoff"), "{far:?}");
+        // resolve refuses what check_options refuses.
+        let err = DatadogConfig::resolve(&table("timeout = \"0s\"")).unwrap_err();
+        assert!(err.to_string().contains("[sink] timeout"), "{err}");
+    }
+
+    #[test]
+    fn a_site_is_read_in_any_case() {
+        assert_eq!(normalize_site(" DATADOGHQ.COM "), "datadoghq.com");
+        assert!(check_options(&table("site = \"US5.DatadogHQ.com\"")).is_empty());
+        let cfg = DatadogConfig::resolve(&table("site = \"DATADOGHQ.EU\"")).unwrap();
+        assert_eq!(cfg.site, "datadoghq.eu");
+        assert_eq!(cfg.base.as_str(), "https://api.datadoghq.eu/");
+    }
+
+    #[test]
     fn options_are_validated_with_the_key_named() {
         let cfg = DatadogConfig::resolve(&table(
             "site = \"datadoghq.eu\"\ncompression = \"gzip\"\ntimeout = \"2s\"\nmax_retries = 1",
