@@ -166,7 +166,7 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
             message: unreadable_message(path, &e),
         }])
     })?;
-    parse(path, &text)
+    parse_with(path, &text, true)
 }
 
 /// Why the config could not be read, how its path was chosen and how to give one.
@@ -380,10 +380,11 @@ impl Problems<'_> {
     }
 }
 
-/// Validate config text. `path` is used for messages and to resolve relative paths. A config
-/// without any `[[check]]` row is an error ("no rows").
+/// Validate config text. `path` is used for messages and to resolve relative paths. Rows may
+/// be absent here (a library caller may only want the collectors); [`load`], which every
+/// command uses, refuses a config file without any `[[check]]` row ("no rows").
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
-    parse_with(path, text, true)
+    parse_with(path, text, false)
 }
 
 /// The plan of an empty config (default schema, sink and state; no collectors, no rows), for
@@ -1085,7 +1086,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<ConfigError> {
-        parse(Path::new("c.toml"), text).unwrap_err().0
+        parse_with(Path::new("c.toml"), text, true).unwrap_err().0
     }
 
     #[test]
@@ -1128,6 +1129,13 @@ mod tests {
         }
         let plan = defaults_plan().unwrap();
         assert!(plan.checks.is_empty());
+        // A library caller may build only collectors; a command loading a file may not.
+        assert!(parse(Path::new("c.toml"), HEAD).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, HEAD).unwrap();
+        let errs = load(&file).unwrap_err().0;
+        assert!(errs[0].message.starts_with("no rows"), "{errs:?}");
     }
 
     #[test]

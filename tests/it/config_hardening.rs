@@ -64,8 +64,7 @@ fn sink_mistakes_are_reported_by_validate_and_run_with_file_line_and_key() {
             .args(&args)
             .arg("--config")
             .arg(&config)
-            .arg("--state")
-            .arg(state.path())
+            .env("INFRA_HEALTH_STATE", state.path())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
