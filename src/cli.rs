@@ -209,6 +209,45 @@ pub struct RunArgs {
     pub state: Option<String>,
 }
 
+/// A flag combination that would do nothing, or an output path that cannot be written: exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `-o FILE` only means something with `--dry-run`, and must be writable before any work.
+fn check_dry_run_output(
+    command: &str,
+    dry_run: bool,
+    output: Option<&std::path::Path>,
+) -> Result<(), UsageError> {
+    let Some(out) = output else { return Ok(()) };
+    if !dry_run {
+        return Err(UsageError(format!(
+            "`{command} -o {}` without --dry-run does nothing: -o writes the request bodies of a \
+             dry run; add --dry-run, or drop -o",
+            out.display()
+        )));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return Err(UsageError(format!(
+            "cannot write -o {}: the directory {} does not exist; create it or choose another path",
+            out.display(),
+            parent.display()
+        )));
+    }
+    if out.is_dir() {
+        return Err(UsageError(format!(
+            "cannot write -o {}: it is a directory; give a file path",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 fn load_plan(cli: &Cli) -> anyhow::Result<Plan> {
     let path = config::resolve_path(cli.config.as_deref());
     let plan = config::load(&path)?;
@@ -223,10 +262,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::ImportStable(args) => {
             use crate::stable_suite::command as stable;
+            check_dry_run_output("import-stable", args.dry_run, args.output.as_deref())?;
             // Without a config file the import still works: default schema, derived rows only.
             let path = config::resolve_path(cli.config.as_deref());
             let plan = if cli.config.is_none() && !path.exists() {
-                config::parse(std::path::Path::new("<defaults>"), "")?
+                config::defaults_plan()?
             } else {
                 load_plan(&cli)?
             };
@@ -278,6 +318,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Run(args) => {
+            check_dry_run_output("run", args.dry_run, args.output.as_deref())?;
             let plan = load_plan(&cli)?;
             let opts = RunOptions {
                 only: args.only.clone(),
@@ -467,7 +508,7 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
 
 /// Map an error chain to the documented exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<clap::Error>().is_some() {
+    if err.downcast_ref::<clap::Error>().is_some() || err.downcast_ref::<UsageError>().is_some() {
         exit::USAGE
     } else {
         exit::FATAL

@@ -173,6 +173,7 @@ impl ConditionError {
             | K::UnknownUnit { column, .. }
             | K::BadDuration { column, .. }
             | K::NumberTooLarge { column, .. }
+            | K::NumberTooSmall { column, .. }
             | K::UnterminatedString { column }
             | K::TrailingInput { column, .. }
             | K::RangeNeedsNumbers { column, .. } => Some(*column),
@@ -224,6 +225,11 @@ pub enum ConditionErrorKind {
     BadDuration { error: DurationError, column: usize },
     #[error("number {number} at column {column} is too large")]
     NumberTooLarge { number: String, column: usize },
+    #[error(
+        "number {number} at column {column} is too small to be told apart from 0 (it would \
+         be read as 0); write 0, or a number no smaller than 5e-324 in size"
+    )]
+    NumberTooSmall { number: String, column: usize },
     #[error("unterminated string starting at column {column}; close it with the same quote")]
     UnterminatedString { column: usize },
     #[error("string values only work with == and !=, not {op:?}")]
@@ -402,6 +408,97 @@ impl Condition {
             condition: self.human(),
             expected,
             found,
+        }
+    }
+
+    /// Checks that `warn` is a looser band than this condition: compared in the same unit, and
+    /// passing every value this condition passes (a value that fails the condition but passes
+    /// `warn` is `warn`). A `warn` that is stricter, points the other way or is in other units
+    /// could never apply, or would turn passing rows into warnings: the error says which.
+    pub fn check_warn(&self, warn: &Condition) -> Result<(), String> {
+        let unit_of = |c: &Condition| match &c.operand {
+            Operand::Number { unit, .. } | Operand::Range { unit, .. } => Some(*unit),
+            Operand::Text(_) => None,
+        };
+        let name = |u: Option<Unit>| match u {
+            None => "a word",
+            Some(Unit::None) => "a plain number",
+            Some(Unit::Seconds) => "a duration",
+            Some(Unit::Percent) => "a percentage",
+        };
+        let (cu, wu) = (unit_of(self), unit_of(warn));
+        if cu != wu {
+            return Err(format!(
+                "warn {} compares {} but the condition {} compares {}; write warn in the \
+                 condition's unit (e.g. condition \"<5m\" with warn \"<8m\")",
+                warn.human(),
+                name(wu),
+                self.human(),
+                name(cu)
+            ));
+        }
+        // Candidate values where the two can differ: every threshold and the floats around it,
+        // the extremes, and for words both words and a third one.
+        let mut candidates: Vec<Value> = Vec::new();
+        match cu {
+            Some(_) => {
+                let mut points = vec![0.0, f64::MAX, f64::MIN];
+                for c in [self, warn] {
+                    match &c.operand {
+                        Operand::Number { value, .. } => points.push(*value),
+                        Operand::Range { low, high, .. } => points.extend([*low, *high]),
+                        Operand::Text(_) => {}
+                    }
+                }
+                for x in points.clone() {
+                    points.extend([float_above(x), float_below(x)]);
+                }
+                candidates.extend(points.into_iter().map(Value::Number));
+            }
+            None => {
+                for c in [self, warn] {
+                    if let Operand::Text(t) = &c.operand {
+                        candidates.push(Value::Text(t.clone()));
+                    }
+                }
+                candidates.push(Value::Text("\u{0}neither".to_string()));
+            }
+        }
+        let counterexample = candidates
+            .iter()
+            .find(|v| self.evaluate(v) == Ok(true) && warn.evaluate(v) == Ok(false));
+        let Some(example) = counterexample else {
+            return Ok(());
+        };
+        let shown = match (example, cu) {
+            (Value::Number(x), Some(unit)) => format_value(*x, unit),
+            (Value::Text(t), _) if t.starts_with('\u{0}') => "another word".to_string(),
+            (Value::Text(t), _) => format_text(t),
+            _ => "a value".to_string(),
+        };
+        let upper = |op: Op| matches!(op, Op::Lt | Op::Le);
+        let lower = |op: Op| matches!(op, Op::Gt | Op::Ge);
+        let how = if (upper(self.op) && lower(warn.op)) || (lower(self.op) && upper(warn.op)) {
+            "points the other way from"
+        } else {
+            "is stricter than"
+        };
+        Err(format!(
+            "warn {} {how} the condition {}: {shown} passes the condition but not warn. warn \
+             is the looser band (a value that fails the condition but passes warn shows as \
+             warn), so it must pass every value the condition passes, e.g. condition \"<5m\" \
+             with warn \"<8m\"",
+            warn.human(),
+            self.human()
+        ))
+    }
+
+    /// The word of a `==`/`!=` condition when it has characters the tag-safe form cannot keep
+    /// apart (outside ASCII): `==ü` and `==é` would both be `eq__`.
+    pub fn non_ascii_word(&self) -> Option<&str> {
+        match &self.operand {
+            Operand::Text(t) if !t.is_ascii() => Some(t),
+            _ => None,
         }
     }
 
@@ -607,6 +704,23 @@ fn nearest_duration(seconds: f64) -> Duration {
         (Ok(secs), Ok(sub)) => Duration::new(secs, sub),
         _ => Duration::MAX,
     }
+}
+
+/// The next float above `x` (`f64::next_up` is newer than the crate's MSRV).
+fn float_above(x: f64) -> f64 {
+    if x.is_nan() || x == f64::INFINITY {
+        x
+    } else if x == 0.0 {
+        f64::from_bits(1)
+    } else if x > 0.0 {
+        f64::from_bits(x.to_bits() + 1)
+    } else {
+        f64::from_bits(x.to_bits() - 1)
+    }
+}
+
+fn float_below(x: f64) -> f64 {
+    -float_above(-x)
 }
 
 /// Shortest exact text of a finite number: `1`, `0.5`, `-3`, `1e20`, `1.5e-7`.
@@ -902,7 +1016,7 @@ impl<'a> Parser<'a> {
         let start_column = start + 1;
         let sign = if negative { "-" } else { "" };
         let number = || {
-            format!("{sign}{digits}")
+            let n = format!("{sign}{digits}")
                 .parse::<f64>()
                 .ok()
                 .filter(|n| n.is_finite())
@@ -911,7 +1025,17 @@ impl<'a> Parser<'a> {
                         number: format!("{sign}{digits}"),
                         column: start_column,
                     })
-                })
+                })?;
+            // Underflow: `1e-400` parses to 0, which is not what was written.
+            let mantissa = digits.split(['e', 'E']).next().unwrap_or("");
+            let written_zero = !mantissa.chars().any(|c| matches!(c, '1'..='9'));
+            if n == 0.0 && !written_zero {
+                return Err(self.error(ConditionErrorKind::NumberTooSmall {
+                    number: format!("{sign}{digits}"),
+                    column: start_column,
+                }));
+            }
+            Ok(n)
         };
         let (value, unit) = match suffix.as_str() {
             "" => (number()?, Unit::None),
@@ -1411,6 +1535,66 @@ mod tests {
                 .to_string()
                 .contains("range low 5 is above high 1")
         );
+    }
+
+    #[test]
+    fn a_number_that_underflows_to_zero_is_refused() {
+        for text in ["<=1e-400", ">-1e-400", "in [1e-400, 1]", "<= 0.1e-330"] {
+            let err = Condition::parse(text).unwrap_err();
+            assert!(
+                matches!(err.kind(), ConditionErrorKind::NumberTooSmall { .. }),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains("would be read as 0"), "{err}");
+        }
+        // Zero written as zero, and the smallest subnormal, are what they say.
+        assert_eq!(cond("<=0e-400").human(), "<=0");
+        assert_eq!(cond("<=0.000").human(), "<=0");
+        assert_eq!(cond("<=5e-324").human(), "<=5e-324");
+        // Overflow stays an error too.
+        assert!(matches!(
+            Condition::parse("<1e400").unwrap_err().kind(),
+            ConditionErrorKind::NumberTooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn warn_must_be_a_looser_band_in_the_same_unit() {
+        let check = |c: &str, w: &str| cond(c).check_warn(&cond(w));
+        for (c, w) in [
+            ("<5m", "<8m"),
+            ("<5m", "<5m"),
+            ("<5", "<=5"),
+            (">=40000", ">30000"),
+            ("in [1, 5]", "in [0, 6]"),
+            ("in [1, 5]", "<10"),
+            ("==success", "==success"),
+            ("==success", "!=failure"),
+            ("<95%", "<=99%"),
+        ] {
+            assert_eq!(check(c, w), Ok(()), "condition {c} warn {w}");
+        }
+        for (c, w, says) in [
+            ("<5m", "<3m", "is stricter than the condition <5m"),
+            ("<=5", "<5", "5 passes the condition but not warn"),
+            ("<5m", ">8m", "points the other way from"),
+            (">0.5", "<0.9", "points the other way from"),
+            ("in [0, 10]", "in [2, 8]", "is stricter than"),
+            (
+                "==success",
+                "==ok",
+                "success passes the condition but not warn",
+            ),
+            (
+                "<5m",
+                "<50%",
+                "compares a percentage but the condition <5m compares a duration",
+            ),
+            ("<5", "==ok", "compares a word"),
+        ] {
+            let err = check(c, w).expect_err(&format!("condition {c} warn {w}"));
+            assert!(err.contains(says), "condition {c} warn {w}: {err}");
+        }
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if self.line == 0 {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        }
         if let Some(k) = &self.key {
             write!(f, "`{k}`: ")?;
         }
@@ -149,6 +153,9 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
     }
 }
 
+/// Where the bundled config lives in the repository, for messages.
+pub const BUNDLED_CONFIG: &str = "config/infra-health.toml";
+
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -156,10 +163,85 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
             file: path.to_path_buf(),
             line: 0,
             key: None,
-            message: format!("cannot read the config file: {e}"),
+            message: unreadable_message(path, &e),
         }])
     })?;
-    parse(path, &text)
+    parse_with(path, &text, true)
+}
+
+/// Why the config could not be read, how its path was chosen and how to give one.
+fn unreadable_message(path: &Path, e: &std::io::Error) -> String {
+    let env = std::env::var_os("INFRA_HEALTH_CONFIG").filter(|v| !v.is_empty());
+    let chosen = match &env {
+        Some(v) if Path::new(v) == path => "tried the path in $INFRA_HEALTH_CONFIG".to_string(),
+        _ if path == Path::new(DEFAULT_CONFIG_FILE) => format!(
+            "tried ./{DEFAULT_CONFIG_FILE} in the current directory: neither --config nor \
+             $INFRA_HEALTH_CONFIG is set"
+        ),
+        _ => "tried the path given with --config".to_string(),
+    };
+    let what = if e.kind() == std::io::ErrorKind::NotFound {
+        "no config file here".to_string()
+    } else {
+        format!("cannot read the config file: {e}")
+    };
+    format!(
+        "{what} ({chosen}). The config is looked for in this order: --config PATH, \
+         $INFRA_HEALTH_CONFIG, ./{DEFAULT_CONFIG_FILE}. Give one with `--config PATH`; the \
+         bundled config is {BUNDLED_CONFIG} in the repository (e.g. \
+         `infra-health --config {BUNDLED_CONFIG} board`)"
+    )
+}
+
+/// Longest value quoted in an error message; longer ones are cut (a config value can be
+/// megabytes long, and a message may quote it more than once).
+pub const MAX_QUOTED_VALUE: usize = 80;
+/// Longest error message; the rest is cut with a note.
+pub const MAX_MESSAGE: usize = 2000;
+
+/// Cut every quoted value (`"…"` or `` `…` ``) longer than [`MAX_QUOTED_VALUE`] characters to
+/// that many with `…` and its length, then the whole message to [`MAX_MESSAGE`] characters.
+pub fn clip_message(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE + 100));
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '`' {
+            // Find the closing quote, skipping backslash escapes.
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != c {
+                if chars[j] == '\\' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            if j < chars.len() {
+                let inner = &chars[i + 1..j];
+                out.push(c);
+                if inner.len() > MAX_QUOTED_VALUE {
+                    out.extend(&inner[..MAX_QUOTED_VALUE]);
+                    out.push('…');
+                    out.push(c);
+                    out.push_str(&format!(" ({} characters)", inner.len()));
+                } else {
+                    out.extend(inner);
+                    out.push(c);
+                }
+                i = j + 1;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    let n = out.chars().count();
+    if n > MAX_MESSAGE {
+        let mut cut: String = out.chars().take(MAX_MESSAGE).collect();
+        cut.push_str(&format!("… (message cut, {n} characters)"));
+        return cut;
+    }
+    out
 }
 
 // ---- raw stage -------------------------------------------------------------------------
@@ -263,8 +345,8 @@ impl Problems<'_> {
         self.list.push(ConfigError {
             file: self.file.to_path_buf(),
             line,
-            key,
-            message: message.into(),
+            key: key.map(|k| clip_message(&k)),
+            message: clip_message(&message.into()),
         });
     }
 
@@ -298,8 +380,20 @@ impl Problems<'_> {
     }
 }
 
-/// Validate config text. `path` is used for messages and to resolve relative paths.
+/// Validate config text. `path` is used for messages and to resolve relative paths. Rows may
+/// be absent here (a library caller may only want the collectors); [`load`], which every
+/// command uses, refuses a config file without any `[[check]]` row ("no rows").
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
+    parse_with(path, text, false)
+}
+
+/// The plan of an empty config (default schema, sink and state; no collectors, no rows), for
+/// commands that work without a config file (`import-stable` derives its rows).
+pub fn defaults_plan() -> Result<Plan, ConfigErrors> {
+    parse_with(Path::new("<defaults>"), "", false)
+}
+
+fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, ConfigErrors> {
     let mut p = Problems {
         file: path,
         text,
@@ -333,6 +427,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ConfigErrors> {
         }
     };
 
+    if require_rows && raw.check.is_empty() {
+        p.at(
+            1,
+            Some("check".into()),
+            format!(
+                "no rows: the config has no [[check]] table, so there is nothing to evaluate. \
+                 Add a [[check]] (see \"Configuration\" in the README), or start from the \
+                 bundled config, {BUNDLED_CONFIG} in the repository"
+            ),
+        );
+    }
     let defaults = resolve_defaults(&mut p, raw.defaults.as_ref());
     let state_url = raw.state.as_ref().and_then(|s| {
         match toml::Value::Table(s.get_ref().clone()).try_into::<RawState>() {
@@ -516,6 +621,9 @@ fn resolve_sink(p: &mut Problems, raw: Option<&Spanned<toml::Table>>) -> SinkSet
             None => p.key(&span, "sink", "events", "expected true or false"),
         }
     }
+    for problem in crate::sinks::datadog::config::check_options(&table) {
+        p.key(&span, "sink", &problem.key, problem.why);
+    }
     settings.datadog = table;
     settings
 }
@@ -641,6 +749,9 @@ fn resolve_checks(
     let mut seen: HashMap<RowId, usize> = HashMap::new();
     // Metric name (with its pipeline) → the type it is sent as, and the first row's line.
     let mut kinds: HashMap<String, (&'static str, usize)> = HashMap::new();
+    // Condition tag value → the condition sent with it and its row's line: two conditions
+    // that mean different things must not arrive in Datadog as the same tag.
+    let mut condition_tags: HashMap<String, (Condition, usize)> = HashMap::new();
     for table in raw {
         let span = table.span();
         let header = header_line(p.text, &span);
@@ -685,6 +796,27 @@ fn resolve_checks(
                 None
             }
         };
+        if let Some(word) = condition.as_ref().and_then(Condition::non_ascii_word) {
+            p.key(
+                &span,
+                "check",
+                "condition",
+                format!(
+                    "the word {word:?} has characters outside ASCII; the `condition` tag keeps \
+                     only a-z, 0-9, `_` and `.`, so it would arrive in Datadog as {:?}, which \
+                     other words share; compare on an ASCII word",
+                    condition
+                        .as_ref()
+                        .map(Condition::tag_value)
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        if let (Some(c), Some(w)) = (&condition, &warn)
+            && let Err(why) = c.check_warn(w)
+        {
+            p.key(&span, "check", "warn", why);
+        }
         if !collectors.iter().any(|c| c.name == r.collector) {
             let names: Vec<&str> = collectors.iter().map(|c| c.name.as_str()).collect();
             p.key(
@@ -751,6 +883,28 @@ fn resolve_checks(
         let Some(condition) = condition else { continue };
         if p.list.len() > errors_before {
             continue;
+        }
+        let tag = condition.tag_value();
+        match condition_tags.get(&tag) {
+            Some((other, line)) if !other.same_meaning(&condition) => {
+                p.key(
+                    &span,
+                    "check",
+                    "condition",
+                    format!(
+                        "condition {} is sent as the tag condition:{tag}, like the different \
+                         condition {} of the row on line {line}; Datadog could not tell them \
+                         apart: write one of them differently",
+                        condition.human(),
+                        other.human()
+                    ),
+                );
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                condition_tags.insert(tag, (condition.clone(), header));
+            }
         }
         let encoding = r.encoding.unwrap_or(match condition.operand() {
             crate::checks::condition::Operand::Text(_) => Encoding::Status,
@@ -920,6 +1074,175 @@ mod tests {
             "{errs:?}"
         );
         assert!(keys.contains(&"check.metric".to_string()), "{errs:?}");
+    }
+
+    const HEAD: &str = "[[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"x\"\n";
+
+    /// A row with `check` and the given extra lines (condition, warn).
+    fn row(check: &str, lines: &str) -> String {
+        format!(
+            "[[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"{check}\"\ncollector = \"f\"\nsignal = \"s\"\nmetric = \"ci.x\"\n{lines}"
+        )
+    }
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        parse_with(Path::new("c.toml"), text, true).unwrap_err().0
+    }
+
+    #[test]
+    fn sink_problems_name_file_line_and_key() {
+        let text = format!(
+            "[sink]\ntype = \"local\"\ncompresion = \"zstd1\"\ncompression = \"br\"\nmax_retries = -1\nsite = \"nonsense\"\ntimeout = \"0s\"\n\n{HEAD}{}",
+            row("a", "condition = \"<5\"\n")
+        );
+        let errs = errors(&text);
+        let got: Vec<(usize, Option<String>)> =
+            errs.iter().map(|e| (e.line, e.key.clone())).collect();
+        for (line, key) in [
+            (3, "sink.compresion"),
+            (4, "sink.compression"),
+            (5, "sink.max_retries"),
+            (6, "sink.site"),
+            (7, "sink.timeout"),
+        ] {
+            assert!(got.contains(&(line, Some(key.to_string()))), "{got:?}");
+        }
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        assert!(
+            errs[0].to_string().starts_with(
+                "c.toml:3: `sink.compresion`: unknown key (did you mean `compression`?)"
+            ),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn a_config_without_rows_is_an_error_but_the_defaults_plan_is_not() {
+        for text in ["", "[defaults]\nenv = \"dev\"\n", HEAD] {
+            let errs = errors(text);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].line, 1);
+            assert_eq!(errs[0].key.as_deref(), Some("check"));
+            assert!(errs[0].message.starts_with("no rows"), "{}", errs[0]);
+            assert!(errs[0].message.contains(BUNDLED_CONFIG), "{}", errs[0]);
+        }
+        let plan = defaults_plan().unwrap();
+        assert!(plan.checks.is_empty());
+        // A library caller may build only collectors; a command loading a file may not.
+        assert!(parse(Path::new("c.toml"), HEAD).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, HEAD).unwrap();
+        let errs = load(&file).unwrap_err().0;
+        assert!(errs[0].message.starts_with("no rows"), "{errs:?}");
+    }
+
+    #[test]
+    fn an_unreadable_config_names_no_line_and_says_how_to_give_one() {
+        let err = load(Path::new("/nonexistent/dir/c.toml")).unwrap_err().0;
+        let text = err[0].to_string();
+        assert!(
+            text.starts_with("/nonexistent/dir/c.toml: no config file here"),
+            "{text}"
+        );
+        assert!(!text.contains(":0:"), "{text}");
+        assert!(
+            text.contains("--config PATH") && text.contains(BUNDLED_CONFIG),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "y".repeat(100_000);
+        let clipped = clip_message(&format!("bad value \"{long}\" and `{long}` again"));
+        assert!(clipped.len() < 400, "{}", clipped.len());
+        assert_eq!(
+            clipped.matches("(100000 characters)").count(),
+            2,
+            "{clipped}"
+        );
+        assert!(clipped.contains(&format!("\"{}…\"", "y".repeat(MAX_QUOTED_VALUE))));
+        // Short values, escaped quotes and unbalanced quotes stay as they are.
+        for m in ["a \"short\" value", "say \"a \\\"b\\\" c\"", "one \" quote"] {
+            assert_eq!(clip_message(m), m);
+        }
+        let unquoted = "z".repeat(10_000);
+        let cut = clip_message(&unquoted);
+        assert!(cut.ends_with("… (message cut, 10000 characters)"), "{cut}");
+        // Through the parser: a huge prefix is reported once, cut.
+        let text = format!(
+            "[defaults]\nprefix = \"{long}\"\n{HEAD}{}",
+            row("a", "condition = \"<5\"\n")
+        );
+        let errs = errors(&text);
+        assert_eq!(errs[0].key.as_deref(), Some("defaults.prefix"));
+        assert!(errs[0].message.len() < 1000, "{}", errs[0].message.len());
+    }
+
+    #[test]
+    fn a_warn_that_is_not_looser_is_reported_at_its_line() {
+        let text = format!(
+            "{HEAD}{}{}{}",
+            row("a", "condition = \"<5m\"\nwarn = \"<8m\"\n"),
+            row("b", "condition = \"<5m\"\nwarn = \">8m\"\n"),
+            row("c", "condition = \"<5m\"\nwarn = \"<50%\"\n"),
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let warn_lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("warn"))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(errs[0].line, warn_lines[1]);
+        assert_eq!(errs[0].key.as_deref(), Some("check.warn"));
+        assert!(
+            errs[0].message.contains("points the other way"),
+            "{}",
+            errs[0]
+        );
+        assert_eq!(errs[1].line, warn_lines[2]);
+        assert!(
+            errs[1].message.contains("compares a percentage"),
+            "{}",
+            errs[1]
+        );
+    }
+
+    #[test]
+    fn conditions_whose_tags_collide_are_refused() {
+        // A word outside ASCII cannot be kept apart in the tag.
+        let text = format!("{HEAD}{}", row("a", "condition = \"==ü\"\n"));
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key.as_deref(), Some("check.condition"));
+        assert_eq!(errs[0].line, 13);
+        assert!(errs[0].message.contains("outside ASCII"), "{}", errs[0]);
+        assert!(errs[0].message.contains("\"eq__\""), "{}", errs[0]);
+        // Two conditions that mean different things but share a tag.
+        let text = format!(
+            "{HEAD}{}{}",
+            row("a", "condition = \"==5\"\n"),
+            row("b", "condition = '==\"5\"'\n")
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].line, 22);
+        assert!(
+            errs[0].message.contains("sent as the tag condition:eq_5, like the different condition ==5 of the row on line 5"),
+            "{}",
+            errs[0]
+        );
+        // The same meaning written twice is one tag and fine.
+        let text = format!(
+            "{HEAD}{}{}",
+            row("a", "condition = \"<5m\"\n"),
+            row("b", "condition = \"<300s\"\n")
+        );
+        assert!(parse(Path::new("c.toml"), &text).is_ok());
     }
 
     proptest::proptest! {

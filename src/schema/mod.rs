@@ -224,6 +224,15 @@ impl Schema {
                 why: r.to_string(),
             });
         }
+        if let Some(why) = empty_segment(prefix) {
+            return Err(SchemaError::BadName {
+                name: prefix.to_string(),
+                why: format!(
+                    "the prefix {why}, so metric names would contain \"..\"; write it as {:?}",
+                    segments_joined(prefix)
+                ),
+            });
+        }
         let mut extra = Vec::new();
         for (k, v) in extra_tags {
             if rules::is_reserved_key(k) || REQUIRED_TAGS.contains(&k.as_str()) {
@@ -249,6 +258,15 @@ impl Schema {
 
     /// `<prefix>.<pipeline>.<path>`, where `path` is `<domain>.<signal>` (e.g. `ci.workflow.success`).
     pub fn metric_name(&self, pipeline: &str, path: &str) -> Result<String, SchemaError> {
+        if let Some(why) = empty_segment(path) {
+            return Err(SchemaError::BadName {
+                name: path.to_string(),
+                why: format!(
+                    "the metric {why}, so the name would contain \"..\"; write it as {:?}",
+                    segments_joined(path)
+                ),
+            });
+        }
         if path.split('.').filter(|s| !s.is_empty()).count() < 2 {
             return Err(SchemaError::BadName {
                 name: path.to_string(),
@@ -380,6 +398,27 @@ pub fn validate_tag_value(key: &str, value: &str) -> Result<(), SchemaError> {
     }
 }
 
+/// Why a dotted name has an empty segment (`metta.`, `.infra`, `a..b`), if it has one.
+fn empty_segment(name: &str) -> Option<&'static str> {
+    if name.ends_with('.') {
+        Some("ends with a dot")
+    } else if name.starts_with('.') {
+        Some("starts with a dot")
+    } else if name.contains("..") {
+        Some("has an empty segment (\"..\")")
+    } else {
+        None
+    }
+}
+
+/// The name without its empty segments, as a suggestion.
+fn segments_joined(name: &str) -> String {
+    name.split('.')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +451,34 @@ mod tests {
         );
         assert!(s.metric_name("cron", "success").is_err());
         assert!(s.metric_name("cron", "ci.p90-duration").is_err());
+    }
+
+    #[test]
+    fn a_prefix_or_metric_with_an_empty_segment_is_refused() {
+        let empty = BTreeMap::new();
+        for (prefix, says) in [
+            ("metta.", "ends with a dot"),
+            ("metta..infra", "has an empty segment"),
+        ] {
+            let err = Schema::new(prefix, "prod", "svc", &empty)
+                .err()
+                .unwrap_or_else(|| panic!("{prefix:?} accepted"))
+                .to_string();
+            assert!(err.contains(says), "{prefix}: {err}");
+            assert!(err.contains("\"..\""), "{err}");
+        }
+        let err = Schema::new("metta.", "prod", "svc", &empty)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("write it as \"metta\""), "{err}");
+        let s = schema();
+        let err = s
+            .metric_name("cron", "ci..success")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("write it as \"ci.success\""), "{err}");
+        assert!(s.metric_name("cron", "ci.success.").is_err());
     }
 
     #[test]

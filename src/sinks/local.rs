@@ -2,7 +2,8 @@
 //!
 //! Each run writes `payloads/<UTC time>/series.json` and `distribution_points.json` (the same
 //! documents as a dry run). Only the newest [`KEEP_RUNS`] runs are kept, so a laptop or a
-//! key-less CronJob does not fill its disk.
+//! key-less CronJob does not fill its disk. A run with nothing to write writes no folder, and
+//! pruning a run removes its folder too, so no empty payload folders are left behind.
 
 use std::sync::Arc;
 
@@ -25,6 +26,13 @@ impl LocalSink {
     }
 
     pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
+        if metrics.is_empty() {
+            return DeliveryReport {
+                destination: format!("{} (nothing to write)", self.state.location()),
+                ok: true,
+                ..Default::default()
+            };
+        }
         let dir = format!(
             "payloads/{}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -83,7 +91,51 @@ impl LocalSink {
             {
                 self.state.delete(k).await?;
             }
+            // A file store keeps the emptied folder; remove it (only if it is empty).
+            if let Some(root) = self.state.local_dir() {
+                let _ = std::fs::remove_dir(root.join("payloads").join(old));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs_on_disk(root: &std::path::Path) -> Vec<String> {
+        match std::fs::read_dir(root.join("payloads")) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_to_write_makes_no_folder_and_pruning_removes_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(StateStore::open(&dir.path().display().to_string()).unwrap());
+        let sink = LocalSink::new(state.clone());
+        let report = sink.deliver(&[]).await;
+        assert!(report.ok, "{:?}", report.problems);
+        assert!(
+            runs_on_disk(dir.path()).is_empty(),
+            "an empty run wrote a folder"
+        );
+        assert!(!dir.path().join("payloads").exists());
+
+        for i in 0..KEEP_RUNS + 3 {
+            let key = format!("payloads/20260101T0000{i:02}.000Z/series.json");
+            state.put(&key, Bytes::from_static(b"{}")).await.unwrap();
+        }
+        assert_eq!(runs_on_disk(dir.path()).len(), KEEP_RUNS + 3);
+        sink.prune().await.unwrap();
+        let mut left = runs_on_disk(dir.path());
+        left.sort();
+        assert_eq!(left.len(), KEEP_RUNS, "emptied folders are left: {left:?}");
+        assert_eq!(left[0], "20260101T000003.000Z");
     }
 }

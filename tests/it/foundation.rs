@@ -140,7 +140,9 @@ fn explicit_datadog_sink_without_a_key_fails_loudly() {
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,
-        "[sink]\ntype = \"datadog\"\n[[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"x.json\"\n",
+        "[sink]\ntype = \"datadog\"\n[[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"x.json\"\n\
+         [[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\n\
+         collector = \"f\"\nsignal = \"s\"\ncondition = \"<5\"\nmetric = \"ci.x\"\n",
     )
     .unwrap();
     let out = bin()

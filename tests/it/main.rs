@@ -4,6 +4,7 @@
 //! itself; nothing else is mocked.
 
 mod board;
+mod config_hardening;
 mod dashboard;
 mod dashboard_push;
 mod datadog_delivery;
