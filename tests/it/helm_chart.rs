@@ -449,6 +449,17 @@ fn every_cronjob_is_forbid_bounded_and_hardened() {
             let job = &spec["jobTemplate"]["spec"];
             let deadline = int(&job["activeDeadlineSeconds"], "activeDeadlineSeconds", cj);
             assert!(deadline > 0, "{n}: activeDeadlineSeconds {deadline}");
+            // SIGTERM at the deadline: the pod must outlive the binary's delivery grace.
+            let grace = int(
+                &pod_spec(cj)["terminationGracePeriodSeconds"],
+                "terminationGracePeriodSeconds",
+                cj,
+            );
+            assert!(
+                grace as u64 >= infra_health::shutdown::GRACE.as_secs() + 5,
+                "{n}: terminationGracePeriodSeconds {grace} leaves no time to spool after the {}s delivery grace",
+                infra_health::shutdown::GRACE.as_secs()
+            );
             assert!(int(&job["backoffLimit"], "backoffLimit", cj) >= 0);
 
             let pod = pod_spec(cj);
