@@ -19,6 +19,7 @@ pub mod github;
 pub mod matrix;
 pub mod net;
 pub mod observation;
+pub mod progress;
 pub mod run;
 pub mod schema;
 pub mod secret;

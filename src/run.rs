@@ -147,27 +147,39 @@ pub async fn collect(
     collectors: &[&CollectorInstance],
     ctx: Arc<CollectContext>,
 ) -> Vec<CollectorOutcome> {
+    let progress = crate::progress::Progress::for_stderr();
     let mut tasks = Vec::new();
     for instance in collectors {
         let task_instance = (*instance).clone();
         let ctx = ctx.clone();
+        let line = progress.line(&instance.name);
         let handle = tokio::spawn(async move {
             let instance = task_instance;
             let started = Instant::now();
-            let outcome = tokio::select! {
-                o = tokio::time::timeout(instance.timeout, instance.collector.collect(&ctx)) => {
-                    Some(o)
+            let work = tokio::time::timeout(instance.timeout, instance.collector.collect(&ctx));
+            tokio::pin!(work);
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            let outcome = loop {
+                tokio::select! {
+                    o = &mut work => break Some(o),
+                    // SIGTERM: stop collecting; dropping the future kills an exec probe's group.
+                    _ = crate::shutdown::requested_wait() => break None,
+                    _ = tick.tick(), if line.is_drawn() => {
+                        line.message(progress_text(&instance.collector.self_metrics()));
+                    }
                 }
-                // SIGTERM: stop collecting; dropping the future kills an exec probe's group.
-                _ = crate::shutdown::requested_wait() => None,
             };
-            (started.elapsed().as_secs_f64(), outcome)
+            (started.elapsed().as_secs_f64(), outcome, line)
         });
         tasks.push(((*instance).clone(), handle));
     }
     let mut out = Vec::new();
     for (instance, handle) in tasks {
-        let (duration_secs, result, error_type) = match handle.await {
+        let (handle, line) = match handle.await {
+            Ok((d, o, line)) => (Ok((d, o)), Some(line)),
+            Err(e) => (Err(e), None),
+        };
+        let (duration_secs, result, error_type) = match handle {
             Ok((d, None)) => (
                 d,
                 Err("interrupted: the process was asked to stop (SIGTERM/SIGINT)".to_string()),
@@ -198,6 +210,12 @@ pub async fn collect(
                 (instance.timeout.as_secs_f64(), Err(msg), Some("panic"))
             }
         };
+        if let Some(line) = line {
+            line.finish(match &result {
+                Ok(obs) => format!("{} observations", obs.len()),
+                Err(_) => "failed".to_string(),
+            });
+        }
         match &result {
             Ok(obs) => tracing::info!(
                 collector = %instance.name,
@@ -215,6 +233,19 @@ pub async fn collect(
         });
     }
     out
+}
+
+/// A collector's own figures so far, for its progress line (`1,204 github.requests`).
+fn progress_text(figures: &[crate::collectors::SelfMetric]) -> String {
+    if figures.is_empty() {
+        return "collecting".into();
+    }
+    figures
+        .iter()
+        .filter(|m| m.value > 0.0)
+        .map(|m| format!("{} {}", m.value, m.path))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Evaluate the rows fed by the collectors that ran.

@@ -204,4 +204,9 @@ fn an_unwritable_state_store_has_its_own_exit_code_and_says_what_is_off() {
     );
     // The rows were still delivered (the local sink wrote the request bodies).
     assert!(state.join("payloads").is_dir());
+    // Not a terminal: log lines only, no progress spinners in the output.
+    assert!(
+        !stderr.contains("collecting") && !stderr.contains('\u{2801}'),
+        "{stderr}"
+    );
 }
