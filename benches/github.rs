@@ -7,11 +7,13 @@
 //! Run: `cargo bench --bench github` (targets: steady state 0 primary points and < 0.2 s; first
 //! run < 1 s of our own time).
 
+mod common;
 #[path = "../tests/it/support/fake_github.rs"]
 mod fake_github;
 #[path = "../tests/it/support/github_history.rs"]
 mod github_history;
 
+use common::{cpu_seconds, median, peak_rss_kb};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,29 +23,6 @@ use chrono::{DateTime, Utc};
 use infra_health::state::StateStore;
 
 const ROUNDS: usize = 5;
-
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 #[derive(Default)]
 struct Round {

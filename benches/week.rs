@@ -14,6 +14,7 @@
 // The fakes are shared with the test suite, which uses more of them than this benchmark does.
 #![allow(dead_code)]
 
+mod common;
 #[path = "../tests/it/support/fake_dashboards.rs"]
 mod fake_dashboards;
 #[path = "../tests/it/support/fake_datadog.rs"]
@@ -25,6 +26,7 @@ mod github_history;
 #[path = "../tests/it/support/week_scenario.rs"]
 mod week_scenario;
 
+use common::{cpu_seconds, median, peak_rss_kb};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -33,28 +35,6 @@ use infra_health::run::RunOptions;
 use week_scenario::*;
 
 const ROUNDS: usize = 7;
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Bytes of every file under `dir`, by path relative to it.
 fn sizes(dir: &Path, base: &Path, out: &mut Vec<(String, u64)>) {

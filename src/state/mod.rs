@@ -471,33 +471,44 @@ impl StateStore {
         result
     }
 
+    /// Create the lease object `lease_key` (ours for `ttl`) if there is none: `Some(expiry)` when
+    /// created, `None` when one exists already.
+    async fn create_lease(
+        &self,
+        lease_key: &str,
+        ttl: Duration,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        let ttl = chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let lease = Lease {
+            owner: self.owner.clone(),
+            expires_at: Utc::now() + ttl,
+        };
+        let body = serde_json::to_vec(&lease).map_err(|source| StateError::Encode {
+            key: lease_key.into(),
+            source,
+        })?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(lease_key), PutPayload::from(body), opts)
+            .await
+        {
+            Ok(_) => Ok(Some(lease.expires_at)),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     /// Take the lease `lease_key`; returns when it expires.
     async fn acquire(&self, lease_key: &str) -> Result<DateTime<Utc>, StateError> {
         let started = std::time::Instant::now();
-        let path = self.path(lease_key);
-        let ttl = chrono::TimeDelta::from_std(self.lease_ttl).unwrap_or(chrono::TimeDelta::MAX);
         loop {
-            let lease = Lease {
-                owner: self.owner.clone(),
-                expires_at: Utc::now() + ttl,
-            };
-            let body = serde_json::to_vec(&lease).map_err(|source| StateError::Encode {
-                key: lease_key.into(),
-                source,
-            })?;
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self
-                .store
-                .put_opts(&path, PutPayload::from(body), opts)
-                .await
-            {
-                Ok(_) => return Ok(lease.expires_at),
-                Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(self.err(e)),
+            if let Some(expires_at) = self.create_lease(lease_key, self.lease_ttl).await? {
+                return Ok(expires_at);
             }
             let Some(held) = self.get(lease_key).await? else {
                 continue;
@@ -532,30 +543,9 @@ impl StateStore {
     /// once it is older than `ttl`. Release it with [`StateStore::release_claim`] when done.
     pub async fn try_claim(&self, key: &str, ttl: Duration) -> Result<Option<Claim>, StateError> {
         let claim_key = format!("locks/{}.claim", key.replace('/', "_"));
-        let path = self.path(&claim_key);
-        let ttl = chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
         for _ in 0..2 {
-            let lease = Lease {
-                owner: self.owner.clone(),
-                expires_at: Utc::now() + ttl,
-            };
-            let body = serde_json::to_vec(&lease).map_err(|source| StateError::Encode {
-                key: claim_key.clone(),
-                source,
-            })?;
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self
-                .store
-                .put_opts(&path, PutPayload::from(body), opts)
-                .await
-            {
-                Ok(_) => return Ok(Some(Claim { key: claim_key })),
-                Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(self.err(e)),
+            if self.create_lease(&claim_key, ttl).await?.is_some() {
+                return Ok(Some(Claim { key: claim_key }));
             }
             let Some(held) = self.get(&claim_key).await? else {
                 continue;
