@@ -112,8 +112,10 @@ pub const MAX_FUTURE: TimeDelta = TimeDelta::minutes(10);
 /// How long a delivered identity is kept after it left the row's observations.
 pub const DELIVERED_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// At most this many identities are kept per row (the oldest go first): a bound on the state
-/// store whatever a collector returns. 200,000 identities are about 6 MB of `rows.json`.
-pub const MAX_DELIVERED_IDS: usize = 200_000;
+/// store whatever a collector returns. It is above what the largest accepted input gives (a
+/// 16 MiB `file` holds under a million samples), since a row past it would send its oldest
+/// samples again; a million short identities are about 25 MB of `rows.json`.
+pub const MAX_DELIVERED_IDS: usize = 1_000_000;
 
 impl StoredRow {
     /// Change of the compared value between the last two known results.
