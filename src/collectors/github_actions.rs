@@ -626,16 +626,13 @@ impl ActionsCollector {
         run_id: u64,
         run_attempt: u32,
     ) -> anyhow::Result<JobsSummary> {
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut key = Some(format!(
-            "/repos/{}/actions/runs/{run_id}/jobs?filter=all&per_page=100",
-            repo.full
-        ));
-        while let Some(k) = key.take() {
-            let (page, next): (JobsPage, _) = client.get_json(&k).await?;
-            jobs.extend(page.jobs);
-            key = next;
-        }
+        let pages: Vec<JobsPage> = client
+            .get_all_pages(format!(
+                "/repos/{}/actions/runs/{run_id}/jobs?filter=all&per_page=100",
+                repo.full
+            ))
+            .await?;
+        let jobs: Vec<Job> = pages.into_iter().flat_map(|p| p.jobs).collect();
         let mut summary = JobsSummary::default();
         for job in &jobs {
             let ran = job.conclusion.as_deref() != Some("skipped") && job.started_at.is_some();

@@ -594,15 +594,18 @@ impl CommitsCollector {
         let limit = self.source.settings.policy.max_concurrency;
         let mut results = futures::stream::iter(wanted.into_iter().map(|n| async move {
             let mut shas = Vec::new();
-            let mut key = Some(format!(
-                "/repos/{}/pulls/{n}/commits?per_page=100",
-                repo.full
-            ));
-            while let Some(k) = key.take() {
-                let (page, next): (Vec<Commit>, _) = client.get_json(&k).await?;
-                shas.extend(page.into_iter().map(|c| c.sha.to_ascii_lowercase()));
-                key = next;
-            }
+            let pages: Vec<Vec<Commit>> = client
+                .get_all_pages(format!(
+                    "/repos/{}/pulls/{n}/commits?per_page=100",
+                    repo.full
+                ))
+                .await?;
+            shas.extend(
+                pages
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c.sha.to_ascii_lowercase()),
+            );
             anyhow::Ok((n, shas))
         }))
         .buffer_unordered(limit);
@@ -629,19 +632,16 @@ impl CommitsCollector {
             .collect();
         let limit = self.source.settings.policy.max_concurrency;
         let mut results = futures::stream::iter(wanted.into_iter().map(|(n, merged)| async move {
-            let mut approved = false;
-            let mut key = Some(format!(
-                "/repos/{}/pulls/{n}/reviews?per_page=100",
-                repo.full
-            ));
-            while let Some(k) = key.take() {
-                let (page, next): (Vec<Review>, _) = client.get_json(&k).await?;
-                approved |= page.iter().any(|r| {
-                    r.state.eq_ignore_ascii_case("approved")
-                        && r.submitted_at.is_some_and(|t| t <= merged)
-                });
-                key = next;
-            }
+            let pages: Vec<Vec<Review>> = client
+                .get_all_pages(format!(
+                    "/repos/{}/pulls/{n}/reviews?per_page=100",
+                    repo.full
+                ))
+                .await?;
+            let approved = pages.iter().flatten().any(|r| {
+                r.state.eq_ignore_ascii_case("approved")
+                    && r.submitted_at.is_some_and(|t| t <= merged)
+            });
             anyhow::Ok((n, approved))
         }))
         .buffer_unordered(limit);
@@ -711,12 +711,13 @@ impl CommitsCollector {
         let limit = self.source.settings.policy.max_concurrency;
         let mut results = futures::stream::iter(wanted.into_iter().map(|(n, sha)| async move {
             let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
-            let mut key = Some(format!(
-                "/repos/{}/commits/{sha}/check-runs?per_page=100",
-                repo.full
-            ));
-            while let Some(k) = key.take() {
-                let (page, next): (CheckRunsPage, _) = client.get_json(&k).await?;
+            let pages: Vec<CheckRunsPage> = client
+                .get_all_pages(format!(
+                    "/repos/{}/commits/{sha}/check-runs?per_page=100",
+                    repo.full
+                ))
+                .await?;
+            for page in pages {
                 for run in page.check_runs {
                     let conclusion = run
                         .conclusion
@@ -727,7 +728,6 @@ impl CommitsCollector {
                         latest.insert(run.name.clone(), (run.id, conclusion));
                     }
                 }
-                key = next;
             }
             anyhow::Ok((n, latest.into_iter().map(|(k, (_, c))| (k, c)).collect()))
         }))

@@ -379,6 +379,27 @@ impl GithubClient {
         }
     }
 
+    /// Every page of a listing from `first`, along `Link: rel="next"`, unconditionally (details
+    /// fetched once and kept: a run's jobs, a pull request's reviews). Each page is decoded as
+    /// `P`: the item list itself, or the object that wraps it.
+    pub async fn get_all_pages<P: DeserializeOwned>(
+        &self,
+        first: String,
+    ) -> Result<Vec<P>, GithubError> {
+        let mut pages = Vec::new();
+        let mut key = Some(first);
+        let mut seen = BTreeSet::new();
+        while let Some(k) = key.take() {
+            if !seen.insert(k.clone()) {
+                break; // a Link loop would otherwise never end
+            }
+            let (page, next) = self.get_json(&k).await?;
+            pages.push(page);
+            key = next;
+        }
+        Ok(pages)
+    }
+
     /// Walk a listing from `first` along `Link: rel="next"`, each page conditional on what
     /// `cache` holds for it. `derive` turns a fresh page body into the items kept; `stop` looks at
     /// one page's items and says whether later pages are needed. Returns every item read.
