@@ -27,3 +27,4 @@ pub mod sinks;
 pub mod stable_suite;
 pub mod state;
 pub mod store_url;
+pub mod verify;
