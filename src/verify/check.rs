@@ -292,15 +292,15 @@ mod tests {
             query_for(&s),
             "max:m.check.status{source:cron,env:prod,service:s} by {workflow_category,workflow_name,task,check,condition,status}"
         );
-        let ok = series(&with(&["condition:lt_5m", "status:pass"]), &[(980, 1.0)]);
+        let ok = series(&with(&["condition:lt_5m", "status:pass"]), &[(1000, 1.0)]);
         assert_eq!(judge(&s, &[ok]).0, Outcome::Landed);
-        let value = series(&with(&["condition:lt_5m", "status:pass"]), &[(980, 0.5)]);
+        let value = series(&with(&["condition:lt_5m", "status:pass"]), &[(1000, 0.5)]);
         assert_eq!(judge(&s, &[value]).0, Outcome::DifferentValue);
-        let status = series(&with(&["condition:lt_5m", "status:fail"]), &[(980, 1.0)]);
+        let status = series(&with(&["condition:lt_5m", "status:fail"]), &[(1000, 1.0)]);
         let (o, why) = judge(&s, &[status]);
         assert_eq!(o, Outcome::DifferentStatus);
         assert!(why.unwrap().contains("status:fail"));
-        let tags = series(&with(&["condition:_5m", "status:pass"]), &[(980, 1.0)]);
+        let tags = series(&with(&["condition:_5m", "status:pass"]), &[(1000, 1.0)]);
         let (o, why) = judge(&s, &[tags]);
         assert_eq!(o, Outcome::DifferentTags);
         assert!(why.unwrap().contains("condition:_5m"));
@@ -315,7 +315,7 @@ mod tests {
                 "condition:lt_5m",
                 "status:pass",
             ],
-            &[(980, 1.0)],
+            &[(1000, 1.0)],
         );
         assert_eq!(judge(&s, &[other_row]).0, Outcome::Missing);
         assert_eq!(judge(&s, &[]).0, Outcome::Missing);

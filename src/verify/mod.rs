@@ -215,7 +215,7 @@ pub async fn load(state: &StateStore) -> anyhow::Result<Option<LastDelivered>> {
 mod tests {
     use super::*;
 
-    fn result(def: &CheckDef, status: Status, value: f64) -> CheckResult {
+    fn result_of(def: &CheckDef, status: Status, value: f64) -> CheckResult {
         let mut r = def.unknown_result("test");
         r.status = status;
         r.compared = Some(value);
@@ -233,14 +233,14 @@ mod tests {
     fn row_series_picks_the_matrix_gauges_of_the_row_only() {
         let plan = bundled();
         let def = &plan.checks[0];
-        let result = result(def, Status::Pass, 1.0);
+        let result = result_of(def, Status::Pass, 1.0);
         let mut metrics = plan
             .schema
             .row_metrics(def, &result, 1_000)
             .expect("metrics");
         // Another row's status gauge must not be taken for this one.
         let other = &plan.checks[1];
-        let other_result = result(other, Status::Fail, 0.0);
+        let other_result = result_of(other, Status::Fail, 0.0);
         metrics.extend(
             plan.schema
                 .row_metrics(other, &other_result, 1_000)
