@@ -13,7 +13,11 @@
 //! | different tags | the row's point is there, but Datadog holds another `condition` (a rewritten tag) |
 //! | late | the row's series is there, but not (yet) the point sent: ingestion delay |
 //! | missing | Datadog has no series of the row at all in the window |
-//! | stale | the last delivery is older than the window (`--since`): nothing to check |
+//! | not checked | the last delivery is older than the window (`--since`): not read back, and not a failure (a job that stopped delivering altogether fails `verify`: nothing in the window) |
+//!
+//! The queries ask for a rollup fine enough that one bucket holds one run
+//! ([`rollup_for`]): with Datadog's default for a long window (an hour for a week), several
+//! runs would be averaged into one point and every value would look different.
 
 use std::collections::BTreeMap;
 
@@ -27,13 +31,13 @@ use crate::schema::Status;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    NotChecked,
     Landed,
     Late,
     DifferentValue,
     DifferentTags,
     DifferentStatus,
     Missing,
-    Stale,
 }
 
 impl Outcome {
@@ -45,13 +49,13 @@ impl Outcome {
             Outcome::DifferentTags => "different tags",
             Outcome::DifferentStatus => "different status",
             Outcome::Missing => "missing",
-            Outcome::Stale => "stale",
+            Outcome::NotChecked => "not checked",
         }
     }
 
     /// Not visible in Datadog (for `<prefix>.verify.rows_missing`).
     pub fn is_missing(self) -> bool {
-        matches!(self, Outcome::Missing | Outcome::Late | Outcome::Stale)
+        matches!(self, Outcome::Missing | Outcome::Late)
     }
 
     /// Visible but not as sent (for `<prefix>.verify.rows_different`).
@@ -91,8 +95,19 @@ pub const GROUP_BY: &[&str] = &[
 /// Tags a grouped query filters on (the same for every row of one job and environment).
 const SCOPE: &[&str] = &["source", "env", "service"];
 
-/// The grouped query answering `s`.
-pub fn query_for(s: &SentSeries) -> String {
+/// The rollup interval (seconds) for a window of `window` seconds: 20 s up to about 5.5
+/// hours, then as fine as a thousand points per series allow, in whole minutes.
+pub fn rollup_for(window: i64) -> i64 {
+    let fine = (window + 999) / 1000;
+    if fine <= 20 {
+        20
+    } else {
+        (fine + 59) / 60 * 60
+    }
+}
+
+/// The grouped query answering `s`, with a rollup of `rollup` seconds.
+pub fn query_for(s: &SentSeries, rollup: i64) -> String {
     let scope: Vec<String> = SCOPE
         .iter()
         .filter_map(|k| s.tag(k).map(|v| format!("{k}:{v}")))
@@ -102,14 +117,18 @@ pub fn query_for(s: &SentSeries) -> String {
     } else {
         scope.join(",")
     };
-    format!("max:{}{{{scope}}} by {{{}}}", s.metric, GROUP_BY.join(","))
+    format!(
+        "max:{}{{{scope}}} by {{{}}}.rollup(avg, {rollup})",
+        s.metric,
+        GROUP_BY.join(",")
+    )
 }
 
 /// Every distinct query the rows need, in a stable order.
-pub fn queries(rows: &[&DeliveredRow]) -> Vec<String> {
+pub fn queries(rows: &[&DeliveredRow], rollup: i64) -> Vec<String> {
     let mut out: Vec<String> = rows
         .iter()
-        .flat_map(|r| r.series.iter().map(query_for))
+        .flat_map(|r| r.series.iter().map(|s| query_for(s, rollup)))
         .collect();
     out.sort();
     out.dedup();
@@ -196,6 +215,12 @@ pub fn judge(s: &SentSeries, answer: &[Series]) -> (Outcome, Option<String>) {
     )
 }
 
+pub fn date_time(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
 pub fn time(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
         .map(|t| t.format("%H:%M:%SZ").to_string())
@@ -207,6 +232,7 @@ pub fn rows(
     last: &LastDelivered,
     answers: &BTreeMap<String, Vec<Series>>,
     from: i64,
+    rollup: i64,
 ) -> Vec<RowReport> {
     let mut out = Vec::new();
     for r in last.rows.values() {
@@ -219,17 +245,20 @@ pub fn rows(
             details: Vec::new(),
         };
         if r.delivered_at < from {
-            report.outcome = Outcome::Stale;
+            report.outcome = Outcome::NotChecked;
             report.details.push(format!(
-                "last delivered at {}, before the window starting {} (widen --since, or check that the job runs)",
-                time(r.delivered_at),
+                "last delivered at {}, before the window starting {} (widen --since to check it)",
+                date_time(r.delivered_at),
                 time(from)
             ));
             out.push(report);
             continue;
         }
         for s in &r.series {
-            let answer = answers.get(&query_for(s)).map(Vec::as_slice).unwrap_or(&[]);
+            let answer = answers
+                .get(&query_for(s, rollup))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             let (outcome, detail) = judge(s, answer);
             report.outcome = report.outcome.max(outcome);
             report.details.extend(detail);
@@ -289,9 +318,12 @@ mod tests {
     fn each_outcome_is_told_apart() {
         let s = sent("pass", 1.0);
         assert_eq!(
-            query_for(&s),
-            "max:m.check.status{source:cron,env:prod,service:s} by {workflow_category,workflow_name,task,check,condition,status}"
+            query_for(&s, 20),
+            "max:m.check.status{source:cron,env:prod,service:s} by {workflow_category,workflow_name,task,check,condition,status}.rollup(avg, 20)"
         );
+        assert_eq!(rollup_for(1800), 20);
+        assert_eq!(rollup_for(86_400), 120);
+        assert_eq!(rollup_for(7 * 86_400), 660);
         let ok = series(&with(&["condition:lt_5m", "status:pass"]), &[(1000, 1.0)]);
         assert_eq!(judge(&s, &[ok]).0, Outcome::Landed);
         let value = series(&with(&["condition:lt_5m", "status:pass"]), &[(1000, 0.5)]);
@@ -319,5 +351,53 @@ mod tests {
         );
         assert_eq!(judge(&s, &[other_row]).0, Outcome::Missing);
         assert_eq!(judge(&s, &[]).0, Outcome::Missing);
+    }
+
+    #[test]
+    fn rows_delivered_before_the_window_are_not_checked() {
+        let mut last = LastDelivered::default();
+        let row = |check: &str, at: i64| DeliveredRow {
+            row: crate::schema::RowId {
+                source: "cron".into(),
+                workflow_category: "ci".into(),
+                workflow_name: "w".into(),
+                task: "t".into(),
+                check: check.into(),
+            },
+            status: Status::Pass,
+            delivered_at: at,
+            series: vec![SentSeries {
+                tags: sent("pass", 1.0)
+                    .tags
+                    .into_iter()
+                    .map(|t| {
+                        if t == "check:c" {
+                            format!("check:{check}")
+                        } else {
+                            t
+                        }
+                    })
+                    .collect(),
+                timestamp: at,
+                ..sent("pass", 1.0)
+            }],
+        };
+        last.rows.insert("a".into(), row("old", 100));
+        last.rows.insert("b".into(), row("c", 1_000));
+        let answer = vec![series(
+            &with(&["condition:lt_5m", "status:pass"]),
+            &[(1000, 1.0)],
+        )];
+        let q = query_for(&last.rows["b"].series[0], 20);
+        let answers = BTreeMap::from([(q, answer)]);
+        let reports = rows(&last, &answers, 500, 20);
+        assert_eq!(reports[0].outcome, Outcome::NotChecked);
+        assert!(
+            reports[0].details[0].contains("before the window"),
+            "{:?}",
+            reports[0]
+        );
+        assert!(!reports[0].outcome.is_missing() && !reports[0].outcome.is_different());
+        assert_eq!(reports[1].outcome, Outcome::Landed);
     }
 }

@@ -51,11 +51,12 @@ pub struct Summary {
     pub landed: usize,
     pub missing: usize,
     pub late: usize,
-    pub stale: usize,
+    /// Rows delivered before the window: not read back.
+    pub not_checked: usize,
     pub different_value: usize,
     pub different_status: usize,
     pub different_tags: usize,
-    /// Rows not visible at all (missing, late, stale): `<prefix>.verify.rows_missing`.
+    /// Rows not visible (missing, late): `<prefix>.verify.rows_missing`.
     pub rows_missing: usize,
     /// Rows visible but not as sent: `<prefix>.verify.rows_different`.
     pub rows_different: usize,
@@ -98,7 +99,7 @@ fn summarise(rows: &[RowReport], widgets: Option<&[WidgetProblem]>) -> Summary {
         landed: count(Outcome::Landed),
         missing: count(Outcome::Missing),
         late: count(Outcome::Late),
-        stale: count(Outcome::Stale),
+        not_checked: count(Outcome::NotChecked),
         different_value: count(Outcome::DifferentValue),
         different_status: count(Outcome::DifferentStatus),
         different_tags: count(Outcome::DifferentTags),
@@ -123,10 +124,11 @@ async fn check_once(
         .values()
         .filter(|r| r.delivered_at >= from)
         .collect();
-    let queries = check::queries(&in_window);
+    let rollup = check::rollup_for(to - from);
+    let queries = check::queries(&in_window, rollup);
     let answers = api.run(&queries, from, to).await?;
     let answers: BTreeMap<String, Vec<_>> = queries.into_iter().zip(answers).collect();
-    let rows = check::rows(last, &answers, from);
+    let rows = check::rows(last, &answers, from, rollup);
     let widgets = if with_dashboard {
         let rendered = crate::dashboard::render(plan)?;
         let wq = dashboard::widget_queries(&rendered);
@@ -137,8 +139,11 @@ async fn check_once(
         None
     };
     let summary = summarise(&rows, widgets.as_deref());
-    let ok =
-        summary.rows_missing == 0 && summary.rows_different == 0 && summary.widget_problems == 0;
+    // A job that stopped delivering has nothing in the window: that is not "all landed".
+    let ok = !in_window.is_empty()
+        && summary.rows_missing == 0
+        && summary.rows_different == 0
+        && summary.widget_problems == 0;
     Ok(Report {
         site: api.site().to_string(),
         from,
@@ -225,15 +230,15 @@ pub fn render(report: &Report) -> String {
     }
     let s = &report.summary;
     out.push_str(&format!(
-        "\n{} rows: {} landed, {} missing, {} late, {} stale, {} different value, {} different status, {} different tags{}; {} query requests to {} over {} to {}{}. {}\n",
+        "\n{} rows: {} landed, {} missing, {} late, {} different value, {} different status, {} different tags, {} not checked{}; {} query requests to {} over {} to {}{}. {}\n",
         s.rows,
         s.landed,
         s.missing,
         s.late,
-        s.stale,
         s.different_value,
         s.different_status,
         s.different_tags,
+        s.not_checked,
         if report.widgets.is_some() {
             format!("; {} dashboard widget problems", s.widget_problems)
         } else {
@@ -250,6 +255,8 @@ pub fn render(report: &Report) -> String {
         },
         if report.ok {
             "Everything delivered is visible as sent."
+        } else if s.rows == s.not_checked {
+            "NOTHING was delivered in the window: is the job running? (widen --since to check older deliveries)"
         } else {
             "NOT everything delivered is visible as sent."
         }

@@ -247,4 +247,74 @@ mod tests {
         assert!(ci.path.starts_with("widgets["), "{}", ci.path);
         assert!(qs.iter().all(|q| !q.query.contains('$')));
     }
+
+    #[test]
+    fn empty_queries_and_matrix_cells_are_judged_against_what_was_delivered() {
+        use super::super::{DeliveredRow, SentSeries};
+        let text = "min:p.cron.check.status{source:cron,workflow_category:ci,env:prod} by {workflow_name,task,check}";
+        let q = WidgetQuery {
+            widget: "CI health".into(),
+            path: "widgets[1].definition".into(),
+            widget_type: "query_table".into(),
+            name: "status".into(),
+            query: text.into(),
+            parsed: MetricQuery::parse(text).unwrap(),
+        };
+        let tags: Vec<String> = [
+            "source:cron",
+            "workflow_category:ci",
+            "workflow_name:w",
+            "task:t",
+            "check:c",
+            "status:pass",
+            "env:prod",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        let mut last = LastDelivered::default();
+        last.rows.insert(
+            "cron:ci/w/t/c".into(),
+            DeliveredRow {
+                row: crate::schema::RowId {
+                    source: "cron".into(),
+                    workflow_category: "ci".into(),
+                    workflow_name: "w".into(),
+                    task: "t".into(),
+                    check: "c".into(),
+                },
+                status: Status::Pass,
+                delivered_at: 1_000,
+                series: vec![SentSeries {
+                    metric: "p.cron.check.status".into(),
+                    tags,
+                    value: 1.0,
+                    timestamp: 1_000,
+                }],
+            },
+        );
+        let cell = |v: f64| Series {
+            metric: "p.cron.check.status".into(),
+            tags: vec!["workflow_name:w".into(), "task:t".into(), "check:c".into()],
+            points: vec![(1_000, v)],
+            interval: Some(20),
+        };
+        let qs = std::slice::from_ref(&q);
+        assert!(problems(qs, &[vec![cell(1.0)]], &last, 500).is_empty());
+        let p = problems(qs, &[vec![cell(0.0)]], &last, 500);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].fails && p[0].kind == "cell_disagrees", "{p:?}");
+        assert!(
+            p[0].detail.contains("delivered pass (1); the cell shows 0"),
+            "{p:?}"
+        );
+        // No series: a failure only when the metric was delivered in the window.
+        let p = problems(qs, &[vec![]], &last, 500);
+        assert_eq!(p[0].kind, "no_data_sent");
+        assert!(!p[0].fails);
+        last.metrics.insert("p.cron.check.status".into(), 1_000);
+        let p = problems(qs, &[vec![]], &last, 500);
+        assert!(p[0].fails && p[0].kind == "no_series", "{p:?}");
+        assert_eq!(p[0].widget, "CI health (status)");
+    }
 }

@@ -37,6 +37,10 @@ use crate::state::StateStore;
 /// The state object holding what the last deliveries sent, per row.
 pub const LAST_DELIVERED: &str = "verify/last_delivered.json";
 
+/// Rows (and metric names) not delivered for this long are forgotten: a row removed from the
+/// config must not stay in the record for ever.
+pub const FORGET_AFTER_SECS: i64 = 7 * 86_400;
+
 /// One gauge point as it was sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SentSeries {
@@ -192,6 +196,11 @@ pub async fn record(
                 let entry = last.metrics.entry(name.to_string()).or_insert(*at);
                 *entry = (*entry).max(*at);
             }
+            let newest = last.newest().unwrap_or_default();
+            last.rows
+                .retain(|_, r| newest - r.delivered_at <= FORGET_AFTER_SECS);
+            last.metrics
+                .retain(|_, at| newest - *at <= FORGET_AFTER_SECS);
         })
         .await;
     match result {

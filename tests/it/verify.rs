@@ -245,7 +245,7 @@ fn without_the_application_key_verify_says_how_to_get_one() {
 }
 
 #[test]
-fn verify_before_any_delivery_says_what_to_run() {
+fn verify_before_any_delivery_or_after_none_in_the_window_says_so() {
     let s = setup();
     let out = s.verify(&[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -254,6 +254,25 @@ fn verify_before_any_delivery_says_what_to_run() {
         "{}",
         out.stderr
     );
+    // Deliveries older than the window are not read back; with nothing newer, the job has
+    // stopped delivering, which is not "all landed".
+    s.run();
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let out = s.verify(&["--since", "1s"]);
+    assert_eq!(out.code, 7, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("{ROWS} not checked"))
+            && out.stdout.contains("NOTHING was delivered in the window"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        Setup::line(&out, "evaluation/eval_queue/queue/queue_healthy").starts_with("not checked"),
+        "{}",
+        out.stdout
+    );
+    let out = s.verify(&["--since", "soon"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
 }
 
 #[test]
