@@ -109,11 +109,13 @@ fn summarise(rows: &[RowReport], widgets: Option<&[WidgetProblem]>) -> Summary {
     }
 }
 
-/// Check once: every delivered row (and with `dashboard`, every widget query).
+/// Check once: every delivered row not `settled` by an earlier poll (and with `dashboard`,
+/// every widget query). The report's rows are in the record's order, settled ones included.
 async fn check_once(
     plan: &Plan,
     api: &QueryApi,
     last: &super::LastDelivered,
+    settled: &BTreeMap<String, RowReport>,
     since: Duration,
     with_dashboard: bool,
 ) -> anyhow::Result<Report> {
@@ -124,11 +126,34 @@ async fn check_once(
         .values()
         .filter(|r| r.delivered_at >= from)
         .collect();
+    let pending = super::LastDelivered {
+        rows: last
+            .rows
+            .iter()
+            .filter(|(k, _)| !settled.contains_key(*k))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect(),
+        metrics: BTreeMap::new(),
+    };
     let rollup = check::rollup_for(to - from);
-    let queries = check::queries(&in_window, rollup);
+    let to_query: Vec<&super::DeliveredRow> = pending
+        .rows
+        .values()
+        .filter(|r| r.delivered_at >= from)
+        .collect();
+    let queries = check::queries(&to_query, rollup);
     let answers = api.run(&queries, from, to).await?;
     let answers: BTreeMap<String, Vec<_>> = queries.into_iter().zip(answers).collect();
-    let rows = check::rows(last, &answers, from, rollup);
+    let mut fresh: BTreeMap<&String, RowReport> = pending
+        .rows
+        .keys()
+        .zip(check::rows(&pending, &answers, from, rollup))
+        .collect();
+    let rows: Vec<RowReport> = last
+        .rows
+        .keys()
+        .filter_map(|k| fresh.remove(k).or_else(|| settled.get(k).cloned()))
+        .collect();
     let widgets = if with_dashboard {
         let rendered = crate::dashboard::render(plan)?;
         let wq = dashboard::widget_queries(&rendered);
@@ -171,10 +196,18 @@ pub async fn verify(plan: &Plan, opts: &VerifyOptions) -> anyhow::Result<Report>
     };
     let started = Instant::now();
     let mut attempts = 0;
+    // Rows already seen as sent are not asked for again while polling.
+    let mut settled: BTreeMap<String, RowReport> = BTreeMap::new();
     loop {
         attempts += 1;
-        let mut report = check_once(plan, &api, &last, opts.since, opts.dashboard).await?;
+        let mut report =
+            check_once(plan, &api, &last, &settled, opts.since, opts.dashboard).await?;
         report.attempts = attempts;
+        for (key, row) in last.rows.keys().zip(&report.rows) {
+            if matches!(row.outcome, Outcome::Landed | Outcome::NotChecked) {
+                settled.insert(key.clone(), row.clone());
+            }
+        }
         let left = opts.wait.saturating_sub(started.elapsed());
         if report.ok || left.is_zero() || crate::shutdown::requested() {
             return Ok(report);

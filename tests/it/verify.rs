@@ -382,6 +382,9 @@ fn run_verify_polls_then_sends_the_result_as_self_metrics() {
     let out = s.cmd(&["run", "--verify=1s"], API_KEY, Some(APP_KEY));
     assert_eq!(out.code, 7, "{}\n{}", out.stdout, out.stderr);
     assert!(started.elapsed().as_secs_f64() >= 1.0);
+    // Polled twice; the second check asked only for the row still missing (one request).
+    assert!(out.stdout.contains("(2 checks)"), "{}", out.stdout);
+    assert_eq!(s.fake.query_requests(), 3 + 1, "{}", out.stdout);
     assert!(
         Setup::line(&out, "training/multigpu_arena/hearts/sps").starts_with("missing"),
         "{}",
