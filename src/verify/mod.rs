@@ -190,7 +190,16 @@ pub async fn record(
     let result = state
         .update_json::<LastDelivered, _, _>(LAST_DELIVERED, |last| {
             for row in &delivered {
-                last.rows.insert(row_key(&row.row), row.clone());
+                // A long job (the remote eval) may finish after a later run of another job
+                // re-sent the same row: keep the newest delivery.
+                let key = row_key(&row.row);
+                if last
+                    .rows
+                    .get(&key)
+                    .is_none_or(|old| old.delivered_at <= row.delivered_at)
+                {
+                    last.rows.insert(key, row.clone());
+                }
             }
             for (name, at) in &names {
                 let entry = last.metrics.entry(name.to_string()).or_insert(*at);
@@ -236,6 +245,107 @@ mod tests {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/infra-health.toml");
         crate::config::load(&path).expect("the bundled config is valid")
+    }
+
+    #[tokio::test]
+    async fn only_full_datadog_deliveries_are_recorded_newest_first() {
+        let plan = bundled();
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateStore::open(dir.path().to_str().unwrap()).unwrap();
+        let def = &plan.checks[0];
+        let results = vec![(0, result_of(def, Status::Pass, 1.0))];
+        let at = |now: i64| plan.schema.row_metrics(def, &results[0].1, now).unwrap();
+        let ok = DeliveryReport {
+            ok: true,
+            ..Default::default()
+        };
+        let failed = DeliveryReport {
+            ok: false,
+            spooled_series: 3,
+            ..Default::default()
+        };
+        let rows = std::slice::from_ref(def);
+        let read = || async { load(&state).await.unwrap() };
+        assert!(
+            record(
+                &state,
+                &plan.schema,
+                rows,
+                &results,
+                &at(1_000),
+                "local",
+                &ok
+            )
+            .await
+            .is_none()
+        );
+        assert!(
+            record(
+                &state,
+                &plan.schema,
+                rows,
+                &results,
+                &at(1_000),
+                "datadog",
+                &failed
+            )
+            .await
+            .is_none()
+        );
+        assert_eq!(
+            read().await,
+            None,
+            "nothing recorded for local or spooled deliveries"
+        );
+
+        record(
+            &state,
+            &plan.schema,
+            rows,
+            &results,
+            &at(2_000),
+            "datadog",
+            &ok,
+        )
+        .await;
+        // A long job finishing late with an older delivery does not replace the newer one.
+        record(
+            &state,
+            &plan.schema,
+            rows,
+            &results,
+            &at(1_500),
+            "datadog",
+            &ok,
+        )
+        .await;
+        let last = read().await.unwrap();
+        assert_eq!(last.rows.len(), 1);
+        let row = last.rows.values().next().unwrap();
+        assert_eq!(row.delivered_at, 2_000);
+        assert_eq!(row.status, Status::Pass);
+        assert!(last.metrics.contains_key("metta.infra.state.carry_forward"));
+
+        // A row not delivered for more than a week is forgotten.
+        let other = &plan.checks[1];
+        let other_results = vec![(0, result_of(other, Status::Fail, 0.0))];
+        let later = plan
+            .schema
+            .row_metrics(other, &other_results[0].1, 2_000 + FORGET_AFTER_SECS + 1)
+            .unwrap();
+        record(
+            &state,
+            &plan.schema,
+            std::slice::from_ref(other),
+            &other_results,
+            &later,
+            "datadog",
+            &ok,
+        )
+        .await;
+        let last = read().await.unwrap();
+        assert_eq!(last.rows.len(), 1);
+        assert_eq!(last.rows.values().next().unwrap().row, other.row);
     }
 
     #[test]
