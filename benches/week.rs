@@ -23,6 +23,8 @@ mod fake_datadog;
 mod fake_github;
 #[path = "../tests/it/support/github_history.rs"]
 mod github_history;
+#[path = "../tests/it/support/query_eval.rs"]
+mod query_eval;
 #[path = "../tests/it/support/week_scenario.rs"]
 mod week_scenario;
 

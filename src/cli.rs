@@ -65,6 +65,33 @@ pub enum Command {
     /// The Datadog dashboard generated from this config: render, diff, push or terraform.
     #[command(subcommand)]
     Dashboard(DashboardCommand),
+    /// Read back from Datadog that every row of the last delivery landed as sent (needs
+    /// DD_API_KEY and DD_APP_KEY). Exit 0 when all did, 7 when not.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// State store URL, where `run` records what it delivered (as for `run`).
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// The window read back: deliveries in the last DURATION (e.g. 30m, 2h).
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub since: std::time::Duration,
+    /// Poll until everything is visible or DURATION has passed (default: check once).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub wait: Option<std::time::Duration>,
+    /// Also run every widget query of the generated dashboard and check its matrix cells.
+    #[arg(long)]
+    pub dashboard: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::checks::duration::parse_duration(text)
+        .map_err(|e| format!("{e} (write a duration such as 30s, 2m or 1h)"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +234,17 @@ pub struct RunArgs {
     /// $INFRA_HEALTH_STATE, then config, then ./.infra-health.
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
+    /// After delivery, verify in Datadog that every row landed, polling up to WAIT (default
+    /// 2m); sends `<prefix>.verify.rows_missing` / `.rows_different`. Needs DD_APP_KEY.
+    #[arg(
+        long,
+        value_name = "WAIT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "2m",
+        value_parser = parse_duration_arg
+    )]
+    pub verify: Option<std::time::Duration>,
 }
 
 /// A flag combination that would do nothing, or an output path that cannot be written: exit 2.
@@ -319,7 +357,17 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Run(args) => {
             check_dry_run_output("run", args.dry_run, args.output.as_deref())?;
+            if args.verify.is_some() && args.dry_run {
+                return Err(UsageError(
+                    "`run --verify --dry-run` has nothing to verify: a dry run sends nothing; drop one of them".into(),
+                )
+                .into());
+            }
             let plan = load_plan(&cli)?;
+            if args.verify.is_some() {
+                // Before any work: a run that cannot be verified says so up front.
+                crate::verify::command::check_run_verify_keys()?;
+            }
             let opts = RunOptions {
                 only: args.only.clone(),
                 dry_run: args.dry_run,
@@ -329,7 +377,45 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
             };
             let summary = run::run(&plan, opts).await?;
             print_run(&summary, args.dry_run);
-            Ok(summary.exit_code())
+            let code = summary.exit_code();
+            match args.verify {
+                Some(wait) if summary.sink == "datadog" && summary.delivery.ok => {
+                    let verified =
+                        crate::verify::command::after_run(&plan, args.state.as_deref(), wait).await;
+                    Ok(if code == exit::OK { verified } else { code })
+                }
+                Some(_) => {
+                    eprintln!(
+                        "verify: skipped, nothing was delivered to Datadog in this run ({})",
+                        summary.delivery.destination
+                    );
+                    Ok(if code == exit::OK {
+                        exit::VERIFY_FAILED
+                    } else {
+                        code
+                    })
+                }
+                None => Ok(code),
+            }
+        }
+        Command::Verify(args) => {
+            let plan = load_plan(&cli)?;
+            let opts = crate::verify::command::VerifyOptions {
+                state: args.state.clone(),
+                since: args.since,
+                wait: args.wait.unwrap_or_default(),
+                dashboard: args.dashboard,
+            };
+            let report = crate::verify::command::verify(&plan, &opts).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("cannot write the report")?
+                );
+            } else {
+                print!("{}", crate::verify::command::render(&report));
+            }
+            Ok(report.exit_code())
         }
         Command::Validate { online } => {
             let path = config::resolve_path(cli.config.as_deref());

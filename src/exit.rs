@@ -16,3 +16,6 @@ pub const INTERRUPTED: u8 = 5;
 /// Delivered, but the state store could not be written (row memory, checkpoints, board): until
 /// it is fixed, rows are not carried forward and samples and events may be sent again.
 pub const STATE_FAILED: u8 = 6;
+/// `verify` (or `run --verify`): something delivered is not visible in Datadog as it was sent
+/// (missing, late, a different value, status or tag), or a dashboard widget shows it wrongly.
+pub const VERIFY_FAILED: u8 = 7;

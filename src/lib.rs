@@ -28,3 +28,4 @@ pub mod sinks;
 pub mod stable_suite;
 pub mod state;
 pub mod store_url;
+pub mod verify;

@@ -478,6 +478,19 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     let (delivery, checkpoint_problems) =
         deliver_and_commit(&sink, &metrics, &job.collectors, &outcomes, &sink_ctx).await;
     state_problems.extend(checkpoint_problems);
+    // What reached Datadog, row by row, for `infra-health verify`.
+    state_problems.extend(
+        crate::verify::record(
+            &state,
+            &metrics_plan.schema,
+            &rows,
+            &results,
+            &metrics,
+            sink.name(),
+            &delivery,
+        )
+        .await,
+    );
     if !opts.dry_run {
         let mut board_rows = plan.checks.clone();
         board_rows.extend(

@@ -419,6 +419,53 @@ fn the_dashboard_push_job_is_off_by_default_and_gets_the_app_key_when_on() {
 }
 
 #[test]
+fn the_verify_job_is_off_by_default_and_reads_back_with_both_keys_when_on() {
+    assert!(
+        cronjobs(default_render())
+            .iter()
+            .all(|cj| name(cj) != "infra-health-verify")
+    );
+    let docs = render(&[
+        "--set",
+        "secrets.existingSecret=dd-keys",
+        "--set",
+        "jobs.verify.enabled=true",
+        "--set",
+        "state.url=s3://bucket/infra-health/",
+    ]);
+    let cj = cronjob(&docs, "infra-health-verify");
+    let a = args(cj);
+    assert_eq!(a, ["verify", "--since", "30m", "--wait", "2m"], "no --only");
+    assert_eq!(cj["spec"]["suspend"].as_bool(), Some(false));
+    // The wait fits in the deadline, with time left for the queries and their retries.
+    assert!(
+        deadline(cj) >= Duration::from_secs(120 + 60),
+        "{:?}",
+        deadline(cj)
+    );
+    // Between two 10-minute cron runs, and its window covers the time since its last run.
+    assert_eq!(cj["spec"]["schedule"].as_str(), Some("15,45 * * * *"));
+    for var in ["DD_API_KEY", "DD_APP_KEY"] {
+        let v = env_var(cj, var).unwrap_or_else(|| panic!("{var} is set from the Secret"));
+        assert_eq!(
+            v["valueFrom"]["secretKeyRef"]["name"].as_str(),
+            Some("dd-keys"),
+            "{v:?}"
+        );
+    }
+    // It reads the record the other jobs write: the same state store.
+    assert_eq!(
+        env_value(cj, "INFRA_HEALTH_STATE"),
+        env_value(cronjob(&docs, "infra-health-cron"), "INFRA_HEALTH_STATE")
+    );
+    // The arguments are ones the binary accepts.
+    let parsed = <infra_health::cli::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("infra-health").chain(a.iter().copied()),
+    );
+    assert!(parsed.is_ok(), "{a:?}: {}", parsed.err().unwrap());
+}
+
+#[test]
 fn every_cronjob_is_forbid_bounded_and_hardened() {
     for docs in [default_render(), eso_render()] {
         for cj in cronjobs(docs) {

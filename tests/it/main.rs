@@ -23,4 +23,5 @@ mod stable_suite;
 mod stable_suite_docs;
 mod state;
 mod support;
+mod verify;
 mod week;

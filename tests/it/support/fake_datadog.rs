@@ -9,6 +9,13 @@
 //! slowly, or lose their connection with no response at all. A faulted request is never
 //! recorded: the intake decides the fault before accepting anything.
 //!
+//! It also answers the metrics query API (`GET /api/v1/query`, API + application key) from
+//! what it accepted, through the query evaluator ([`super::query_eval`]), in Datadog's v1
+//! shape; several comma-separated queries in one request are answered with `query_index`. To
+//! play Datadog's part after a 202, it can drop a metric it accepted (as a
+//! Metrics-without-Limits configuration would: [`FakeDatadog::drop_metric`]) or rewrite a
+//! piece of tag values ([`FakeDatadog::rewrite_tags`]).
+//!
 //! Every fake also serves the Dashboards API v1 (see [`super::fake_dashboards`]), which needs
 //! the application key as well ([`FakeDatadog::set_app_key`]).
 //!
@@ -48,6 +55,9 @@ pub enum Fault {
     Slow(Duration),
     /// Close the connection without any response.
     Drop,
+    /// 429 with Datadog's rate-limit headers (`X-RateLimit-Limit`, `-Period`, `-Remaining: 0`,
+    /// `-Reset`: seconds until the limit resets), and no `Retry-After`.
+    RateLimited { reset: u64 },
 }
 
 impl Fault {
@@ -125,6 +135,10 @@ pub struct Inner {
     pub seen: Vec<Seen>,
     /// The Dashboards API's state (see [`super::fake_dashboards`]).
     pub dashboards: DashboardStore,
+    /// Metrics accepted (202) but never stored, so queries do not see them.
+    pub dropped_metrics: Vec<String>,
+    /// `(from, to)`: every accepted tag value has `from` replaced by `to`.
+    pub tag_rewrites: Vec<(String, String)>,
     faults: FaultPlan,
 }
 
@@ -200,6 +214,7 @@ impl FakeDatadog {
             .route("/api/v1/events", post(events))
             .route("/api/v1/validate", get(validate))
             .route("/api/v2/validate_keys", get(validate_keys))
+            .route("/api/v1/query", get(query))
             .merge(fake_dashboards::routes())
             .merge(extra)
             .with_state(shared.clone());
@@ -286,6 +301,22 @@ impl FakeDatadog {
         self.with(|i| i.app_key = Some(key.to_string()));
     }
 
+    /// Accept `metric` with a 202 but never store it (queries will not find it).
+    pub fn drop_metric(&self, metric: &str) {
+        self.with(|i| i.dropped_metrics.push(metric.to_string()));
+    }
+
+    /// Store every accepted tag with `from` replaced by `to` in its value (Datadog turning
+    /// `condition:<5m` into `condition:_5m`).
+    pub fn rewrite_tags(&self, from: &str, to: &str) {
+        self.with(|i| i.tag_rewrites.push((from.to_string(), to.to_string())));
+    }
+
+    /// Requests to the query API, faulted or not.
+    pub fn query_requests(&self) -> usize {
+        self.with(|i| i.seen.iter().filter(|s| s.path == "/api/v1/query").count())
+    }
+
     pub fn recorded(&self) -> Vec<Recorded> {
         self.with(|i| i.recorded.clone())
     }
@@ -361,6 +392,19 @@ async fn serve(
             if let Some(s) = retry_after {
                 r.headers_mut()
                     .insert("retry-after", s.to_string().parse().expect("header"));
+            }
+            return Ok(r);
+        }
+        Some(f @ Fault::RateLimited { reset }) => {
+            log(429, Some(f));
+            let mut r = errors(429, "Too many requests");
+            for (name, value) in [
+                ("x-ratelimit-limit", "100".to_string()),
+                ("x-ratelimit-period", "60".to_string()),
+                ("x-ratelimit-remaining", "0".to_string()),
+                ("x-ratelimit-reset", reset.to_string()),
+            ] {
+                r.headers_mut().insert(name, value.parse().expect("header"));
             }
             return Ok(r);
         }
@@ -453,7 +497,25 @@ fn accept(shared: &Shared, path: &str, body_len: usize, raw_len: usize, points: 
         points: points.iter().map(|p| p.values.len()).sum(),
         fault: None,
     });
-    inner.recorded.extend(points);
+    let dropped = inner.dropped_metrics.clone();
+    let rewrites = inner.tag_rewrites.clone();
+    inner.recorded.extend(
+        points
+            .into_iter()
+            .filter(|p| !dropped.contains(&p.metric))
+            .map(|mut p| {
+                for tag in &mut p.tags {
+                    if let Some((key, value)) = tag.split_once(':') {
+                        let mut value = value.to_string();
+                        for (from, to) in &rewrites {
+                            value = value.replace(from.as_str(), to);
+                        }
+                        *tag = format!("{key}:{value}");
+                    }
+                }
+                p
+            }),
+    );
 }
 
 fn reject(shared: &Shared, path: &str, status: u16, msg: &str) -> Response<Body> {
@@ -673,4 +735,129 @@ async fn validate_keys(State(shared): State<Shared>, headers: HeaderMap) -> Resp
     } else {
         errors(403, "Forbidden")
     }
+}
+
+/// Split `a{x,y} by {z},b{*}` on the commas between queries (not those inside braces).
+fn split_queries(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    for c in text.chars() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current);
+    out.into_iter()
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty())
+        .collect()
+}
+
+/// `GET /api/v1/query?from&to&query`: the evaluator over what was accepted, in Datadog's v1
+/// shape (`pointlist` in milliseconds, `tag_set` of the group, `query_index` per query).
+async fn query(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response<Body> {
+    let path = "/api/v1/query";
+    let log = |status: u16| {
+        shared.lock().expect("lock").seen.push(Seen {
+            method: "GET".into(),
+            path: path.into(),
+            status,
+            encoding: None,
+            compressed: 0,
+            uncompressed: 0,
+            points: 0,
+            fault: None,
+        })
+    };
+    let (ok, points) = {
+        let inner = shared.lock().expect("lock");
+        (keys_ok(&inner, &headers), inner.recorded.clone())
+    };
+    if !ok {
+        log(403);
+        return errors(403, "Forbidden");
+    }
+    let number = |k: &str| params.get(k).and_then(|v| v.parse::<i64>().ok());
+    let (Some(from), Some(to), Some(text)) = (number("from"), number("to"), params.get("query"))
+    else {
+        log(400);
+        return errors(400, "from, to and query are required");
+    };
+    let intake = super::query_eval::Intake {
+        points: &points,
+        variables: Default::default(),
+    };
+    let mut series = Vec::new();
+    for (index, q) in split_queries(text).iter().enumerate() {
+        let parsed = match super::query_eval::parse(q) {
+            Ok(p) => p,
+            Err(e) => {
+                log(400);
+                return errors(400, &e);
+            }
+        };
+        let interval = parsed
+            .rollup
+            .as_ref()
+            .and_then(|(_, s)| *s)
+            .unwrap_or_else(|| super::query_eval::default_interval(to - from));
+        let groups = match intake.timeseries(q, from, to) {
+            Ok(g) => g,
+            Err(e) => {
+                log(400);
+                return errors(400, &e);
+            }
+        };
+        for (group, buckets) in groups {
+            let tag_set: Vec<String> = group
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            let pointlist: Vec<Value> = buckets
+                .iter()
+                .filter_map(|(at, v)| v.map(|v| json!([(*at * 1000) as f64, v])))
+                .collect();
+            let scope = if tag_set.is_empty() {
+                "*".to_string()
+            } else {
+                tag_set.join(",")
+            };
+            series.push(json!({
+                "metric": parsed.metric,
+                "display_name": parsed.metric,
+                "expression": q,
+                "scope": scope,
+                "tag_set": tag_set,
+                "pointlist": pointlist,
+                "interval": interval,
+                "query_index": index,
+                "aggr": parsed.aggregator,
+            }));
+        }
+    }
+    log(200);
+    respond(
+        200,
+        json!({
+            "status": "ok",
+            "res_type": "time_series",
+            "from_date": from * 1000,
+            "to_date": to * 1000,
+            "query": text,
+            "series": series,
+        }),
+    )
 }
