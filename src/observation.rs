@@ -46,6 +46,63 @@ impl fmt::Display for Value {
     }
 }
 
+/// Why a row has no status: the closed set of causes an `unknown` row can have.
+///
+/// Whoever makes a row `unknown` says why with one of these (the run for a collector that timed
+/// out, panicked or failed; a collector for a workflow that does not exist; the checks for a
+/// value they cannot judge; the row memory for stale or future data), next to a human `reason`
+/// text for the terminal and the board. The schema sends [`UnknownReason::tag`] as the
+/// `reason` tag of `check.unknown`: a short, bounded value (free text would be a new custom
+/// metric per message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownReason {
+    /// No observation fed the row (or its collector did not run).
+    NoData,
+    /// The collector ran past its timeout (the run's, or its own, e.g. an exec probe's).
+    CollectorTimeout,
+    /// The collector returned an error, was cancelled or was interrupted by a signal.
+    CollectorFailed,
+    /// The collector's task panicked.
+    CollectorPanic,
+    /// The last observation is older than the row's carry-forward limit.
+    Stale,
+    /// The value is NaN or infinite.
+    NotANumber,
+    /// The value cannot be judged by the row's condition (wrong type, no samples, …).
+    InvalidValue,
+    /// A workflow the collector lists does not exist in the repository.
+    WorkflowNotFound,
+    /// The source produced more output than the collector accepts.
+    OutputTooLarge,
+    /// The observation claims a time too far in the future to trust.
+    FutureTimestamp,
+}
+
+impl UnknownReason {
+    /// The value of the `reason` tag on the wire (stable: dashboards and monitors filter on it).
+    pub fn tag(self) -> &'static str {
+        match self {
+            UnknownReason::NoData => "no_data",
+            UnknownReason::CollectorTimeout => "collector_timeout",
+            UnknownReason::CollectorFailed => "collector_failed",
+            UnknownReason::CollectorPanic => "collector_panic",
+            UnknownReason::Stale => "stale",
+            UnknownReason::NotANumber => "not_a_number",
+            UnknownReason::InvalidValue => "invalid_value",
+            UnknownReason::WorkflowNotFound => "workflow_not_found",
+            UnknownReason::OutputTooLarge => "output_too_large",
+            UnknownReason::FutureTimestamp => "future_timestamp",
+        }
+    }
+}
+
+impl fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
 /// One measured signal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
@@ -69,6 +126,10 @@ pub struct Observation {
     /// is new to that run, and a count is sent as a level only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
+    /// For an observation of the `unavailable` signal ([`crate::checks::UNAVAILABLE_SIGNAL`]):
+    /// why the rows it stands for have no data. Its text value is the human reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<UnknownReason>,
 }
 
 impl Observation {
@@ -80,6 +141,20 @@ impl Observation {
             timestamp,
             tags: BTreeMap::new(),
             ids: Vec::new(),
+            unknown_reason: None,
+        }
+    }
+
+    /// An observation of the `unavailable` signal: the rows it stands for (by its tags) are
+    /// `unknown` for `reason`, explained by `why`.
+    pub fn unavailable(reason: UnknownReason, why: String, timestamp: DateTime<Utc>) -> Self {
+        Observation {
+            unknown_reason: Some(reason),
+            ..Observation::new(
+                crate::checks::UNAVAILABLE_SIGNAL,
+                Value::Text(why),
+                timestamp,
+            )
         }
     }
 
@@ -101,5 +176,33 @@ impl Observation {
     pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.insert(key.into(), value.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnknownReason;
+
+    #[test]
+    fn unknown_reasons_keep_their_wire_tags() {
+        for (reason, tag) in [
+            (UnknownReason::NoData, "no_data"),
+            (UnknownReason::CollectorTimeout, "collector_timeout"),
+            (UnknownReason::CollectorFailed, "collector_failed"),
+            (UnknownReason::CollectorPanic, "collector_panic"),
+            (UnknownReason::Stale, "stale"),
+            (UnknownReason::NotANumber, "not_a_number"),
+            (UnknownReason::InvalidValue, "invalid_value"),
+            (UnknownReason::WorkflowNotFound, "workflow_not_found"),
+            (UnknownReason::OutputTooLarge, "output_too_large"),
+            (UnknownReason::FutureTimestamp, "future_timestamp"),
+        ] {
+            assert_eq!(reason.tag(), tag);
+            // Stored results name it the same way.
+            assert_eq!(
+                serde_json::to_value(reason).ok(),
+                Some(serde_json::Value::String(tag.into()))
+            );
+        }
     }
 }

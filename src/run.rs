@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::checks::{CheckDef, CheckResult};
 use crate::collectors::{CollectContext, CollectorInstance};
 use crate::config::Plan;
-use crate::observation::Observation;
+use crate::observation::{Observation, UnknownReason};
 use crate::schema::Metric;
 use crate::sinks::{self, DeliveryReport};
 use crate::state::{DEFAULT_STATE_DIR, StateStore};
@@ -44,9 +44,11 @@ pub struct CollectorOutcome {
     pub name: String,
     pub kind: &'static str,
     pub duration_secs: f64,
-    /// The observations, or why there are none.
+    /// The observations, or why there are none (in words).
     pub result: Result<Vec<Observation>, String>,
     pub error_type: Option<&'static str>,
+    /// Why there are none, as the collector's rows report it (`None` when it succeeded).
+    pub unknown_reason: Option<UnknownReason>,
 }
 
 /// Everything a run did, for the CLI to print and turn into an exit code.
@@ -179,14 +181,20 @@ pub async fn collect(
             Ok((d, o, line)) => (Ok((d, o)), Some(line)),
             Err(e) => (Err(e), None),
         };
-        let (duration_secs, result, error_type) = match handle {
+        let (duration_secs, result, error_type, unknown_reason) = match handle {
             Ok((d, None)) => (
                 d,
                 Err("interrupted: the process was asked to stop (SIGTERM/SIGINT)".to_string()),
                 Some("interrupted"),
+                Some(UnknownReason::CollectorFailed),
             ),
-            Ok((d, Some(Ok(Ok(obs))))) => (d, Ok(obs), None),
-            Ok((d, Some(Ok(Err(e))))) => (d, Err(e.to_string()), Some(e.error_type())),
+            Ok((d, Some(Ok(Ok(obs))))) => (d, Ok(obs), None, None),
+            Ok((d, Some(Ok(Err(e))))) => (
+                d,
+                Err(e.to_string()),
+                Some(e.error_type()),
+                Some(e.unknown_reason()),
+            ),
             Ok((d, Some(Err(_)))) => (
                 d,
                 Err(format!(
@@ -194,9 +202,11 @@ pub async fn collect(
                     crate::checks::duration::format_duration(instance.timeout)
                 )),
                 Some("timeout"),
+                Some(UnknownReason::CollectorTimeout),
             ),
             Err(join) => {
-                let msg = if join.is_panic() {
+                let panicked = join.is_panic();
+                let msg = if panicked {
                     let payload = join.into_panic();
                     let text = payload
                         .downcast_ref::<&str>()
@@ -207,7 +217,17 @@ pub async fn collect(
                 } else {
                     "was cancelled".to_string()
                 };
-                (instance.timeout.as_secs_f64(), Err(msg), Some("panic"))
+                let why = if panicked {
+                    UnknownReason::CollectorPanic
+                } else {
+                    UnknownReason::CollectorFailed
+                };
+                (
+                    instance.timeout.as_secs_f64(),
+                    Err(msg),
+                    Some("panic"),
+                    Some(why),
+                )
             }
         };
         if let Some(line) = line {
@@ -230,6 +250,7 @@ pub async fn collect(
             duration_secs,
             result,
             error_type,
+            unknown_reason,
         });
     }
     out
@@ -258,7 +279,12 @@ pub fn evaluate(rows: &[CheckDef], outcomes: &[CollectorOutcome]) -> Vec<(usize,
             let outcome = by_name.get(def.collector.as_str())?;
             let input = match &outcome.result {
                 Ok(obs) => Ok(obs.as_slice()),
-                Err(e) => Err(e.as_str()),
+                Err(e) => Err((
+                    outcome
+                        .unknown_reason
+                        .unwrap_or(UnknownReason::CollectorFailed),
+                    e.as_str(),
+                )),
             };
             Some((i, def.evaluate(input)))
         })

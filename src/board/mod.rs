@@ -20,6 +20,7 @@ use std::fmt::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::checks::{CheckDef, CheckResult};
+use crate::observation::UnknownReason;
 use crate::schema::Status;
 use crate::state::rows::{RowMemory, StoredRow, displayed};
 
@@ -113,7 +114,7 @@ pub fn render(
         let stored = memory.get(&def.row);
         let result = match stored {
             Some(s) => displayed(s, def.carry_forward, now),
-            None => def.unknown_result("no run has recorded this row yet"),
+            None => def.unknown_result(UnknownReason::NoData, "no run has recorded this row yet"),
         };
         *counts
             .entry(look(result.status, result.inferred).label)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::observation::{Observation, Value};
+use crate::observation::{Observation, UnknownReason, Value};
 use crate::schema::{RowId, Status};
 pub use condition::Condition;
 
@@ -137,8 +137,11 @@ pub struct CheckResult {
     pub compared: Option<f64>,
     pub unit: Option<String>,
     pub observed_at: Option<DateTime<Utc>>,
-    /// Why the status is `unknown`, or other context.
+    /// Why the status is `unknown`, or other context, in words (terminal, board).
     pub reason: Option<String>,
+    /// Why the status is `unknown`, as the schema tags it (`None` for a row with a status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<UnknownReason>,
     /// Optional tags taken from the observation (`repo`, `branch`, …).
     pub tags: BTreeMap<String, String>,
     /// Carried forward from an earlier run ("light green").
@@ -187,8 +190,9 @@ pub struct StatusChange {
 }
 
 impl CheckDef {
-    /// An `unknown` result for this row, with no value (missing data is never a zero).
-    pub fn unknown_result(&self, reason: impl Into<String>) -> CheckResult {
+    /// An `unknown` result for this row, with no value (missing data is never a zero): `why`
+    /// for the schema, `reason` in words.
+    pub fn unknown_result(&self, why: UnknownReason, reason: impl Into<String>) -> CheckResult {
         CheckResult {
             row: self.row.clone(),
             status: Status::Unknown,
@@ -197,6 +201,7 @@ impl CheckDef {
             unit: self.unit.clone(),
             observed_at: None,
             reason: Some(reason.into()),
+            unknown_reason: Some(why),
             tags: BTreeMap::new(),
             inferred: false,
             collector: self.collector.clone(),
@@ -205,16 +210,21 @@ impl CheckDef {
         }
     }
 
-    /// Evaluate this row against its collector's output (`Err` = the collector failed).
-    pub fn evaluate(&self, observations: Result<&[Observation], &str>) -> CheckResult {
+    /// Evaluate this row against its collector's output (`Err` = the collector failed, why and
+    /// in which words).
+    pub fn evaluate(
+        &self,
+        observations: Result<&[Observation], (UnknownReason, &str)>,
+    ) -> CheckResult {
         let mut result = CheckResult {
             reason: None,
-            ..self.unknown_result("")
+            ..self.unknown_result(UnknownReason::NoData, "")
         };
         let observations = match observations {
             Ok(o) => o,
-            Err(reason) => {
+            Err((why, reason)) => {
                 result.reason = Some(format!("collector {} failed: {reason}", self.collector));
+                result.unknown_reason = Some(why);
                 return result;
             }
         };
@@ -230,19 +240,25 @@ impl CheckDef {
             .collect();
         let Some(latest) = matching.iter().max_by_key(|o| o.timestamp) else {
             let explained = observations.iter().find_map(|o| match &o.value {
-                Value::Text(why)
+                Value::Text(text)
                     if o.signal == UNAVAILABLE_SIGNAL
                         && self
                             .matches
                             .iter()
                             .all(|(k, v)| o.tags.get(k).is_none_or(|ov| ov == v)) =>
                 {
-                    Some(why.clone())
+                    // A source that says "unavailable" without saying why in type (a file or a
+                    // command's output) gets the catch-all.
+                    Some((
+                        o.unknown_reason.unwrap_or(UnknownReason::InvalidValue),
+                        text.clone(),
+                    ))
                 }
                 _ => None,
             });
-            if let Some(why) = explained {
-                result.reason = Some(why);
+            if let Some((why, text)) = explained {
+                result.reason = Some(text);
+                result.unknown_reason = Some(why);
                 return result;
             }
             result.reason = Some(format!(
@@ -266,6 +282,7 @@ impl CheckDef {
             Ok(v) => v,
             Err(reason) => {
                 result.reason = Some(reason);
+                result.unknown_reason = Some(UnknownReason::InvalidValue);
                 return result;
             }
         };
@@ -276,6 +293,7 @@ impl CheckDef {
                 None => {
                     result.value = Some(value);
                     result.reason = Some("no samples to summarise".into());
+                    result.unknown_reason = Some(UnknownReason::InvalidValue);
                     return result;
                 }
             },
@@ -283,6 +301,7 @@ impl CheckDef {
         };
         result.compared = compared_value.as_number();
         result.value = Some(value);
+        result.unknown_reason = None;
         result.status = match self.condition.evaluate(&compared_value) {
             Ok(true) => Status::Pass,
             Ok(false) => match &self.warn {
@@ -291,6 +310,11 @@ impl CheckDef {
             },
             Err(e) => {
                 result.reason = Some(e.to_string());
+                result.unknown_reason = Some(match e {
+                    condition::EvalError::NotANumber => UnknownReason::NotANumber,
+                    condition::EvalError::NeedsSummary
+                    | condition::EvalError::TypeMismatch { .. } => UnknownReason::InvalidValue,
+                });
                 Status::Unknown
             }
         };
@@ -419,13 +443,14 @@ mod tests {
         let d = def("<1");
         let r = d.evaluate(Ok(&[]));
         assert_eq!(r.status, Status::Unknown);
+        assert_eq!(r.unknown_reason, Some(UnknownReason::NoData));
         assert!(r.reason.unwrap().contains("no observation"));
-        assert_eq!(
-            d.evaluate(Ok(&[obs(Value::Number(f64::NAN))])).status,
-            Status::Unknown
-        );
-        let r = d.evaluate(Err("timed out after 5s"));
+        let r = d.evaluate(Ok(&[obs(Value::Number(f64::NAN))]));
         assert_eq!(r.status, Status::Unknown);
+        assert_eq!(r.unknown_reason, Some(UnknownReason::NotANumber));
+        let r = d.evaluate(Err((UnknownReason::CollectorTimeout, "timed out after 5s")));
+        assert_eq!(r.status, Status::Unknown);
+        assert_eq!(r.unknown_reason, Some(UnknownReason::CollectorTimeout));
         assert!(r.reason.unwrap().contains("timed out"));
     }
 

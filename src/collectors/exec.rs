@@ -379,6 +379,7 @@ impl ExecCollector {
                     timestamp: l.timestamp.unwrap_or(now),
                     tags: l.tags,
                     ids: l.ids,
+                    unknown_reason: None,
                 }),
                 Ok(_) => {
                     bad += 1;
@@ -490,7 +491,7 @@ impl ExecCollector {
             }
             Err(_) => {
                 let stderr = text_of(&err_buf);
-                return Err(CollectError::Source(format!(
+                return Err(CollectError::Timeout(format!(
                     "`{}` timed out after {}; killed its process group{}",
                     self.describe(),
                     format_duration(self.timeout),
@@ -612,6 +613,10 @@ mod tests {
         let started = Instant::now();
         let err = c.run(Utc::now()).await.unwrap_err();
         assert_eq!(err.error_type(), "output_too_large");
+        assert_eq!(
+            err.unknown_reason(),
+            crate::observation::UnknownReason::OutputTooLarge
+        );
         let text = err.to_string();
         assert!(
             text.contains("output too large") && text.contains("4 MiB"),

@@ -215,6 +215,7 @@ impl FileCollector {
                 timestamp,
                 tags: item.tags,
                 ids: item.ids,
+                unknown_reason: None,
             });
         }
         Ok(out)

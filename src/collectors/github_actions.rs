@@ -39,10 +39,9 @@ use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage, WorkflowDef, WorkflowsPage};
 use crate::github::{
-    GithubSource, Repo, UNAVAILABLE_SIGNAL, counted_observation, day_floor, samples_observation,
-    save_state, window,
+    GithubSource, Repo, counted_observation, day_floor, samples_observation, save_state, window,
 };
-use crate::observation::{Observation, Value};
+use crate::observation::{Observation, UnknownReason, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
     name: "github_actions",
@@ -759,8 +758,12 @@ impl ActionsCollector {
                         describe_workflows(workflows)
                     );
                     out.push(
-                        tag(Observation::new(UNAVAILABLE_SIGNAL, Value::Text(why), at))
-                            .with_tag("workflow", &w),
+                        tag(Observation::unavailable(
+                            UnknownReason::WorkflowNotFound,
+                            why,
+                            at,
+                        ))
+                        .with_tag("workflow", &w),
                     );
                     continue;
                 }

@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::observation::Observation;
+use crate::observation::{Observation, UnknownReason};
 use crate::state::StateStore;
 
 /// Everything a collector may use while collecting. Built once per run and shared.
@@ -60,6 +60,10 @@ pub enum CollectError {
     /// it produced is trusted.
     #[error("{0}")]
     OutputTooLarge(String),
+    /// The collector's own time limit passed (an exec probe's `timeout`); the run's timeout
+    /// around every collector is reported by the run itself.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl CollectError {
@@ -70,6 +74,19 @@ impl CollectError {
             CollectError::Io { .. } => "io",
             CollectError::Other(_) => "other",
             CollectError::OutputTooLarge(_) => "output_too_large",
+            // Tagged `source` since before this variant existed; the tag stays stable.
+            CollectError::Timeout(_) => "source",
+        }
+    }
+
+    /// Why the collector's rows are `unknown`.
+    pub fn unknown_reason(&self) -> UnknownReason {
+        match self {
+            CollectError::OutputTooLarge(_) => UnknownReason::OutputTooLarge,
+            CollectError::Timeout(_) => UnknownReason::CollectorTimeout,
+            CollectError::Source(_) | CollectError::Io { .. } | CollectError::Other(_) => {
+                UnknownReason::CollectorFailed
+            }
         }
     }
 }

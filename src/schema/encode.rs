@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use super::{Metric, MetricValue, RowId, Schema, SchemaError, Status};
 use crate::checks::{CheckDef, CheckResult, Encoding, Summary};
-use crate::observation::Value;
+use crate::observation::{UnknownReason, Value};
 
 impl Schema {
     /// Every metric for one evaluated row, stamped at `now` (Unix seconds).
@@ -60,10 +60,10 @@ impl Schema {
         let Some(status_value) = result.status.gauge_value() else {
             let name = self.unknown_metric(&pipeline)?;
             let mut reason_tags = optional.clone();
-            reason_tags.insert(
-                "reason".into(),
-                unknown_reason_tag(result.reason.as_deref()),
-            );
+            // A short, bounded tag (free text would be a new custom metric per message). A
+            // result without a typed reason (written by an older version) gets the catch-all.
+            let why = result.unknown_reason.unwrap_or(UnknownReason::InvalidValue);
+            reason_tags.insert("reason".into(), why.tag().to_string());
             let tags = self.tags(&name, &def.row, &condition, Status::Unknown, &reason_tags)?;
             out.push(metric(name, MetricValue::Gauge(1.0), &tags));
             let name = self.carry_forward_metric()?;
@@ -325,57 +325,3 @@ pub fn window_metric(metric: &str) -> String {
 
 /// Suffix of a count row's level gauge.
 pub const WINDOW_SUFFIX: &str = "window";
-
-/// A short, bounded `reason` tag value for an unknown row (free text would be a new custom
-/// metric per message).
-fn unknown_reason_tag(reason: Option<&str>) -> String {
-    let r = reason.unwrap_or("");
-    if r.starts_with("collector") && r.contains("stdout (output too large)") {
-        "output_too_large"
-    } else if r.starts_with("collector") && r.contains("timed out") {
-        "collector_timeout"
-    } else if r.starts_with("collector") && r.contains("panicked") {
-        "collector_panic"
-    } else if r.starts_with("collector") {
-        "collector_failed"
-    } else if r.starts_with("future timestamp") {
-        "future_timestamp"
-    } else if r.starts_with("workflow not found") {
-        "workflow_not_found"
-    } else if r.starts_with("no observation") {
-        "no_data"
-    } else if r.contains("stale") || r.contains("older than") {
-        "stale"
-    } else if r.to_ascii_lowercase().contains("nan") || r.contains("not a number") {
-        "not_a_number"
-    } else {
-        "invalid_value"
-    }
-    .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unknown_reason_tag;
-
-    #[test]
-    fn reasons_become_stable_tags() {
-        for (reason, tag) in [
-            (
-                "collector probe failed: `x` printed more than 4 MiB on stdout (output too large); it was killed",
-                "output_too_large",
-            ),
-            (
-                "collector probe failed: timed out after 30s",
-                "collector_timeout",
-            ),
-            (
-                "collector probe failed: /dev/zero: is a character device",
-                "collector_failed",
-            ),
-            ("no observation of `x`", "no_data"),
-        ] {
-            assert_eq!(unknown_reason_tag(Some(reason)), tag, "{reason}");
-        }
-    }
-}

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::{StateError, StateStore};
 use crate::checks::duration::format_duration;
 use crate::checks::{CheckDef, CheckResult, Encoding, NewInRun, StatusChange};
-use crate::observation::Value;
+use crate::observation::{UnknownReason, Value};
 use crate::schema::{RowId, Status};
 
 /// The state object holding every row's memory.
@@ -403,6 +403,7 @@ fn decide(
                 format_duration(MAX_FUTURE.to_std().unwrap_or_default())
             ));
             r.status = Status::Unknown;
+            r.unknown_reason = Some(UnknownReason::FutureTimestamp);
             r.value = None;
             r.compared = None;
             return r;
@@ -413,6 +414,7 @@ fn decide(
         {
             r.reason = Some(stale_reason(age, limit, None));
             r.status = Status::Unknown;
+            r.unknown_reason = Some(UnknownReason::Stale);
             r.value = None;
             r.compared = None;
         }
@@ -441,14 +443,14 @@ fn decide(
             ));
             return r;
         }
-        let mut r = def.unknown_result(stale_reason(age, limit, Some(&why)));
+        let mut r = def.unknown_result(UnknownReason::Stale, stale_reason(age, limit, Some(&why)));
         r.observed_at = last.observed_at;
         r.tags = last.tags.clone();
         return r;
     }
     match fresh {
         Some(r) => r.clone(),
-        None => def.unknown_result(why),
+        None => def.unknown_result(UnknownReason::NoData, why),
     }
 }
 
@@ -468,6 +470,7 @@ pub fn displayed(stored: &StoredRow, carry_forward: Duration, now: DateTime<Utc>
         && age > carry_forward
     {
         r.status = Status::Unknown;
+        r.unknown_reason = Some(UnknownReason::Stale);
         r.inferred = false;
         r.value = None;
         r.compared = None;
@@ -627,6 +630,7 @@ pub(crate) mod tests {
         assert_eq!(r.status, Status::Unknown);
         assert!(!r.inferred);
         assert_eq!(r.value, None);
+        assert_eq!(r.unknown_reason, Some(UnknownReason::Stale));
         let reason = r.reason.unwrap();
         assert!(
             reason.starts_with("stale: last observed 30h ago"),
@@ -644,7 +648,10 @@ pub(crate) mod tests {
             &[(0, observe(&d, 0.2, t(0)))],
             t(0),
         );
-        let failed = d.evaluate(Err("timed out after 60s"));
+        let failed = d.evaluate(Err((
+            UnknownReason::CollectorTimeout,
+            "timed out after 60s",
+        )));
         let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, failed)], t(2));
         let r = &out.results[0].1;
         assert_eq!((r.status, r.inferred), (Status::Fail, true));
@@ -653,6 +660,7 @@ pub(crate) mod tests {
         let old = observe(&d, 0.9, t(3) - TimeDelta::hours(27));
         let out = reconcile(&mut memory, &[d], &[(0, old)], t(3));
         assert_eq!(out.results[0].1.status, Status::Unknown);
+        assert_eq!(out.results[0].1.unknown_reason, Some(UnknownReason::Stale));
         assert!(
             out.results[0]
                 .1
@@ -743,6 +751,7 @@ pub(crate) mod tests {
         let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, ahead)], t(0));
         let r = &out.results[0].1;
         assert_eq!(r.status, Status::Unknown);
+        assert_eq!(r.unknown_reason, Some(UnknownReason::FutureTimestamp));
         assert!(
             r.reason
                 .as_deref()
@@ -803,6 +812,7 @@ pub(crate) mod tests {
         );
         let later = displayed(row, d.carry_forward, last + TimeDelta::hours(2));
         assert_eq!(later.status, Status::Unknown);
+        assert_eq!(later.unknown_reason, Some(UnknownReason::Stale));
         assert!(later.reason.unwrap().starts_with("stale"));
     }
 }

@@ -234,10 +234,11 @@ mod tests {
     use super::*;
 
     fn result_of(def: &CheckDef, status: Status, value: f64) -> CheckResult {
-        let mut r = def.unknown_result("test");
+        let mut r = def.unknown_result(crate::observation::UnknownReason::InvalidValue, "test");
         r.status = status;
         r.compared = Some(value);
         r.reason = None;
+        r.unknown_reason = None;
         r
     }
 
