@@ -51,7 +51,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind};
+use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::checks::duration::{format_duration, parse_duration};
 use crate::observation::{Observation, Value};
 
@@ -132,12 +132,17 @@ pub struct ExecCollector {
     success_codes: Vec<i32>,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let cfg: ExecConfig = ctx.options()?;
     let mut argv = match cfg.command {
         CommandSpec::Shell(s) if !s.trim().is_empty() => vec!["sh".into(), "-c".into(), s],
         CommandSpec::Argv(v) if v.first().is_some_and(|p| !p.is_empty()) => v,
-        _ => return Err("command: must be a non-empty string or list".into()),
+        _ => {
+            return Err(BuildError::at(
+                "command",
+                "must be a non-empty string or list",
+            ));
+        }
     };
     // A program given as a relative path (`./tools/request_eval`) is relative to the config
     // file, like every other path in it; a bare name is looked up in PATH.
@@ -146,14 +151,17 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
     }
     let timeout = match cfg.command_timeout.as_deref() {
         None => DEFAULT_COMMAND_TIMEOUT,
-        Some(s) => parse_duration(s).map_err(|e| format!("command_timeout: {e}"))?,
+        Some(s) => parse_duration(s).map_err(|e| BuildError::at("command_timeout", e))?,
     };
     if timeout.is_zero() {
-        return Err("command_timeout: must be more than 0s".into());
+        return Err(BuildError::at("command_timeout", "must be more than 0s"));
     }
     let prefix = cfg.signal_prefix.unwrap_or_else(|| "exec".into());
     if prefix.is_empty() || prefix.ends_with('.') {
-        return Err("signal_prefix: must be a non-empty name without a trailing dot".into());
+        return Err(BuildError::at(
+            "signal_prefix",
+            "must be a non-empty name without a trailing dot",
+        ));
     }
     Ok(Arc::new(ExecCollector {
         argv,

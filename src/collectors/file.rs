@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind};
+use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::checks::duration::parse_duration;
 use crate::observation::{Observation, Value};
 
@@ -87,15 +87,15 @@ pub struct FileCollector {
     max_bytes: u64,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let cfg: FileConfig = ctx.options()?;
     let max_age = match cfg.max_age.as_deref() {
-        Some(s) => Some(parse_duration(s).map_err(|e| format!("max_age: {e}"))?),
+        Some(s) => Some(parse_duration(s).map_err(|e| BuildError::at("max_age", e))?),
         None => None,
     };
     let max_bytes = cfg.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
     if max_bytes == 0 {
-        return Err("max_bytes: must be at least 1".into());
+        return Err(BuildError::at("max_bytes", "must be at least 1"));
     }
     Ok(Arc::new(FileCollector {
         path: ctx.resolve_path(&cfg.path),

@@ -35,7 +35,9 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
+use super::{
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+};
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage, WorkflowDef, WorkflowsPage};
 use crate::github::{
@@ -111,16 +113,19 @@ pub struct ActionsCollector {
     timeout_annotation: String,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let (source, opts): (_, ActionsOptions) = GithubSource::build_with(ctx)?;
     let events = opts
         .events
         .unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|e| e.to_string()).collect());
     if events.is_empty() || events.iter().any(|e| e.trim().is_empty()) {
-        return Err("events: list at least one event (e.g. \"push\")".into());
+        return Err(BuildError::at(
+            "events",
+            "list at least one event (e.g. \"push\")",
+        ));
     }
     if opts.workflows.iter().any(|w| w.trim().is_empty()) {
-        return Err("workflows: a workflow name is empty".into());
+        return Err(BuildError::at("workflows", "a workflow name is empty"));
     }
     Ok(Arc::new(ActionsCollector {
         source,

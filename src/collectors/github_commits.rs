@@ -37,7 +37,9 @@ use futures::future::BoxFuture;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
+use super::{
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+};
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::{
     Activity, Branch, CheckRunsPage, Commit, PullItem, Review, closed_pulls_key, pull_items,
@@ -157,10 +159,13 @@ impl Rule {
         patterns: &[String],
         labels: Vec<String>,
         prefixes: Vec<String>,
-    ) -> Result<Rule, String> {
+    ) -> Result<Rule, BuildError> {
         let patterns = patterns
             .iter()
-            .map(|p| Regex::new(p).map_err(|e| format!("{key}: invalid pattern {p:?}: {e}")))
+            .map(|p| {
+                Regex::new(p)
+                    .map_err(|e| BuildError::at(key, format!("invalid pattern {p:?}: {e}")))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Rule {
             patterns,
@@ -204,7 +209,7 @@ pub struct CommitsCollector {
     revert_ref: Regex,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let (source, o): (_, CommitsOptions) = GithubSource::build_with(ctx)?;
     Ok(Arc::new(CommitsCollector {
         source,
@@ -232,7 +237,7 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
         count_failing_checks: o.count_failing_check_merges,
         required_checks: o.required_checks,
         revert_ref: Regex::new("(?m)^This reverts commit ([0-9a-fA-F]{7,40})")
-            .map_err(|e| format!("internal revert pattern: {e}"))?,
+            .map_err(|e| BuildError::new(format!("internal revert pattern: {e}")))?,
     }))
 }
 
@@ -838,11 +843,9 @@ mod tests {
             head_sha: None,
         };
         assert!(hotfix.matches("plain", Some(&pr)));
-        assert!(
-            Rule::new("x", &["(".into()], vec![], vec![])
-                .unwrap_err()
-                .contains("x")
-        );
+        let err = Rule::new("x", &["(".into()], vec![], vec![]).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("x"));
+        assert!(err.message.contains("x"));
     }
 
     fn commit(sha: &str, message: &str, parents: &[&str]) -> CommitItem {

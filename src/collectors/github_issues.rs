@@ -24,7 +24,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
+use super::{
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+};
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::Issue;
 use crate::github::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
@@ -88,10 +90,13 @@ fn issue_items(
         .collect())
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let (source, o): (_, IssuesOptions) = GithubSource::build_with(ctx)?;
     if o.labels.is_empty() || o.labels.iter().any(|l| l.trim().is_empty()) {
-        return Err("labels: list at least one non-empty label".into());
+        return Err(BuildError::at(
+            "labels",
+            "list at least one non-empty label",
+        ));
     }
     Ok(Arc::new(IssuesCollector {
         source,

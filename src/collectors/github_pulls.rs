@@ -18,7 +18,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind, SelfMetric};
+use super::{
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+};
 use crate::github::client::{GithubClient, PageCache};
 use crate::github::models::{PullItem, closed_pulls_key, pull_items};
 use crate::github::{GithubSource, Repo, samples_observation, save_state, window, window_opt};
@@ -48,7 +50,7 @@ pub struct PullsCollector {
     stale_after: TimeDelta,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let (source, o): (_, PullsOptions) = GithubSource::build_with(ctx)?;
     Ok(Arc::new(PullsCollector {
         source,

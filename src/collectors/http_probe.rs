@@ -46,7 +46,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind};
+use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::checks::duration::parse_duration;
 use crate::observation::{Observation, Value};
 use crate::secret::Secret;
@@ -183,9 +183,9 @@ pub struct HttpProbe {
     prefix: String,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let cfg: ProbeConfig = ctx.options()?;
-    let url = crate::net::check_base_url(&cfg.url).map_err(|e| format!("url: {e}"))?;
+    let url = crate::net::check_base_url(&cfg.url).map_err(|e| BuildError::at("url", e))?;
     let method = match cfg
         .method
         .as_deref()
@@ -196,20 +196,25 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
         "GET" => reqwest::Method::GET,
         "POST" => reqwest::Method::POST,
         "HEAD" => reqwest::Method::HEAD,
-        other => return Err(format!("method: {other:?} is not GET, POST or HEAD")),
+        other => {
+            return Err(BuildError::at(
+                "method",
+                format!("{other:?} is not GET, POST or HEAD"),
+            ));
+        }
     };
     let mut headers = reqwest::header::HeaderMap::new();
     for (k, v) in &cfg.headers {
         let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| format!("headers: {k:?}: {e}"))?;
+            .map_err(|e| BuildError::at("headers", format!("{k:?}: {e}")))?;
         let value = reqwest::header::HeaderValue::from_str(v)
-            .map_err(|e| format!("headers: {k:?}: {e}"))?;
+            .map_err(|e| BuildError::at("headers", format!("{k:?}: {e}")))?;
         headers.insert(name, value);
     }
-    let dur = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, String> {
+    let dur = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, BuildError> {
         match v.as_deref() {
             None => Ok(default),
-            Some(s) => parse_duration(s).map_err(|e| format!("{key}: {e}")),
+            Some(s) => parse_duration(s).map_err(|e| BuildError::at(key, e)),
         }
     };
     let request_timeout = dur(
@@ -218,26 +223,32 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
         Duration::from_secs(10),
     )?;
     if request_timeout.is_zero() {
-        return Err("request_timeout: must be more than 0s".into());
+        return Err(BuildError::at("request_timeout", "must be more than 0s"));
     }
     let samples = cfg.samples.unwrap_or(3);
     if !(1..=100).contains(&samples) {
-        return Err("samples: must be between 1 and 100".into());
+        return Err(BuildError::at("samples", "must be between 1 and 100"));
     }
     let body_regex = match cfg.body_regex.as_deref() {
         None => None,
-        Some(r) => Some(regex::Regex::new(r).map_err(|e| format!("body_regex: {e}"))?),
+        Some(r) => Some(regex::Regex::new(r).map_err(|e| BuildError::at("body_regex", e))?),
     };
     for (name, pointer) in &cfg.json {
         if !(pointer.is_empty() || pointer.starts_with('/')) {
-            return Err(format!(
-                "json: {name} = {pointer:?} is not a JSON pointer (it starts with '/', e.g. \"/queue/depth\")"
+            return Err(BuildError::at(
+                "json",
+                format!(
+                    "{name} = {pointer:?} is not a JSON pointer (it starts with '/', e.g. \"/queue/depth\")"
+                ),
             ));
         }
     }
     let prefix = cfg.signal_prefix.unwrap_or_else(|| "probe".into());
     if prefix.is_empty() || prefix.ends_with('.') {
-        return Err("signal_prefix: must be a non-empty name without a trailing dot".into());
+        return Err(BuildError::at(
+            "signal_prefix",
+            "must be a non-empty name without a trailing dot",
+        ));
     }
     Ok(Arc::new(HttpProbe {
         url,

@@ -137,6 +137,58 @@ impl SelfMetric {
     }
 }
 
+/// Why `build` refused a collector's options, and which option is at fault when one is: config
+/// reports it as `file:line: collector.<key>` at that key's line (the table's otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// The option at fault (`concurrency`, `max_age`), when the error is about one.
+    pub key: Option<String>,
+    /// The whole message, naming the key first when there is one (`concurrency: must be at
+    /// least 1`).
+    pub message: String,
+}
+
+impl BuildError {
+    /// An error about the option `key`: the message reads `<key>: <detail>`.
+    pub fn at(key: impl Into<String>, detail: impl std::fmt::Display) -> BuildError {
+        let key = key.into();
+        BuildError {
+            message: format!("{key}: {detail}"),
+            key: Some(key),
+        }
+    }
+
+    /// An error about no single option (a missing repository, an unreadable token file).
+    pub fn new(message: impl Into<String>) -> BuildError {
+        BuildError {
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// The collector's options did not deserialize: the message is serde's, the key the field
+    /// it names (`unknown field `tresh``), if any.
+    pub fn options(err: &toml::de::Error) -> BuildError {
+        let message = err.message().to_string();
+        BuildError {
+            key: serde_message_key(&message),
+            message,
+        }
+    }
+}
+
+/// The key named in a serde error message (`unknown field `tresh``, `missing field `x``,
+/// `duplicate field `y``), so the error can point at its line.
+pub fn serde_message_key(message: &str) -> Option<String> {
+    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_string);
+        }
+    }
+    None
+}
+
 /// What `build` gets: the instance's own options (everything in its `[[collector]]` table but
 /// the common keys) and where relative paths are resolved from.
 pub struct BuildContext<'a> {
@@ -148,10 +200,10 @@ pub struct BuildContext<'a> {
 
 impl BuildContext<'_> {
     /// Deserialize the options into the collector's config struct; the error names the field.
-    pub fn options<T: DeserializeOwned>(&self) -> Result<T, String> {
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, BuildError> {
         toml::Value::Table(self.options.clone())
             .try_into()
-            .map_err(|e: toml::de::Error| e.message().to_string())
+            .map_err(|e: toml::de::Error| BuildError::options(&e))
     }
 
     pub fn resolve_path(&self, path: &str) -> PathBuf {
@@ -187,7 +239,7 @@ pub struct CollectorKind {
     /// Paths of the self-metrics its [`Collector::self_metrics`] may report (`github.requests`),
     /// so the dashboard can chart them before the first run.
     pub self_metrics: &'static [&'static str],
-    pub build: fn(&BuildContext) -> Result<Arc<dyn Collector>, String>,
+    pub build: fn(&BuildContext) -> Result<Arc<dyn Collector>, BuildError>,
 }
 
 /// Every collector kind. Add a line here when you add a collector file.
@@ -212,4 +264,31 @@ pub fn kind_names() -> String {
         .map(|k| k.name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_errors_carry_their_key() {
+        let e = BuildError::at("concurrency", "must be at least 1");
+        assert_eq!(e.key.as_deref(), Some("concurrency"));
+        assert_eq!(e.to_string(), "concurrency: must be at least 1");
+        assert_eq!(BuildError::new("no repository").key, None);
+        let ctx = BuildContext {
+            name: "x",
+            options: toml::toml! { tresh = 1 },
+            config_dir: PathBuf::from("."),
+        };
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Opts {
+            thresh: Option<u32>,
+        }
+        let e = ctx.options::<Opts>().unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("tresh"));
+        assert!(e.message.contains("unknown field `tresh`"), "{e}");
+    }
 }

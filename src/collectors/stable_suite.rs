@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, CollectContext, CollectError, Collector, CollectorKind};
+use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::observation::{Observation, Value};
 use crate::schema::{Metric, Schema};
 use crate::stable_suite::import::{self, ImportBatch, ImportOptions, Seen};
@@ -91,7 +91,7 @@ pub struct StableSuiteCollector {
     last: Mutex<Option<LastImport>>,
 }
 
-fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
+fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
     let cfg: StableSuiteConfig = ctx.options()?;
     let url = if cfg.url.contains("://") {
         cfg.url
@@ -99,11 +99,12 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, String> {
         ctx.resolve_path(&cfg.url).display().to_string()
     };
     if let Some(0) = cfg.concurrency {
-        return Err("concurrency: must be at least 1".into());
+        return Err(BuildError::at("concurrency", "must be at least 1"));
     }
     if !url.starts_with("s3://") && url.contains("://") && !url.starts_with("file://") {
-        return Err(format!(
-            "url: {url:?} is not s3://bucket/prefix, file:///dir or a path"
+        return Err(BuildError::at(
+            "url",
+            format!("{url:?} is not s3://bucket/prefix, file:///dir or a path"),
         ));
     }
     Ok(Arc::new(StableSuiteCollector::new(

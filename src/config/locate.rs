@@ -76,14 +76,7 @@ pub fn header_line(text: &str, span: &Range<usize>) -> usize {
 
 /// The key named in a serde error message (`unknown field `tresh``, `missing field `x``,
 /// `invalid type: ... for key `y``), so the error can point at its line.
-pub fn key_in_message(message: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            return rest.split('`').next().map(str::to_string);
-        }
-    }
-    None
-}
+pub use crate::collectors::serde_message_key as key_in_message;
 
 #[cfg(test)]
 mod tests {

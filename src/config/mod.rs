@@ -721,15 +721,18 @@ fn resolve_collectors(
                 timeout,
                 collector,
             }),
-            Err(message) => {
-                let key = key_in_message(&message)
-                    .or_else(|| message.split(':').next().map(|s| s.trim().to_string()))
-                    .unwrap_or_default();
-                let line = key_line(p.text, &span, &key);
+            Err(e) => {
+                let (line, key) = match &e.key {
+                    Some(key) => (
+                        key_line(p.text, &span, key),
+                        Some(format!("collector.{key}")),
+                    ),
+                    None => (line_of(p.text, span.start), None),
+                };
                 p.at(
                     line,
-                    Some(format!("collector.{key}")),
-                    format!("collector {name:?} ({}): {message}", kind.name),
+                    key,
+                    format!("collector {name:?} ({}): {}", kind.name, e.message),
                 );
             }
         }

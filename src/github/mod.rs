@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::checks::duration::parse_duration;
-use crate::collectors::{BuildContext, CollectContext, CollectError, SelfMetric};
+use crate::collectors::{BuildContext, BuildError, CollectContext, CollectError, SelfMetric};
 
 /// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
 /// fills them; the collectors' registry entries declare this list for the dashboard.
@@ -130,9 +130,9 @@ pub struct GithubSource {
     last: std::sync::Mutex<Option<(Stats, usize)>>,
 }
 
-fn duration_opt(v: &Option<String>, key: &str, default: Duration) -> Result<Duration, String> {
+fn duration_opt(v: &Option<String>, key: &str, default: Duration) -> Result<Duration, BuildError> {
     match v {
-        Some(s) => parse_duration(s).map_err(|e| format!("{key}: {e}")),
+        Some(s) => parse_duration(s).map_err(|e| BuildError::at(key, e)),
         None => Ok(default),
     }
 }
@@ -143,15 +143,15 @@ impl GithubSource {
     /// into `T`, refusing unknown ones.
     pub fn build_with<T: serde::de::DeserializeOwned>(
         ctx: &BuildContext,
-    ) -> Result<(GithubSource, T), String> {
+    ) -> Result<(GithubSource, T), BuildError> {
         let (source, rest) = Self::build(ctx)?;
         let own = toml::Value::Table(rest)
             .try_into()
-            .map_err(|e: toml::de::Error| e.message().to_string())?;
+            .map_err(|e: toml::de::Error| BuildError::options(&e))?;
         Ok((source, own))
     }
 
-    pub fn build(ctx: &BuildContext) -> Result<(GithubSource, toml::Table), String> {
+    pub fn build(ctx: &BuildContext) -> Result<(GithubSource, toml::Table), BuildError> {
         let mut common = toml::Table::new();
         let mut rest = toml::Table::new();
         for (k, v) in &ctx.options {
@@ -163,7 +163,7 @@ impl GithubSource {
         }
         let opts: CommonOptions = toml::Value::Table(common)
             .try_into()
-            .map_err(|e: toml::de::Error| e.message().to_string())?;
+            .map_err(|e: toml::de::Error| BuildError::options(&e))?;
         let env = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
 
         let mut names: Vec<String> = opts.repo.into_iter().chain(opts.repos).collect();
@@ -171,14 +171,13 @@ impl GithubSource {
             names = vec![r];
         }
         if names.is_empty() {
-            return Err(
-                "no repository: set `repo = \"owner/name\"` (or `repos`), or GITHUB_REPOSITORY"
-                    .into(),
-            );
+            return Err(BuildError::new(
+                "no repository: set `repo = \"owner/name\"` (or `repos`), or GITHUB_REPOSITORY",
+            ));
         }
         let repos = names
             .iter()
-            .map(|n| Repo::parse(n).map_err(|e| format!("repo: {e}")))
+            .map(|n| Repo::parse(n).map_err(|e| BuildError::at("repo", e)))
             .collect::<Result<Vec<_>, _>>()?;
 
         let api_url = env("GITHUB_API_URL")
@@ -193,7 +192,7 @@ impl GithubSource {
                 }
             }
             None => Base::Http(
-                crate::net::check_base_url(&api_url).map_err(|e| format!("api_url: {e}"))?,
+                crate::net::check_base_url(&api_url).map_err(|e| BuildError::at("api_url", e))?,
             ),
         };
 
@@ -201,10 +200,14 @@ impl GithubSource {
             (Some(app_id), Some(key_path), Some(installation_id)) => {
                 let path = ctx.resolve_path(&key_path);
                 let pem = std::fs::read_to_string(&path).map_err(|e| {
-                    format!("private_key_path: cannot read {}: {e}", path.display())
+                    BuildError::at(
+                        "private_key_path",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 })?;
-                let key = app_auth::AppKey::from_pem(app_id, &pem)
-                    .map_err(|e| format!("private_key_path: {}: {e}", path.display()))?;
+                let key = app_auth::AppKey::from_pem(app_id, &pem).map_err(|e| {
+                    BuildError::at("private_key_path", format!("{}: {e}", path.display()))
+                })?;
                 Auth::App {
                     key,
                     installation_id,
@@ -215,16 +218,15 @@ impl GithubSource {
                     Some(v) => vec![v.as_str()],
                     None => vec!["GITHUB_TOKEN", "GH_TOKEN"],
                 };
-                match Secret::from_env(&vars)? {
+                match Secret::from_env(&vars).map_err(BuildError::new)? {
                     Some(t) => Auth::Token(t),
                     None => Auth::None,
                 }
             }
             _ => {
-                return Err(
-                    "GitHub App auth needs all of `app_id`, `private_key_path` and `installation_id`"
-                        .into(),
-                );
+                return Err(BuildError::new(
+                    "GitHub App auth needs all of `app_id`, `private_key_path` and `installation_id`",
+                ));
             }
         };
         if matches!(auth, Auth::None) && matches!(base, Base::Http(_)) {
@@ -251,9 +253,10 @@ impl GithubSource {
             )?,
         };
         if policy.max_concurrency == 0 || policy.max_concurrency > 100 {
-            return Err(
-                "max_concurrency: must be 1..=100 (GitHub allows 100 concurrent requests)".into(),
-            );
+            return Err(BuildError::at(
+                "max_concurrency",
+                "must be 1..=100 (GitHub allows 100 concurrent requests)",
+            ));
         }
         let record_to = opts
             .record_to
@@ -426,7 +429,7 @@ pub fn day_floor(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Parse a window option (`7d`) with a default.
 /// The rolling window every `github_*` collector counts over: `window`, default 7 days.
-pub fn window(v: &Option<String>) -> Result<chrono::TimeDelta, String> {
+pub fn window(v: &Option<String>) -> Result<chrono::TimeDelta, BuildError> {
     window_opt(v, "window", Duration::from_secs(7 * 86_400))
 }
 
@@ -434,9 +437,9 @@ pub fn window_opt(
     v: &Option<String>,
     key: &str,
     default: Duration,
-) -> Result<chrono::TimeDelta, String> {
+) -> Result<chrono::TimeDelta, BuildError> {
     let d = duration_opt(v, key, default)?;
-    chrono::TimeDelta::from_std(d).map_err(|_| format!("{key}: too long"))
+    chrono::TimeDelta::from_std(d).map_err(|_| BuildError::at(key, "too long"))
 }
 
 /// A [`Value::Samples`](crate::observation::Value) observation with one id per sample, built
