@@ -7,14 +7,13 @@
 //!
 //! Adding a collector is one file in this folder plus one line in [`REGISTRY`]: the file holds its
 //! config struct (`#[serde(deny_unknown_fields)]`), its `build` function and its `Collector` impl,
-//! and documents the signals it produces in its module docs and in `docs/collectors.md`.
+//! and documents the signals it produces in its module docs and in `docs/collectors.md`. A source
+//! with several collectors gets a folder, Telegraf-style: [`github`] holds one file per GitHub
+//! collector and, in its `mod.rs`, what they share.
 
 pub mod exec;
 pub mod file;
-pub mod github_actions;
-pub mod github_commits;
-pub mod github_issues;
-pub mod github_pulls;
+pub mod github;
 pub mod http_probe;
 pub mod stable_suite;
 
@@ -248,10 +247,10 @@ pub const REGISTRY: &[CollectorKind] = &[
     http_probe::KIND,
     exec::KIND,
     stable_suite::KIND,
-    github_actions::KIND,
-    github_commits::KIND,
-    github_pulls::KIND,
-    github_issues::KIND,
+    github::actions::KIND,
+    github::commits::KIND,
+    github::pulls::KIND,
+    github::issues::KIND,
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static CollectorKind> {

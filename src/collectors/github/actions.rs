@@ -36,13 +36,13 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    GithubSource, Repo, counted_observation, day_floor, samples_observation, save_state, window,
+};
+use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage, WorkflowDef, WorkflowsPage};
-use crate::github::{
-    GithubSource, Repo, counted_observation, day_floor, samples_observation, save_state, window,
-};
 use crate::observation::{Observation, UnknownReason, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -62,7 +62,7 @@ pub const KIND: CollectorKind = CollectorKind {
         "jobs.cancelled",
     ],
     tags: &["repo", "branch", "runner"],
-    self_metrics: crate::github::SELF_METRICS,
+    self_metrics: super::SELF_METRICS,
     build,
 };
 

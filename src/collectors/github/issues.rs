@@ -24,12 +24,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use super::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
+use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::Issue;
-use crate::github::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -42,7 +42,7 @@ pub const KIND: CollectorKind = CollectorKind {
         "issues.closed",
     ],
     tags: &["repo", "label"],
-    self_metrics: crate::github::SELF_METRICS,
+    self_metrics: super::SELF_METRICS,
     build,
 };
 

@@ -37,14 +37,14 @@ use futures::future::BoxFuture;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use super::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
+use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
 use crate::github::client::{GithubClient, PageCache, decode};
 use crate::github::models::{
     Activity, Branch, CheckRunsPage, Commit, PullItem, Review, closed_pulls_key, pull_items,
 };
-use crate::github::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -60,7 +60,7 @@ pub const KIND: CollectorKind = CollectorKind {
         "commits.failing_check_merges",
     ],
     tags: &["repo", "branch"],
-    self_metrics: crate::github::SELF_METRICS,
+    self_metrics: super::SELF_METRICS,
     build,
 };
 

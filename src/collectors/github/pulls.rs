@@ -18,12 +18,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use super::{GithubSource, Repo, samples_observation, save_state, window, window_opt};
+use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
 use crate::github::client::{GithubClient, PageCache};
 use crate::github::models::{PullItem, closed_pulls_key, pull_items};
-use crate::github::{GithubSource, Repo, samples_observation, save_state, window, window_opt};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -31,7 +31,7 @@ pub const KIND: CollectorKind = CollectorKind {
     description: "pull requests into a branch: merged per window, time to merge, stale open PRs",
     signals: &["pulls.merged", "pulls.time_to_merge", "pulls.stale_open"],
     tags: &["repo", "branch"],
-    self_metrics: crate::github::SELF_METRICS,
+    self_metrics: super::SELF_METRICS,
     build,
 };
 
