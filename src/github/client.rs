@@ -19,8 +19,8 @@
 //! - **Cost accounting**: requests, 304s, primary-limit cost and the last `remaining`, for the
 //!   `<prefix>.github.*` self-metrics.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,11 +29,14 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::app_auth::AppKey;
+use super::cache::{CachedPage, Fetched, PageCache, Validators};
+use super::error::GithubError;
 use super::models::InstallationToken;
+use super::rate_limit::Policy;
+use super::replay::{Recorded, Replay, ReplayFile};
 use crate::secret::Secret;
 
 /// How the client proves who it is.
@@ -60,31 +63,6 @@ pub enum Base {
     ReplayUnavailable(String),
 }
 
-/// Retry and rate-limit policy; defaults follow GitHub's documented rules.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub max_concurrency: usize,
-    /// Least wait after a secondary-limit response without `retry-after` (GitHub: ≥ 1 minute).
-    pub min_secondary_wait: Duration,
-    /// First backoff for 5xx and transport errors (doubled per retry, capped at 60 s).
-    pub retry_base: Duration,
-    pub max_retries: u32,
-    /// Longest single wait the client accepts before giving up and reporting.
-    pub max_rate_limit_wait: Duration,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            max_concurrency: 8,
-            min_secondary_wait: Duration::from_secs(60),
-            retry_base: Duration::from_secs(1),
-            max_retries: 5,
-            max_rate_limit_wait: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
 /// Everything a client needs, resolved from config once at build time.
 #[derive(Debug)]
 pub struct Settings {
@@ -93,104 +71,6 @@ pub struct Settings {
     pub policy: Policy,
     /// Write every response to `<dir>/<name>.json` for replay.
     pub record_to: Option<(PathBuf, String)>,
-}
-
-/// Why a request failed. `error_type` gives a short stable tag for self-metrics.
-#[derive(Debug, Error)]
-pub enum GithubError {
-    #[error("GET {key}: HTTP {status}: {message}")]
-    Status {
-        key: String,
-        status: u16,
-        message: String,
-    },
-    #[error(
-        "GET {key}: GitHub rate limit requires waiting {wait:?} (more than max_rate_limit_wait); stopping rather than risk the token"
-    )]
-    RateLimited { key: String, wait: Duration },
-    #[error("GET {key}: gave up after {attempts} attempts: {last}")]
-    Exhausted {
-        key: String,
-        attempts: u32,
-        last: String,
-    },
-    #[error("GET {key}: cannot parse the response: {message}")]
-    Decode { key: String, message: String },
-    #[error("replay: no recorded response for GET {key} in {dir}")]
-    ReplayMiss { key: String, dir: String },
-    #[error("{0}")]
-    ReplayUnavailable(String),
-    #[error("GitHub App authentication failed: {0}")]
-    Auth(String),
-}
-
-impl GithubError {
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            GithubError::Status { .. } => "http_status",
-            GithubError::RateLimited { .. } => "rate_limited",
-            GithubError::Exhausted { .. } => "unreachable",
-            GithubError::Decode { .. } => "decode",
-            GithubError::ReplayMiss { .. } | GithubError::ReplayUnavailable(_) => "replay_miss",
-            GithubError::Auth(_) => "auth",
-        }
-    }
-}
-
-/// Stored validators of an earlier response.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Validators {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_modified: Option<String>,
-}
-
-impl Validators {
-    fn is_empty(&self) -> bool {
-        self.etag.is_none() && self.last_modified.is_none()
-    }
-}
-
-/// The answer to a (conditional) GET.
-#[derive(Debug)]
-pub enum Fetched {
-    NotModified,
-    Fresh {
-        body: Bytes,
-        validators: Validators,
-        /// The `rel="next"` page as a request key, when there is one.
-        next: Option<String>,
-    },
-}
-
-/// One page of a listing as stored between runs: its validators, its next page and the items
-/// the collector derived from it (never the raw body: GitHub's objects are large).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedPage {
-    #[serde(default)]
-    pub validators: Validators,
-    #[serde(default)]
-    pub next: Option<String>,
-    pub items: serde_json::Value,
-}
-
-/// Per-page cache of conditional listings, kept in the state store by the collectors. Pages not
-/// used in a run are dropped when it is saved, so the cache never outgrows one run's listings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PageCache {
-    #[serde(default)]
-    pub pages: BTreeMap<String, CachedPage>,
-    #[serde(skip)]
-    touched: BTreeSet<String>,
-}
-
-impl PageCache {
-    /// Drop the pages this run did not read.
-    pub fn retain_touched(&mut self) {
-        let touched = std::mem::take(&mut self.touched);
-        self.pages.retain(|k, _| touched.contains(k));
-    }
 }
 
 /// What a run cost, for self-metrics and the benchmark.
@@ -215,65 +95,6 @@ struct Counters {
     primary_cost: AtomicU64,
     retries: AtomicU64,
     remaining: AtomicI64,
-}
-
-/// A recorded response, as stored in replay files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Recorded {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-    pub body: serde_json::Value,
-}
-
-/// A replay file: `{"recorded_at": ..., "responses": {"/repos/...?...": {...}}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReplayFile {
-    pub recorded_at: DateTime<Utc>,
-    pub responses: BTreeMap<String, Recorded>,
-}
-
-/// Recorded responses loaded from every `*.json` file of a directory.
-#[derive(Debug)]
-pub struct Replay {
-    pub dir: PathBuf,
-    /// When the newest file was recorded: collectors compute windows from it.
-    pub recorded_at: DateTime<Utc>,
-    responses: HashMap<String, Recorded>,
-}
-
-impl Replay {
-    pub fn load(dir: &Path) -> Result<Replay, String> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("replay directory {}: {e}", dir.display()))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(format!(
-                "replay directory {} has no *.json recordings",
-                dir.display()
-            ));
-        }
-        let mut responses = HashMap::new();
-        let mut recorded_at: Option<DateTime<Utc>> = None;
-        for f in files {
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-            let file: ReplayFile = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: not a replay recording: {e}", f.display()))?;
-            recorded_at = Some(recorded_at.map_or(file.recorded_at, |r| r.max(file.recorded_at)));
-            responses.extend(file.responses);
-        }
-        Ok(Replay {
-            dir: dir.to_path_buf(),
-            recorded_at: recorded_at.unwrap_or_else(Utc::now),
-            responses,
-        })
-    }
 }
 
 /// A client for one collection (counters start at zero).

@@ -1,10 +1,16 @@
 //! The GitHub REST API client, and nothing about collectors.
 //!
-//! [`client`] talks to the API (auth, rate limits, conditional requests, replay and recording);
-//! [`models`] holds the response shapes; [`app_auth`] mints GitHub App tokens. What the
+//! [`client`] talks to the API (auth, base URL, pagination, retries, cost accounting) and applies
+//! the [`rate_limit`] policy; [`cache`] holds the validators and page cache of conditional
+//! requests; [`replay`] the recorded responses a `file://` base answers from; [`error`] why a
+//! request failed; [`models`] the response shapes; [`app_auth`] mints GitHub App tokens. What the
 //! `github_*` collectors share on top of it (common options, the per-repository loop, windows,
 //! self-metrics) lives with them in [`crate::collectors::github`].
 
 pub mod app_auth;
+pub mod cache;
 pub mod client;
+pub mod error;
 pub mod models;
+pub mod rate_limit;
+pub mod replay;

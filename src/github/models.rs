@@ -297,7 +297,7 @@ impl From<Pull> for PullItem {
 }
 
 /// Decode a page of pull requests into what is kept.
-pub fn pull_items(key: &str, body: &[u8]) -> Result<Vec<PullItem>, super::client::GithubError> {
+pub fn pull_items(key: &str, body: &[u8]) -> Result<Vec<PullItem>, super::error::GithubError> {
     let pulls: Vec<Pull> = super::client::decode(key, body)?;
     Ok(pulls.into_iter().map(PullItem::from).collect())
 }

@@ -41,7 +41,8 @@ use super::{
 use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
-use crate::github::client::{GithubClient, PageCache, decode};
+use crate::github::cache::PageCache;
+use crate::github::client::{GithubClient, decode};
 use crate::github::models::{Annotation, Job, JobsPage, Run, RunsPage, WorkflowDef, WorkflowsPage};
 use crate::observation::{Observation, UnknownReason, Value};
 
@@ -307,7 +308,7 @@ async fn list_workflows(
     client: &GithubClient,
     repo: &Repo,
     cache: &mut PageCache,
-) -> Result<Vec<WorkflowDef>, crate::github::client::GithubError> {
+) -> Result<Vec<WorkflowDef>, crate::github::error::GithubError> {
     let first = format!("/repos/{}/actions/workflows?per_page=100", repo.full);
     client
         .list(
@@ -683,7 +684,7 @@ impl ActionsCollector {
         client: &GithubClient,
         repo: &Repo,
         job_id: u64,
-    ) -> Result<bool, crate::github::client::GithubError> {
+    ) -> Result<bool, crate::github::error::GithubError> {
         let mut key = Some(format!(
             "/repos/{}/check-runs/{job_id}/annotations?per_page=100",
             repo.full

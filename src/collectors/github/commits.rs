@@ -41,7 +41,8 @@ use super::{GithubSource, Repo, counted_observation, day_floor, save_state, wind
 use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
-use crate::github::client::{GithubClient, PageCache, decode};
+use crate::github::cache::PageCache;
+use crate::github::client::{GithubClient, decode};
 use crate::github::models::{
     Activity, Branch, CheckRunsPage, Commit, PullItem, Review, closed_pulls_key, pull_items,
 };

@@ -28,7 +28,8 @@ use super::{GithubSource, Repo, counted_observation, day_floor, save_state, wind
 use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
-use crate::github::client::{GithubClient, PageCache, decode};
+use crate::github::cache::PageCache;
+use crate::github::client::{GithubClient, decode};
 use crate::github::models::Issue;
 use crate::observation::{Observation, Value};
 
@@ -77,7 +78,7 @@ struct IssueItem {
 fn issue_items(
     key: &str,
     body: &[u8],
-) -> Result<Vec<IssueItem>, crate::github::client::GithubError> {
+) -> Result<Vec<IssueItem>, crate::github::error::GithubError> {
     let items: Vec<Issue> = decode(key, body)?;
     Ok(items
         .into_iter()

@@ -26,7 +26,9 @@ use serde::Deserialize;
 use super::{BuildContext, BuildError, CollectContext, CollectError, SelfMetric};
 use crate::checks::duration::parse_duration;
 use crate::github::app_auth;
-use crate::github::client::{Auth, Base, GithubClient, Policy, Replay, Settings, Stats};
+use crate::github::client::{Auth, Base, GithubClient, Settings, Stats};
+use crate::github::rate_limit::Policy;
+use crate::github::replay::Replay;
 
 /// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
 /// fills them; the collectors' registry entries declare this list for the dashboard.

@@ -22,7 +22,8 @@ use super::{GithubSource, Repo, samples_observation, save_state, window, window_
 use crate::collectors::{
     BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
 };
-use crate::github::client::{GithubClient, PageCache};
+use crate::github::cache::PageCache;
+use crate::github::client::GithubClient;
 use crate::github::models::{PullItem, closed_pulls_key, pull_items};
 use crate::observation::{Observation, Value};
 

@@ -1,0 +1,47 @@
+//! Why a GitHub request failed, as a closed set with short stable tags for self-metrics.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Why a request failed. `error_type` gives a short stable tag for self-metrics.
+#[derive(Debug, Error)]
+pub enum GithubError {
+    #[error("GET {key}: HTTP {status}: {message}")]
+    Status {
+        key: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "GET {key}: GitHub rate limit requires waiting {wait:?} (more than max_rate_limit_wait); stopping rather than risk the token"
+    )]
+    RateLimited { key: String, wait: Duration },
+    #[error("GET {key}: gave up after {attempts} attempts: {last}")]
+    Exhausted {
+        key: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("GET {key}: cannot parse the response: {message}")]
+    Decode { key: String, message: String },
+    #[error("replay: no recorded response for GET {key} in {dir}")]
+    ReplayMiss { key: String, dir: String },
+    #[error("{0}")]
+    ReplayUnavailable(String),
+    #[error("GitHub App authentication failed: {0}")]
+    Auth(String),
+}
+
+impl GithubError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            GithubError::Status { .. } => "http_status",
+            GithubError::RateLimited { .. } => "rate_limited",
+            GithubError::Exhausted { .. } => "unreachable",
+            GithubError::Decode { .. } => "decode",
+            GithubError::ReplayMiss { .. } | GithubError::ReplayUnavailable(_) => "replay_miss",
+            GithubError::Auth(_) => "auth",
+        }
+    }
+}
