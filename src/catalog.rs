@@ -338,34 +338,20 @@ impl Catalog {
         let Some(kind) = collectors::find_kind(instance.kind) else {
             return Ok(());
         };
-        let declared: Vec<collectors::SelfMetric> = kind
-            .self_metrics
-            .iter()
-            .map(|p| collectors::SelfMetric::new(*p, 0.0))
-            .collect();
-        for m in schema.collector_extra_metrics(source, &instance.name, &declared, 0)? {
-            let presence = if m.name.ends_with("rate_limit.remaining") {
-                Presence::Sometimes
-            } else {
-                Presence::Always
-            };
-            self.push(
-                &m.name,
-                SeriesKind::Gauge,
-                &m.tags,
-                &[],
-                presence,
-                origin.clone(),
-            );
-        }
-        if kind.name == collectors::stable_suite::KIND.name {
-            for m in schema.stable_suite_import_metrics(&instance.name, 0.0, 0.0, 0)? {
+        for decl in kind.self_metrics {
+            let declared = [decl.value(0.0)];
+            for m in schema.collector_extra_metrics(source, &instance.name, &declared, 0)? {
+                let presence = if decl.sometimes {
+                    Presence::Sometimes
+                } else {
+                    Presence::Always
+                };
                 self.push(
                     &m.name,
                     SeriesKind::Gauge,
                     &m.tags,
                     &[],
-                    Presence::Always,
+                    presence,
                     origin.clone(),
                 );
             }

@@ -49,6 +49,8 @@ pub struct CollectorOutcome {
     pub error_type: Option<&'static str>,
     /// Why there are none, as the collector's rows report it (`None` when it succeeded).
     pub unknown_reason: Option<UnknownReason>,
+    /// Its own figures ([`crate::collectors::Collector::self_metrics`]), read once after it ran.
+    pub self_metrics: Vec<crate::collectors::SelfMetric>,
 }
 
 /// Everything a run did, for the CLI to print and turn into an exit code.
@@ -251,6 +253,7 @@ pub async fn collect(
             result,
             error_type,
             unknown_reason,
+            self_metrics: instance.collector.self_metrics(),
         });
     }
     out
@@ -324,20 +327,14 @@ pub fn metrics(
             Ok(m) => out.extend(m),
             Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
         }
-        out.extend(crate::collectors::stable_suite::self_metrics(
-            &plan.schema,
-            o,
+        match plan.schema.collector_extra_metrics(
+            &plan.defaults.source,
+            &o.name,
+            &o.self_metrics,
             now,
-        ));
-        if let Some(instance) = plan.collectors.iter().find(|c| c.name == o.name) {
-            let extra = instance.collector.self_metrics();
-            match plan
-                .schema
-                .collector_extra_metrics(&plan.defaults.source, &o.name, &extra, now)
-            {
-                Ok(m) => out.extend(m),
-                Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
-            }
+        ) {
+            Ok(m) => out.extend(m),
+            Err(e) => tracing::error!("collector {}: self-metric refused: {e}", o.name),
         }
     }
     out

@@ -20,7 +20,8 @@
 //! | `import.bad_artifacts` | malformed artifacts refused this run | |
 //!
 //! The import's own counts also become the self-metrics `<prefix>.stablesuite.artifacts_imported`
-//! and `<prefix>.stablesuite.bad_artifacts` (see [`self_metrics`]). With `incremental`, the
+//! and `<prefix>.stablesuite.bad_artifacts`, tagged `source:stable_suite`, `task:import` and
+//! `status:fail` when an artifact was malformed ([`SELF_IMPORTED`], [`SELF_BAD`]). With `incremental`, the
 //! checkpoint advances only in [`Collector::commit`], after delivery; a dry run never advances
 //! it. Rows read these signals with `match = { job = "…" }`, and a row's `carry_forward` keeps a
 //! nightly value on the board between imports.
@@ -30,9 +31,11 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
+use super::{
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+    SelfMetricDecl,
+};
 use crate::observation::{Observation, Value};
-use crate::schema::{Metric, Schema};
 use crate::stable_suite::import::{self, ImportBatch, ImportOptions, Seen};
 use crate::stable_suite::source::ArtifactSource;
 
@@ -47,9 +50,18 @@ pub const KIND: CollectorKind = CollectorKind {
         SIGNAL_BAD,
     ],
     tags: &["runner"],
-    self_metrics: &[],
+    self_metrics: &[SELF_IMPORTED, SELF_BAD],
     build,
 };
+
+/// Valid new artifacts the last import read: `<prefix>.stablesuite.artifacts_imported`.
+pub const SELF_IMPORTED: SelfMetricDecl = SelfMetricDecl::new("stablesuite.artifacts_imported")
+    .source("stable_suite")
+    .task("import");
+/// Malformed artifacts the last import refused: `<prefix>.stablesuite.bad_artifacts`.
+pub const SELF_BAD: SelfMetricDecl = SelfMetricDecl::new("stablesuite.bad_artifacts")
+    .source("stable_suite")
+    .task("import");
 
 pub const SIGNAL_IMPORTED: &str = "import.artifacts";
 pub const SIGNAL_BAD: &str = "import.bad_artifacts";
@@ -162,6 +174,10 @@ impl Collector for StableSuiteCollector {
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>> {
         Box::pin(async move {
+            // A failed collect reports no import counts (and leaves no checkpoint to commit).
+            if let Ok(mut slot) = self.last.lock() {
+                *slot = None;
+            }
             let source =
                 ArtifactSource::open(&self.url).map_err(|e| CollectError::Source(e.to_string()))?;
             let checkpoint = if self.incremental {
@@ -224,40 +240,19 @@ impl Collector for StableSuiteCollector {
                 .map_err(|e| CollectError::Other(e.into()))
         })
     }
-}
 
-/// The import self-metrics of a `stable_suite` collector's outcome:
-/// `<prefix>.stablesuite.bad_artifacts` and `<prefix>.stablesuite.artifacts_imported`.
-pub fn self_metrics(
-    schema: &Schema,
-    outcome: &crate::run::CollectorOutcome,
-    now: i64,
-) -> Vec<Metric> {
-    if outcome.kind != KIND.name {
-        return Vec::new();
-    }
-    let Ok(obs) = &outcome.result else {
-        return Vec::new();
-    };
-    let count = |signal: &str| {
-        obs.iter()
-            .find(|o| o.signal == signal)
-            .and_then(|o| o.value.as_number())
-            .unwrap_or(0.0)
-    };
-    match schema.stable_suite_import_metrics(
-        &outcome.name,
-        count(SIGNAL_IMPORTED),
-        count(SIGNAL_BAD),
-        now,
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(
-                "collector {}: import self-metric refused: {e}",
-                outcome.name
-            );
-            Vec::new()
-        }
+    /// The last import's counts; both `fail` when any artifact was malformed.
+    fn self_metrics(&self) -> Vec<SelfMetric> {
+        let counts = self.last.lock().ok().and_then(|l| {
+            l.as_ref()
+                .map(|l| (l.imported.len() as f64, l.bad.len() as f64))
+        });
+        let Some((imported, bad)) = counts else {
+            return Vec::new();
+        };
+        vec![
+            SELF_IMPORTED.value(imported).failing(bad > 0.0),
+            SELF_BAD.value(bad).failing(bad > 0.0),
+        ]
     }
 }

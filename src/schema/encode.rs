@@ -187,36 +187,10 @@ impl Schema {
         Ok(out)
     }
 
-    /// The stable-suite import's own metrics: `<prefix>.stablesuite.artifacts_imported` and
-    /// `<prefix>.stablesuite.bad_artifacts` (status `fail` when any artifact was malformed),
-    /// tagged `source:stable_suite` and `collector:NAME`.
-    pub fn stable_suite_import_metrics(
-        &self,
-        collector: &str,
-        imported: f64,
-        bad: f64,
-        now: i64,
-    ) -> Result<Vec<Metric>, SchemaError> {
-        let source = "stable_suite";
-        let pipeline = super::pipeline_for_source(source);
-        let mut optional = BTreeMap::new();
-        optional.insert("collector".to_string(), collector.to_string());
-        let status = if bad > 0.0 {
-            Status::Fail
-        } else {
-            Status::Pass
-        };
-        let mut out = Vec::new();
-        for (check, value) in [("artifacts_imported", imported), ("bad_artifacts", bad)] {
-            let name = self.self_metric_name(&format!("{pipeline}.{check}"))?;
-            let row = RowId::self_row(source, collector, "import", check);
-            out.push(self.self_metric(&row, name, value, status, &optional, now)?);
-        }
-        Ok(out)
-    }
-
     /// A collector's own figures (`github.requests`, …) as `<prefix>.<path>` gauges tagged
-    /// `collector:NAME`; `task` is the path's first segment and `check` the rest.
+    /// `collector:NAME`; `check` is the path after its first segment, `task` that segment and
+    /// `source` the run's, unless the metric says otherwise (a stable-suite import's
+    /// `source:stable_suite`, `task:import`); `status` is `pass` unless the metric is failing.
     pub fn collector_extra_metrics(
         &self,
         source: &str,
@@ -230,9 +204,16 @@ impl Schema {
             .iter()
             .map(|m| {
                 let name = self.self_metric_name(&m.path)?;
-                let (task, check) = m.path.split_once('.').unwrap_or(("collector", &m.path));
+                let (first, check) = m.path.split_once('.').unwrap_or(("collector", &m.path));
+                let task = m.task.as_deref().unwrap_or(first);
+                let source = m.source.as_deref().unwrap_or(source);
                 let row = RowId::self_row(source, collector, task, check);
-                self.self_metric(&row, name, m.value, Status::Pass, &optional, now)
+                let status = if m.failing {
+                    Status::Fail
+                } else {
+                    Status::Pass
+                };
+                self.self_metric(&row, name, m.value, status, &optional, now)
             })
             .collect()
     }
@@ -325,3 +306,39 @@ pub fn window_metric(metric: &str) -> String {
 
 /// Suffix of a count row's level gauge.
 pub const WINDOW_SUFFIX: &str = "window";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{DEFAULT_SERVICE, Schema};
+    use crate::collectors::stable_suite::{SELF_BAD, SELF_IMPORTED};
+
+    #[test]
+    fn a_declared_self_metric_keeps_its_source_task_and_status() {
+        let schema =
+            Schema::new("metta.infra", "prod", DEFAULT_SERVICE, &BTreeMap::new()).expect("schema");
+        let extra = [
+            SELF_IMPORTED.value(2.0).failing(true),
+            SELF_BAD.value(1.0).failing(true),
+        ];
+        let m = schema
+            .collector_extra_metrics("cron", "nightly", &extra, 1_000)
+            .expect("metrics");
+        assert_eq!(m[1].name, "metta.infra.stablesuite.bad_artifacts");
+        for tag in [
+            "source:stable_suite",
+            "task:import",
+            "check:bad_artifacts",
+            "status:fail",
+            "collector:nightly",
+        ] {
+            assert!(
+                m[1].tags.iter().any(|t| t == tag),
+                "{tag} in {:?}",
+                m[1].tags
+            );
+        }
+        assert!(m[0].tags.iter().any(|t| t == "check:artifacts_imported"));
+    }
+}

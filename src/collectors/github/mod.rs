@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, CollectContext, CollectError, SelfMetric};
+use super::{BuildContext, BuildError, CollectContext, CollectError, SelfMetric, SelfMetricDecl};
 use crate::checks::duration::parse_duration;
 use crate::github::app_auth;
 use crate::github::client::{Auth, Base, GithubClient, Settings, Stats};
@@ -32,13 +32,14 @@ use crate::github::replay::Replay;
 
 /// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
 /// fills them; the collectors' registry entries declare this list for the dashboard.
-pub const SELF_METRICS: &[&str] = &[
-    "github.requests",
-    "github.not_modified",
-    "github.primary_cost",
-    "github.retries",
-    "github.repos_failed",
-    "github.rate_limit.remaining",
+pub const SELF_METRICS: &[SelfMetricDecl] = &[
+    SelfMetricDecl::new("github.requests"),
+    SelfMetricDecl::new("github.not_modified"),
+    SelfMetricDecl::new("github.primary_cost"),
+    SelfMetricDecl::new("github.retries"),
+    SelfMetricDecl::new("github.repos_failed"),
+    // Known only when GitHub answered with rate-limit headers (not when replaying).
+    SelfMetricDecl::new("github.rate_limit.remaining").sometimes(),
 ];
 use crate::observation::Observation;
 use crate::secret::Secret;
@@ -403,7 +404,7 @@ impl GithubSource {
         SELF_METRICS
             .iter()
             .zip(values)
-            .filter_map(|(path, v)| v.map(|v| SelfMetric::new(*path, v)))
+            .filter_map(|(decl, v)| v.map(|v| decl.value(v)))
             .collect()
     }
 
