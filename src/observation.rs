@@ -46,6 +46,11 @@ impl fmt::Display for Value {
     }
 }
 
+/// Signal of an observation that explains why rows have no data ([`Observation::unavailable`]):
+/// its value is the reason (text), its tags say which rows it covers (a row whose `match` it
+/// satisfies).
+pub const UNAVAILABLE_SIGNAL: &str = "unavailable";
+
 /// Why a row has no status: the closed set of causes an `unknown` row can have.
 ///
 /// Whoever makes a row `unknown` says why with one of these (the run for a collector that timed
@@ -126,7 +131,7 @@ pub struct Observation {
     /// is new to that run, and a count is sent as a level only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
-    /// For an observation of the `unavailable` signal ([`crate::checks::UNAVAILABLE_SIGNAL`]):
+    /// For an observation of the `unavailable` signal ([`UNAVAILABLE_SIGNAL`]):
     /// why the rows it stands for have no data. Its text value is the human reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<UnknownReason>,
@@ -150,11 +155,7 @@ impl Observation {
     pub fn unavailable(reason: UnknownReason, why: String, timestamp: DateTime<Utc>) -> Self {
         Observation {
             unknown_reason: Some(reason),
-            ..Observation::new(
-                crate::checks::UNAVAILABLE_SIGNAL,
-                Value::Text(why),
-                timestamp,
-            )
+            ..Observation::new(UNAVAILABLE_SIGNAL, Value::Text(why), timestamp)
         }
     }
 

@@ -18,10 +18,9 @@ use crate::observation::{Observation, UnknownReason, Value};
 use crate::schema::{RowId, Status};
 pub use condition::Condition;
 
-/// Signal of an observation that explains why a row has no data: its value is the reason
-/// (text), its tags say which rows it covers (a row whose `match` it satisfies). Evaluation falls
-/// back to it only when no observation of the row's own signal matched.
-pub const UNAVAILABLE_SIGNAL: &str = "unavailable";
+/// The `unavailable` signal (defined with the observation it names): evaluation falls back to it
+/// only when no observation of the row's own signal matched.
+pub use crate::observation::UNAVAILABLE_SIGNAL;
 
 /// How a row's value is sent to Datadog (the seed's encoding rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
