@@ -90,7 +90,7 @@ pub struct VerifyArgs {
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::checks::duration::parse_duration(text)
+    crate::duration::parse_duration(text)
         .map_err(|e| format!("{e} (write a duration such as 30s, 2m or 1h)"))
 }
 
@@ -486,7 +486,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
                         "  {:<24} type {:<16} timeout {}",
                         c.name,
                         c.kind,
-                        crate::checks::duration::format_duration(c.timeout)
+                        crate::duration::format_duration(c.timeout)
                     );
                 }
             }

@@ -14,6 +14,7 @@ pub mod collectors;
 pub mod config;
 pub mod credentials;
 pub mod dashboard;
+pub mod duration;
 pub mod exit;
 pub mod github;
 pub mod matrix;

@@ -78,7 +78,7 @@ pub fn format_value(result: &CheckResult) -> String {
             } else {
                 (n * 10.0).round() / 10.0
             };
-            return crate::checks::duration::format_duration(std::time::Duration::from_secs_f64(n));
+            return crate::duration::format_duration(std::time::Duration::from_secs_f64(n));
         }
         if n.fract() == 0.0 && n.abs() < 1e15 {
             format!("{}", n as i64)

@@ -201,7 +201,7 @@ pub async fn collect(
                 d,
                 Err(format!(
                     "timed out after {}",
-                    crate::checks::duration::format_duration(instance.timeout)
+                    crate::duration::format_duration(instance.timeout)
                 )),
                 Some("timeout"),
                 Some(UnknownReason::CollectorTimeout),

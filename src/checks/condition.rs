@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::checks::duration::{DurationError, format_duration, parse_duration};
+use crate::duration::{DurationError, format_duration, parse_duration};
 use crate::observation::Value;
 
 /// A comparison operator. `In` is the operator of a range condition (`in [a, b]`).

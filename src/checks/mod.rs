@@ -6,7 +6,6 @@
 //! `unknown`, never a guess: a row with no data is `unknown`, not a placeholder zero.
 
 pub mod condition;
-pub mod duration;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

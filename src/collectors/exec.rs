@@ -52,7 +52,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
-use crate::checks::duration::{format_duration, parse_duration};
+use crate::duration::{format_duration, parse_duration};
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {

@@ -29,7 +29,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
-use crate::checks::duration::parse_duration;
+use crate::duration::parse_duration;
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {

@@ -47,7 +47,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
-use crate::checks::duration::parse_duration;
+use crate::duration::parse_duration;
 use crate::observation::{Observation, Value};
 use crate::secret::Secret;
 

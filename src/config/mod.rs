@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::checks::duration::parse_duration;
+use crate::duration::parse_duration;
 use crate::checks::{Aggregate, CheckDef, Condition, Encoding, Summary};
 use crate::collectors::{self, BuildContext, CollectorInstance};
 use crate::schema::{self, RowId, Schema};

@@ -12,7 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use super::StateStore;
 use super::rows::{self, RowMemory, displayed};
 use crate::board;
-use crate::checks::duration::format_duration;
+use crate::duration::format_duration;
 use crate::config::Plan;
 
 fn open(plan: &Plan, flag: Option<&str>) -> anyhow::Result<StateStore> {

@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use super::{BuildContext, BuildError, CollectContext, CollectError, SelfMetric, SelfMetricDecl};
-use crate::checks::duration::parse_duration;
+use crate::duration::parse_duration;
 use crate::github::app_auth;
 use crate::github::client::{Auth, Base, GithubClient, Settings, Stats};
 use crate::github::rate_limit::Policy;
@@ -343,7 +343,7 @@ impl GithubSource {
                     Ok(r) => r,
                     Err(_) => Err(anyhow::anyhow!(
                         "timed out after {}",
-                        crate::checks::duration::format_duration(self.repo_timeout)
+                        crate::duration::format_duration(self.repo_timeout)
                     )),
                 }
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::checks::duration::parse_duration;
+use crate::duration::parse_duration;
 
 /// Datadog sites (`DD_SITE`); the API lives at `https://api.<site>`.
 pub const SITES: &[&str] = &[
