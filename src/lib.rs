@@ -12,7 +12,6 @@ pub mod checks;
 pub mod cli;
 pub mod collectors;
 pub mod config;
-pub mod credentials;
 pub mod dashboard;
 pub mod duration;
 pub mod exit;

@@ -1,4 +1,18 @@
-//! Small network rules shared by every client: plain `http://` only to loopback.
+//! Small network rules shared by every client: the one HTTP client's settings, and plain
+//! `http://` only to loopback. A leaf: it imports no other module of the crate.
+
+use anyhow::Context;
+
+/// The one HTTP client of a run: rustls, a real User-Agent (GitHub rejects an empty one),
+/// connect and overall timeouts.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("infra-health/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("cannot build the HTTP client")
+}
 
 /// Whether `url` points at a loopback address (127.0.0.0/8, `localhost`, `[::1]`).
 pub fn is_loopback_url(url: &str) -> bool {

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::checks::{CheckDef, CheckResult};
@@ -19,7 +18,7 @@ use crate::config::Plan;
 use crate::observation::{Observation, UnknownReason};
 use crate::schema::Metric;
 use crate::sinks::{self, DeliveryReport};
-use crate::state::{DEFAULT_STATE_DIR, StateStore};
+use crate::state::{self, StateStore};
 
 /// Options of `infra-health run`.
 #[derive(Debug, Clone, Default)]
@@ -92,29 +91,6 @@ impl RunSummary {
             crate::exit::OK
         }
     }
-}
-
-/// The state store URL: `--state`, then `INFRA_HEALTH_STATE`, then config, then `./.infra-health`.
-pub fn state_url(flag: Option<&str>, plan: &Plan) -> String {
-    flag.map(str::to_string)
-        .or_else(|| {
-            std::env::var("INFRA_HEALTH_STATE")
-                .ok()
-                .filter(|s| !s.trim().is_empty())
-        })
-        .or_else(|| plan.state_url.clone())
-        .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string())
-}
-
-/// The one HTTP client of a run: rustls, a real User-Agent (GitHub rejects an empty one),
-/// connect and overall timeouts.
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .user_agent(concat!("infra-health/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .context("cannot build the HTTP client")
 }
 
 /// Select collectors for `--only` (instance names or types). Unknown names are an error.
@@ -429,8 +405,11 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     let plan = job.plan;
     let started = Instant::now();
     let now = opts.now.unwrap_or_else(Utc::now);
-    let state = Arc::new(StateStore::open(&state_url(opts.state.as_deref(), plan))?);
-    let http = http_client()?;
+    let state = Arc::new(StateStore::open(&state::url_for(
+        opts.state.as_deref(),
+        plan.state_url.as_deref(),
+    ))?);
+    let http = crate::net::http_client()?;
     let sink = sinks::select(
         &plan.sink,
         sinks::SinkRequest {

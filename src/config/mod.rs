@@ -16,9 +16,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::duration::parse_duration;
 use crate::checks::{Aggregate, CheckDef, Condition, Encoding, Summary};
 use crate::collectors::{self, BuildContext, CollectorInstance};
+use crate::duration::parse_duration;
 use crate::schema::{self, RowId, Schema};
 use locate::{header_line, key_in_message, key_line, line_of};
 

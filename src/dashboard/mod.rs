@@ -15,7 +15,6 @@
 
 pub mod api;
 pub mod build;
-pub mod command;
 pub mod diff;
 pub mod query;
 pub mod terraform;

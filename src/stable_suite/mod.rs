@@ -10,7 +10,6 @@
 //! Every parse error names the file and the field (`metrics[2].value`), so a producer can fix
 //! its output; the importer counts and skips a bad artifact and keeps the rest.
 
-pub mod command;
 #[cfg(test)]
 mod fuzz;
 pub mod import;

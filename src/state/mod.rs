@@ -22,7 +22,6 @@
 //! Layout: `rows.json` (each row's memory, see [`rows`]), `board.html`, `payloads/…` (local
 //! sink), `locks/…` (leases), plus whatever collectors and sinks keep under their own prefixes.
 
-pub mod inspect;
 pub mod rows;
 
 use std::path::{Path as FsPath, PathBuf};
@@ -39,6 +38,19 @@ use thiserror::Error;
 
 /// Default location when neither `--state`, `INFRA_HEALTH_STATE` nor config names one.
 pub const DEFAULT_STATE_DIR: &str = ".infra-health";
+
+/// The state store URL: `--state` (`flag`), then `INFRA_HEALTH_STATE`, then the config's
+/// `[state] url` (`configured`), then `./.infra-health`.
+pub fn url_for(flag: Option<&str>, configured: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var("INFRA_HEALTH_STATE")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .or_else(|| configured.map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string())
+}
 
 /// How long a lease is honoured before another run may take it over.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);

@@ -32,8 +32,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{StateError, StateStore};
-use crate::duration::format_duration;
 use crate::checks::{CheckDef, CheckResult, Encoding, NewInRun, StatusChange};
+use crate::duration::format_duration;
 use crate::observation::{UnknownReason, Value};
 use crate::schema::{RowId, Status};
 

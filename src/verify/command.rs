@@ -184,8 +184,11 @@ async fn check_once(
 
 /// `infra-health verify`: read what was delivered, ask Datadog, poll up to `wait`.
 pub async fn verify(plan: &Plan, opts: &VerifyOptions) -> anyhow::Result<Report> {
-    let api = QueryApi::from_env(plan, crate::run::http_client()?)?;
-    let state = StateStore::open(&crate::run::state_url(opts.state.as_deref(), plan))?;
+    let api = QueryApi::from_env(plan, crate::net::http_client()?)?;
+    let state = StateStore::open(&crate::state::url_for(
+        opts.state.as_deref(),
+        plan.state_url.as_deref(),
+    ))?;
     let last = super::load(&state).await?.filter(|l| !l.rows.is_empty());
     let Some(last) = last else {
         anyhow::bail!(
@@ -356,12 +359,15 @@ pub async fn after_run(plan: &Plan, state: Option<&str>, wait: Duration) -> u8 {
 /// Deliver the verify self-metrics through the Datadog sink (spool and retries included).
 async fn send(plan: &Plan, state: Option<&str>, metrics: &[Metric]) -> anyhow::Result<()> {
     let (key, _) = super::query::keys()?;
-    let state = std::sync::Arc::new(StateStore::open(&crate::run::state_url(state, plan))?);
+    let state = std::sync::Arc::new(StateStore::open(&crate::state::url_for(
+        state,
+        plan.state_url.as_deref(),
+    ))?);
     let sink = crate::sinks::datadog::DatadogSink::new(
         &plan.sink.datadog,
         key,
         state,
-        crate::run::http_client()?,
+        crate::net::http_client()?,
     )?
     .with_self_metrics(plan.schema.clone(), &plan.defaults.source);
     let report = sink.deliver(metrics).await;

@@ -43,7 +43,7 @@ async fn probe(options: &str) -> Vec<Observation> {
     let dir = tempfile::tempdir().unwrap();
     let ctx = CollectContext {
         now: chrono::Utc::now(),
-        http: infra_health::run::http_client().unwrap(),
+        http: infra_health::net::http_client().unwrap(),
         state: Arc::new(
             infra_health::state::StateStore::open(dir.path().to_str().unwrap()).unwrap(),
         ),

@@ -3,9 +3,9 @@
 //! others, and `import-stable` judges staleness exactly as `run` does.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use infra_health::cli::import::{ImportStableOptions, import_stable};
 use infra_health::run::{RunOptions, run};
 use infra_health::schema::Status;
-use infra_health::stable_suite::command::{ImportStableOptions, import_stable};
 
 const CONFIG: &str = r#"
 [defaults]
@@ -132,7 +132,7 @@ async fn an_hourly_import_and_a_ten_minute_run_share_row_memory() {
     assert_eq!(second.rows.len(), 1);
     let (_, sps) = &second.rows[0];
     assert_eq!((sps.status, sps.inferred), (Status::Pass, true), "{sps:?}");
-    let text = infra_health::stable_suite::command::render_summary(&second, false);
+    let text = infra_health::cli::import::render_summary(&second, false);
     assert!(text.contains("Arena steps per second"), "{text}");
 
     // The board, written by both jobs, shows both rows.

@@ -112,7 +112,7 @@ pub async fn collect_once(
 ) -> Vec<infra_health::run::CollectorOutcome> {
     let ctx = Arc::new(infra_health::collectors::CollectContext {
         now,
-        http: infra_health::run::http_client().unwrap(),
+        http: infra_health::net::http_client().unwrap(),
         state: state.clone(),
         dry_run: false,
     });

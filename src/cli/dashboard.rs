@@ -4,9 +4,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::api::DashboardApi;
-use crate::cli::DashboardCommand;
+use super::DashboardCommand;
 use crate::config::Plan;
+use crate::dashboard::api::DashboardApi;
 use crate::exit;
 use crate::state::StateStore;
 
@@ -24,21 +24,25 @@ fn emit(text: &str, out: Option<&Path>, what: &str) -> anyhow::Result<()> {
 }
 
 fn open(plan: &Plan, state: Option<&str>) -> anyhow::Result<(DashboardApi, StateStore)> {
-    let api = DashboardApi::from_env(plan, crate::run::http_client()?)?;
-    let state = StateStore::open(&crate::run::state_url(state, plan))?;
+    let api = DashboardApi::from_env(plan, crate::net::http_client()?)?;
+    let state = StateStore::open(&crate::state::url_for(state, plan.state_url.as_deref()))?;
     Ok((api, state))
 }
 
 pub async fn execute(plan: &Plan, cmd: &DashboardCommand) -> anyhow::Result<u8> {
-    let dashboard = super::render(plan)?;
+    let dashboard = crate::dashboard::render(plan)?;
     let title = &plan.dashboard.title;
     match cmd {
         DashboardCommand::Render { out } => {
-            emit(&super::to_json(&dashboard), out.as_deref(), "dashboard")?;
+            emit(
+                &crate::dashboard::to_json(&dashboard),
+                out.as_deref(),
+                "dashboard",
+            )?;
         }
         DashboardCommand::Terraform { out, resource } => {
             let file = plan.file.display().to_string();
-            let tf = super::terraform::resource(resource, &dashboard, &file)
+            let tf = crate::dashboard::terraform::resource(resource, &dashboard, &file)
                 .map_err(anyhow::Error::msg)?;
             emit(&tf, out.as_deref(), "Terraform resource")?;
         }
@@ -48,7 +52,7 @@ pub async fn execute(plan: &Plan, cmd: &DashboardCommand) -> anyhow::Result<u8> 
                 None => println!(
                     "no dashboard titled {title:?} on {}: push would create it ({} widgets)",
                     api.site(),
-                    super::widget_count(&dashboard)
+                    crate::dashboard::widget_count(&dashboard)
                 ),
                 Some((id, changes)) if changes.is_empty() => {
                     println!("dashboard {id} ({title:?}) on {}: no changes", api.site())

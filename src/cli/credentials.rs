@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use crate::config::Plan;
+use super::Cli;
+use crate::config::{self, Plan};
+use crate::exit;
 use crate::secret::Secret;
 use crate::sinks::datadog::{DatadogSink, KeyCheck};
 use crate::state::StateStore;
@@ -128,4 +130,29 @@ pub async fn check_datadog(options: &toml::Table, http: reqwest::Client) -> Vec<
 pub async fn check_all(plan: Option<&Plan>, http: reqwest::Client) -> Vec<CheckLine> {
     let options = plan.map(|p| p.sink.datadog.clone()).unwrap_or_default();
     check_datadog(&options, http).await
+}
+
+/// Print one line per check; exit 0 when every set key is valid.
+pub async fn execute(cli: &Cli) -> anyhow::Result<u8> {
+    // The config is optional here: it only supplies `[sink]` site/endpoint.
+    let path = config::resolve_path(cli.config.as_deref());
+    let plan = if path.exists() {
+        Some(config::load(&path)?)
+    } else {
+        None
+    };
+    let lines = check_all(plan.as_ref(), crate::net::http_client()?).await;
+    for l in &lines {
+        println!(
+            "{} {}: {}",
+            if l.ok { "ok  " } else { "FAIL" },
+            l.what,
+            l.detail
+        );
+    }
+    Ok(if lines.iter().all(|l| l.ok) {
+        exit::OK
+    } else {
+        exit::FATAL
+    })
 }

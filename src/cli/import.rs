@@ -12,20 +12,26 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::import::ImportOptions;
-use super::{Artifact, ArtifactError, Criterion, ExitStatus, Format, RunMetric, TAG_ACCEPTANCE};
+use super::{Cli, EmitStableArgs, ImportStableArgs, check_dry_run_output, load_plan};
 use crate::checks::{Aggregate, CheckDef, CheckResult, Condition, Encoding, Summary};
 use crate::collectors::CollectorInstance;
 use crate::collectors::stable_suite::{LastImport, StableSuiteCollector};
-use crate::config::Plan;
+use crate::config::{self, Plan};
+use crate::exit;
 use crate::observation::Observation;
 use crate::run::{self, CollectorOutcome};
 use crate::schema::RowId;
 use crate::sinks::DeliveryReport;
+use crate::stable_suite::import::ImportOptions;
+use crate::stable_suite::{
+    Artifact, ArtifactError, Criterion, ExitStatus, Format, RunMetric, TAG_ACCEPTANCE,
+};
 
 /// The name of the collector instance `import-stable` runs (it appears in self-metric tags).
 pub const IMPORT_COLLECTOR: &str = "import-stable";
@@ -295,7 +301,7 @@ impl EmitFields {
             })
             .collect::<Result<Vec<_>, ArtifactError>>()?;
         let artifact = Artifact {
-            schema_version: super::SCHEMA_VERSION,
+            schema_version: crate::stable_suite::SCHEMA_VERSION,
             suite: self.suite.clone(),
             job: self.job.clone(),
             recipe: self.recipe.clone(),
@@ -319,8 +325,8 @@ pub fn encode_for(
     destination: Option<&str>,
 ) -> Result<Vec<u8>, ArtifactError> {
     match destination.and_then(Format::of) {
-        Some(Format::Parquet) => super::parquet::write(artifact),
-        _ => super::write_json(artifact),
+        Some(Format::Parquet) => crate::stable_suite::parquet::write(artifact),
+        _ => crate::stable_suite::write_json(artifact),
     }
 }
 
@@ -376,7 +382,7 @@ pub fn read_artifact_file(path: &std::path::Path) -> anyhow::Result<Artifact> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
     let format = Format::of(&name).unwrap_or(Format::Json);
-    Ok(super::parse(&bytes, format, &name)?)
+    Ok(crate::stable_suite::parse(&bytes, format, &name)?)
 }
 
 /// The terminal report of an import: the matrix of imported rows, the counts, and every
@@ -409,4 +415,62 @@ pub fn render_summary(s: &ImportSummary, color: bool) -> String {
         text.push_str(&format!("import failed: {e}\n"));
     }
     text
+}
+
+/// `import-stable`: import once and print the summary (to stderr when stdout carries the dry run).
+pub async fn execute_import(cli: &Cli, args: &ImportStableArgs) -> anyhow::Result<u8> {
+    check_dry_run_output("import-stable", args.dry_run, args.output.as_deref())?;
+    // Without a config file the import still works: default schema, derived rows only.
+    let path = config::resolve_path(cli.config.as_deref());
+    let plan = if cli.config.is_none() && !path.exists() {
+        config::defaults_plan()?
+    } else {
+        load_plan(cli)?
+    };
+    let opts = ImportStableOptions {
+        from: args.from.clone(),
+        dry_run: args.dry_run,
+        output: args.output.clone(),
+        state: args.state.clone(),
+        rebase_timestamps: args.rebase_timestamps,
+        now: None,
+    };
+    let summary = import_stable(&plan, opts).await?;
+    let to_stdout = !args.dry_run || args.output.is_some();
+    let text = render_summary(&summary, to_stdout && std::io::stdout().is_terminal());
+    if to_stdout {
+        print!("{text}");
+    } else {
+        eprint!("{text}");
+    }
+    Ok(summary.exit_code())
+}
+
+/// `emit-stable`: build or re-read an artifact and write it.
+pub async fn execute_emit(args: &EmitStableArgs) -> anyhow::Result<u8> {
+    let artifact = match &args.input {
+        Some(input) => read_artifact_file(input)?,
+        None => EmitFields {
+            suite: args.suite.clone().unwrap_or_default(),
+            job: args.job.clone().unwrap_or_default(),
+            recipe: args.recipe.clone(),
+            run_id: args.run_id.clone().unwrap_or_default(),
+            runner: args.runner.clone(),
+            started_at: args.started_at.clone(),
+            finished_at: args.finished_at.clone(),
+            exit_status: args.exit_status.clone(),
+            exit_code: args.exit_code,
+            metrics: args.metrics.clone(),
+            accept: args.accept.clone(),
+        }
+        .artifact()?,
+    };
+    let written = write_artifact(&artifact, args.output.as_deref()).await?;
+    if written != "stdout" {
+        eprintln!(
+            "wrote stable-suite artifact {} to {written}",
+            artifact.run_id
+        );
+    }
+    Ok(exit::OK)
 }

@@ -1,44 +1,27 @@
-//! Operator commands on the state store: `state show`, `state reset ROW` and `board`.
+//! Operator commands on the state store: `state show` and `state reset ROW`.
 //!
-//! They read and edit the row memory ([`super::rows`]) through the same store, lease and format
+//! They read and edit the row memory ([`crate::state::rows`]) through the same store, lease and format
 //! checks as `run`, so using them while a CronJob runs is safe.
 
+use crate::board;
 use std::fmt::Write;
-use std::path::Path;
 
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 
-use super::StateStore;
-use super::rows::{self, RowMemory, displayed};
-use crate::board;
-use crate::duration::format_duration;
+use super::{Cli, StateCommand, load_plan};
 use crate::config::Plan;
+use crate::duration::format_duration;
+use crate::exit;
+use crate::state::StateStore;
+use crate::state::rows::{self, RowMemory, displayed};
 
-fn open(plan: &Plan, flag: Option<&str>) -> anyhow::Result<StateStore> {
-    Ok(StateStore::open(&crate::run::state_url(flag, plan))?)
-}
-
-/// Write the board: to `out`, else `board.html` in a local state directory, else `./board.html`.
-pub async fn write_board(
-    plan: &Plan,
-    state_flag: Option<&str>,
-    out: Option<&Path>,
-) -> anyhow::Result<String> {
-    let state = open(plan, state_flag)?;
-    let memory = rows::load(&state).await?;
-    let now = Utc::now();
-    let html = board::render(&plan.checks, &memory, now, state.location());
-    let path = match (out, state.local_dir()) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, Some(dir)) => dir.join(board::BOARD_KEY),
-        (None, None) => Path::new(board::BOARD_KEY).to_path_buf(),
-    };
-    // Written next to its destination and renamed, so a browser never loads half a file.
-    let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, html).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path.display().to_string())
+/// The state store a command reads: `--state`, then `INFRA_HEALTH_STATE`, then config.
+pub(super) fn open(plan: &Plan, flag: Option<&str>) -> anyhow::Result<StateStore> {
+    Ok(StateStore::open(&crate::state::url_for(
+        flag,
+        plan.state_url.as_deref(),
+    ))?)
 }
 
 /// The row memory as a table (or JSON), rows of the config first, then stored rows the config
@@ -153,4 +136,21 @@ pub async fn reset(plan: &Plan, state_flag: Option<&str>, row: &str) -> anyhow::
         );
     }
     Ok(())
+}
+
+/// `state show` and `state reset`.
+pub async fn execute(cli: &Cli, cmd: &StateCommand) -> anyhow::Result<u8> {
+    match cmd {
+        StateCommand::Show { json, state } => {
+            let plan = load_plan(cli)?;
+            print!("{}", show(&plan, state.as_deref(), *json).await?);
+            Ok(exit::OK)
+        }
+        StateCommand::Reset { row, state } => {
+            let plan = load_plan(cli)?;
+            reset(&plan, state.as_deref(), row).await?;
+            println!("forgot row {row}");
+            Ok(exit::OK)
+        }
+    }
 }
