@@ -4,7 +4,9 @@
 //! The data flows one way: config → [`collectors`] → [`observation`]s → [`checks`] → metrics
 //! built by the [`schema`] → [`sinks`]. The [`state`] store is the only thing kept between runs.
 //! Each module owns one step and says why in its own docs; `main.rs` only parses arguments and
-//! maps errors to exit codes.
+//! maps errors to exit codes. The layers, top down: [`cli`] (one file per command) → [`run`] (the
+//! pipeline) → collectors, checks, schema, sinks, state → leaf utilities ([`duration`], [`net`],
+//! [`secret`]); docs/architecture.md draws them and says where each concept lives.
 
 pub mod board;
 pub mod catalog;
