@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checks::{CheckDef, Encoding};
 use crate::collectors::{self, CollectorInstance};
-use crate::config::{Plan, SinkKind};
+use crate::config::Plan;
 use crate::schema::{OPTIONAL_TAGS, RowId, Schema, SchemaError, Status};
+use crate::sinks::SinkKind;
 
 /// How a series is stored by Datadog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -20,6 +20,7 @@ use crate::checks::{Aggregate, CheckDef, Condition, Encoding, Summary};
 use crate::collectors::{self, BuildContext, CollectorInstance};
 use crate::duration::parse_duration;
 use crate::schema::{self, RowId, Schema};
+use crate::sinks::{SinkKind, SinkSettings};
 use locate::{header_line, key_in_message, key_line, line_of};
 
 /// Where the config is looked for when `--config` and `INFRA_HEALTH_CONFIG` are not given.
@@ -71,30 +72,6 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
-
-/// Which sink delivers the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SinkKind {
-    /// Datadog when `DD_API_KEY` is set, otherwise the local sink with a notice.
-    Auto,
-    /// Datadog; a missing key is an error, never a silent fallback.
-    Datadog,
-    /// Files under the state directory plus the terminal matrix.
-    Local,
-    /// Print the request bodies.
-    DryRun,
-}
-
-/// The `[sink]` table: the kind, and the rest of the table for the sink to read.
-#[derive(Debug, Clone)]
-pub struct SinkSettings {
-    pub kind: SinkKind,
-    /// Send a Datadog event when a row changes status.
-    pub events: bool,
-    /// Options for the Datadog sink (`site`, `endpoint`, `compression`, timeouts, …).
-    pub datadog: toml::Table,
-}
 
 /// The `[dashboard]` table.
 #[derive(Debug, Clone)]

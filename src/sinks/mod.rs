@@ -15,9 +15,33 @@ pub mod local;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{SinkKind, SinkSettings};
 use crate::schema::Metric;
 use crate::secret::Secret;
+
+/// Which sink delivers the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// Datadog when `DD_API_KEY` is set, otherwise the local sink with a notice.
+    Auto,
+    /// Datadog; a missing key is an error, never a silent fallback.
+    Datadog,
+    /// Files under the state directory plus the terminal matrix.
+    Local,
+    /// Print the request bodies.
+    DryRun,
+}
+
+/// The `[sink]` table as config resolved it: the kind, and the rest of the table for the sink
+/// to read. Owned here, not by `config`, so sinks never import the config layer above them.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub kind: SinkKind,
+    /// Send a Datadog event when a row changes status.
+    pub events: bool,
+    /// Options for the Datadog sink (`site`, `endpoint`, `compression`, timeouts, …).
+    pub datadog: toml::Table,
+}
 use crate::state::StateStore;
 
 /// What happened to a run's metrics.
