@@ -16,9 +16,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checks::{CheckDef, Encoding};
+use crate::checks::{RowId, Status};
 use crate::collectors::{self, CollectorInstance};
 use crate::config::Plan;
-use crate::schema::{OPTIONAL_TAGS, RowId, Schema, SchemaError, Status};
+use crate::observation::OPTIONAL_TAGS;
+use crate::schema::{Schema, SchemaError};
 use crate::sinks::SinkKind;
 
 /// How a series is stored by Datadog.

@@ -6,9 +6,9 @@
 
 use std::fmt::Write;
 
+use crate::checks::Status;
 use crate::checks::{CheckDef, CheckResult};
 use crate::observation::Value;
-use crate::schema::Status;
 
 /// Render rows (definition + result) as a table.
 pub fn render(rows: &[(&CheckDef, &CheckResult)], color: bool) -> String {

@@ -8,6 +8,24 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+
+/// Tags a row or an observation may add beyond the required ones. Anything else from an
+/// observation stays out of the metric: every distinct tag set is a billed custom metric.
+pub const OPTIONAL_TAGS: &[&str] = &[
+    "repo",
+    "branch",
+    "commit_sha",
+    "runner",
+    "region",
+    "zone",
+    "unit",
+    "label",
+    "inferred",
+    "collector",
+    "reason",
+    "error_type",
+];
+
 use serde::{Deserialize, Serialize};
 
 /// The value of a signal.

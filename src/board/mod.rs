@@ -19,9 +19,9 @@ use std::fmt::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::checks::Status;
 use crate::checks::{CheckDef, CheckResult};
 use crate::observation::UnknownReason;
-use crate::schema::Status;
 use crate::state::rows::{RowMemory, StoredRow, displayed};
 
 /// Where `run` writes the board in the state store.
@@ -305,8 +305,8 @@ pub async fn publish(
 mod tests {
     use super::*;
     use crate::checks::Condition;
+    use crate::checks::RowId;
     use crate::observation::{Observation, Value};
-    use crate::schema::RowId;
     use crate::state::rows::reconcile;
 
     fn def(workflow: &str, task: &str, condition: &str, title: &str) -> CheckDef {

@@ -6,6 +6,7 @@
 //! `unknown`, never a guess: a row with no data is `unknown`, not a placeholder zero.
 
 pub mod condition;
+pub mod row;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::observation::{Observation, UnknownReason, Value};
-use crate::schema::{RowId, Status};
 pub use condition::Condition;
+pub use row::{RowId, Status, pipeline_for_source};
 
 /// The `unavailable` signal (defined with the observation it names): evaluation falls back to it
 /// only when no observation of the row's own signal matched.
@@ -271,7 +272,7 @@ impl CheckDef {
         if result.unit.is_none() {
             result.unit = latest.unit.clone();
         }
-        for key in crate::schema::OPTIONAL_TAGS {
+        for key in crate::observation::OPTIONAL_TAGS {
             if let Some(v) = latest.tags.get(*key) {
                 result.tags.insert((*key).to_string(), v.clone());
             }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{Cli, EmitStableArgs, ImportStableArgs, check_dry_run_output, load_plan};
+use crate::checks::RowId;
 use crate::checks::{Aggregate, CheckDef, CheckResult, Condition, Encoding, Summary};
 use crate::collectors::CollectorInstance;
 use crate::collectors::stable_suite::{LastImport, StableSuiteCollector};
@@ -26,7 +27,6 @@ use crate::config::{self, Plan};
 use crate::exit;
 use crate::observation::Observation;
 use crate::run::{self, CollectorOutcome};
-use crate::schema::RowId;
 use crate::sinks::DeliveryReport;
 use crate::stable_suite::import::ImportOptions;
 use crate::stable_suite::{

@@ -68,7 +68,7 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
     let mut text = crate::matrix::render(&rows, color);
     let count = |s| rows.iter().filter(|(_, r)| r.status == s).count();
     let inferred = rows.iter().filter(|(_, r)| r.inferred).count();
-    use crate::schema::Status;
+    use crate::checks::Status;
     text.push_str(&format!(
         "\n{} rows: {} pass, {} warn, {} fail, {} unknown; {} inferred (carried forward). {} metrics to {}{}.\n",
         rows.len(),

@@ -16,10 +16,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::checks::RowId;
 use crate::checks::{Aggregate, CheckDef, Condition, Encoding, Summary};
 use crate::collectors::{self, BuildContext, CollectorInstance};
 use crate::duration::parse_duration;
-use crate::schema::{self, RowId, Schema};
+use crate::schema::{self, Schema};
 use crate::sinks::{SinkKind, SinkSettings};
 use locate::{header_line, key_in_message, key_line, line_of};
 

@@ -11,12 +11,13 @@ pub mod encode;
 pub mod rules;
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use rules::{Rewrite, normalize_metric_name, normalize_tag};
+
+use crate::checks::{RowId, Status};
 
 /// The tags every metric must carry, in the order they are written.
 pub const REQUIRED_TAGS: &[&str] = &[
@@ -31,65 +32,8 @@ pub const REQUIRED_TAGS: &[&str] = &[
     "service",
 ];
 
-/// Tags a row or an observation may add beyond the required ones. Anything else from an
-/// observation stays out of the metric: every distinct tag set is a billed custom metric.
-pub const OPTIONAL_TAGS: &[&str] = &[
-    "repo",
-    "branch",
-    "commit_sha",
-    "runner",
-    "region",
-    "zone",
-    "unit",
-    "label",
-    "inferred",
-    "collector",
-    "reason",
-    "error_type",
-];
-
 pub const DEFAULT_PREFIX: &str = "metta.infra";
 pub const DEFAULT_SERVICE: &str = "infra-health-dashboard";
-
-/// The state of one row of the health matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    /// The main condition failed but the row's looser `warn` condition held.
-    Warn,
-    Fail,
-    /// No observation, the collector failed, the value was not a number, or the data is stale.
-    Unknown,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Unknown => "unknown",
-        }
-    }
-
-    /// The value of the row's health gauge: 1 pass, 0.5 warn, 0 fail. Unknown has none: a
-    /// placeholder zero would paint a missing row red.
-    pub fn gauge_value(self) -> Option<f64> {
-        match self {
-            Status::Pass => Some(1.0),
-            Status::Warn => Some(0.5),
-            Status::Fail => Some(0.0),
-            Status::Unknown => None,
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How a metric's value is encoded for Datadog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,38 +106,6 @@ pub enum SchemaError {
     ReservedKey { key: String },
     #[error("tag key `{key}` is not allowed on metrics (allowed extras: {allowed})")]
     NotAllowed { key: String, allowed: String },
-}
-
-/// Which row of the matrix a metric belongs to: the five identifying tags.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RowId {
-    pub source: String,
-    pub workflow_category: String,
-    pub workflow_name: String,
-    pub task: String,
-    pub check: String,
-}
-
-impl RowId {
-    /// The pipeline segment of metric names for this row's source: `stable_suite` writes
-    /// `stablesuite` (the plan's `metta.infra.stablesuite.training.sps`), others as they are.
-    pub fn pipeline(&self) -> String {
-        pipeline_for_source(&self.source)
-    }
-}
-
-impl fmt::Display for RowId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}/{}",
-            self.workflow_category, self.workflow_name, self.task, self.check
-        )
-    }
-}
-
-pub fn pipeline_for_source(source: &str) -> String {
-    source.replace('_', "")
 }
 
 /// Run-wide settings every metric shares: prefix, `env`, `service` and extra tags.
@@ -313,7 +225,7 @@ impl Schema {
     }
 
     /// The complete tag list for a row's metric: the required tags in a fixed order, then the
-    /// run's extra tags, then `optional` (keys from [`OPTIONAL_TAGS`] or the row's own tags).
+    /// run's extra tags, then `optional` (keys from [`crate::observation::OPTIONAL_TAGS`] or the row's own tags).
     pub fn tags(
         &self,
         metric: &str,
@@ -422,6 +334,7 @@ fn segments_joined(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::pipeline_for_source;
 
     fn schema() -> Schema {
         Schema::new("metta.infra", "prod", DEFAULT_SERVICE, &BTreeMap::new()).unwrap()

@@ -33,9 +33,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{StateError, StateStore};
 use crate::checks::{CheckDef, CheckResult, Encoding, NewInRun, StatusChange};
+use crate::checks::{RowId, Status};
 use crate::duration::format_duration;
 use crate::observation::{UnknownReason, Value};
-use crate::schema::{RowId, Status};
 
 /// The state object holding every row's memory.
 pub const ROWS_KEY: &str = "rows.json";

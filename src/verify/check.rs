@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::query::Series;
 use super::{DeliveredRow, LastDelivered, SentSeries};
-use crate::schema::Status;
+use crate::checks::Status;
 
 /// How one row (or one of its series) came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -357,7 +357,7 @@ mod tests {
     fn rows_delivered_before_the_window_are_not_checked() {
         let mut last = LastDelivered::default();
         let row = |check: &str, at: i64| DeliveredRow {
-            row: crate::schema::RowId {
+            row: crate::checks::RowId {
                 source: "cron".into(),
                 workflow_category: "ci".into(),
                 workflow_name: "w".into(),

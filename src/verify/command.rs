@@ -9,9 +9,10 @@ use serde::Serialize;
 use super::check::{self, Outcome, RowReport};
 use super::dashboard::{self, WidgetProblem};
 use super::query::QueryApi;
+use crate::checks::{RowId, Status};
 use crate::config::Plan;
 use crate::exit;
-use crate::schema::{Metric, RowId, Status};
+use crate::schema::Metric;
 use crate::state::StateStore;
 
 /// How long `run --verify` polls by default.

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use super::LastDelivered;
 use super::query::Series;
+use crate::checks::Status;
 use crate::dashboard::query::MetricQuery;
-use crate::schema::Status;
 
 /// One query of one widget, ready to send.
 #[derive(Debug, Clone)]
@@ -276,7 +276,7 @@ mod tests {
         last.rows.insert(
             "cron:ci/w/t/c".into(),
             DeliveredRow {
-                row: crate::schema::RowId {
+                row: crate::checks::RowId {
                     source: "cron".into(),
                     workflow_category: "ci".into(),
                     workflow_name: "w".into(),

@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{CheckDef, CheckResult};
-use crate::schema::{Metric, MetricValue, RowId, Schema, Status};
+use crate::checks::{RowId, Status};
+use crate::schema::{Metric, MetricValue, Schema};
 use crate::sinks::DeliveryReport;
 use crate::state::StateStore;
 

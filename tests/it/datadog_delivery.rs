@@ -424,7 +424,7 @@ async fn an_outage_spools_the_next_run_sends_the_spool_first_and_expired_points_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_changes_become_events() {
     use infra_health::checks::StatusChange;
-    use infra_health::schema::{RowId, Status};
+    use infra_health::checks::{RowId, Status};
     let fake = FakeDatadog::start(KEY);
     let dir = tempfile::tempdir().unwrap();
     let row = |check: &str| RowId {

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
+use infra_health::checks::Status;
 use infra_health::collectors::{CollectContext, CollectError, Collector};
 use infra_health::observation::Observation;
 use infra_health::run::{self, RunOptions};
-use infra_health::schema::{REQUIRED_TAGS, Status};
+use infra_health::schema::REQUIRED_TAGS;
 use serde_json::Value as Json;
 
 use crate::support::{bin, repo_root};

@@ -916,7 +916,7 @@ metric = "github.pulls.merged"
             .map(|(_, r)| r.status)
             .unwrap()
     };
-    use infra_health::schema::Status;
+    use infra_health::checks::Status;
     assert_eq!(status("good"), Status::Pass);
     assert_eq!(status("broken"), Status::Unknown);
     let broken_only = outcomes.iter().find(|o| o.name == "broken_only").unwrap();
@@ -1542,7 +1542,7 @@ metric = "ci.workflow.success"
             .map(|(_, r)| r.clone())
             .unwrap()
     };
-    use infra_health::schema::Status;
+    use infra_health::checks::Status;
     assert_ne!(
         result("found").status,
         Status::Unknown,

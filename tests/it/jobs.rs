@@ -3,9 +3,9 @@
 //! others, and `import-stable` judges staleness exactly as `run` does.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use infra_health::checks::Status;
 use infra_health::cli::import::{ImportStableOptions, import_stable};
 use infra_health::run::{RunOptions, run};
-use infra_health::schema::Status;
 
 const CONFIG: &str = r#"
 [defaults]

@@ -426,8 +426,8 @@ fn state_show_and_reset_through_the_binary() {
 #[tokio::test]
 async fn run_carries_a_daily_row_20h_but_not_30h() {
     use chrono::{TimeDelta, Utc};
+    use infra_health::checks::Status;
     use infra_health::run::{RunOptions, run};
-    use infra_health::schema::Status;
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("infra-health.toml");

@@ -344,7 +344,7 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
 
     // The outage: inferred within the carry-forward limit (30m), then unknown; the revert made
     // during it is counted once, by the first run after it.
-    use infra_health::schema::Status;
+    use infra_health::checks::Status;
     assert!(
         during_outage
             .iter()

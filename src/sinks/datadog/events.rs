@@ -8,8 +8,9 @@
 
 use serde::Serialize;
 
+use crate::checks::Status;
 use crate::checks::{Condition, StatusChange};
-use crate::schema::{Schema, SchemaError, Status};
+use crate::schema::{Schema, SchemaError};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
@@ -73,7 +74,7 @@ pub fn event(schema: &Schema, change: &StatusChange) -> Result<Event, SchemaErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::RowId;
+    use crate::checks::RowId;
     use std::collections::BTreeMap;
 
     #[test]
