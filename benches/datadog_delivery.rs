@@ -14,7 +14,7 @@ use infra_health::schema::{Metric, MetricValue};
 use infra_health::secret::Secret;
 use infra_health::sinks::datadog::normalize::Window;
 use infra_health::sinks::datadog::request::RequestBuilder;
-use infra_health::sinks::datadog::{Compression, DatadogSink};
+use infra_health::sinks::datadog::{Client, Compression, DatadogConfig, DatadogSink};
 use infra_health::state::StateStore;
 
 const ITERATIONS: usize = 7;
@@ -77,13 +77,9 @@ async fn bench(n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = Arc::new(StateStore::open(dir.path().to_str().expect("path")).expect("state"));
     let options: toml::Table = toml::from_str(&format!("endpoint = \"{url}\"")).expect("toml");
-    let sink = DatadogSink::new(
-        &options,
-        Secret::new("bench-key"),
-        state,
-        reqwest::Client::new(),
-    )
-    .expect("sink");
+    let config = DatadogConfig::resolve(&options).expect("sink options");
+    let client = Client::new(reqwest::Client::new(), config, Secret::new("bench-key"));
+    let sink = DatadogSink::new(client, state);
     let now = chrono::Utc::now().timestamp();
     let prebuilt = n <= 100_000;
     let metrics: Vec<Metric> = if prebuilt {

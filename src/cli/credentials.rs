@@ -6,14 +6,11 @@
 //! the site, never its value. More checks (the GitHub token's scopes) are added to
 //! [`CHECKS`]-style functions below and to [`check_all`].
 
-use std::sync::Arc;
-
 use super::Cli;
 use crate::config::{self, Plan};
 use crate::exit;
 use crate::secret::Secret;
-use crate::sinks::datadog::{DatadogSink, KeyCheck};
-use crate::state::StateStore;
+use crate::sinks::datadog::{ApiError, Client, DatadogConfig, KeyCheck};
 
 /// The result of one credential check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,100 +23,64 @@ pub struct CheckLine {
     pub detail: String,
 }
 
-/// Check the Datadog API key (and application key when set).
+/// Check the Datadog API key (and application key when set), through the same client the
+/// sink uses: no state store, no delivery.
 pub async fn check_datadog(options: &toml::Table, http: reqwest::Client) -> Vec<CheckLine> {
     let what = "Datadog API key (DD_API_KEY)".to_string();
+    let fail = |what: &str, detail: String| CheckLine {
+        what: what.to_string(),
+        ok: false,
+        detail,
+    };
     let key = match Secret::from_env(&["DD_API_KEY"]) {
         Ok(Some(k)) => k,
         Ok(None) => {
-            return vec![CheckLine {
-                what,
-                ok: false,
-                detail: "not set (set DD_API_KEY or DD_API_KEY_FILE)".into(),
-            }];
+            return vec![fail(
+                &what,
+                "not set (set DD_API_KEY or DD_API_KEY_FILE)".into(),
+            )];
         }
-        Err(e) => {
-            return vec![CheckLine {
-                what,
-                ok: false,
-                detail: e,
-            }];
+        Err(e) => return vec![fail(&what, e)],
+    };
+    let config = match DatadogConfig::resolve(options) {
+        Ok(c) => c,
+        Err(e) => return vec![fail(&what, e.to_string())],
+    };
+    let client = Client::new(http, config, key);
+    let site = client.site().to_string();
+    let judge = |what: &str, answer: Result<KeyCheck, ApiError>, valid: &str, rejected: &str| {
+        match answer {
+            Ok(KeyCheck::Valid) => CheckLine {
+                what: what.to_string(),
+                ok: true,
+                detail: format!("{valid} {site}"),
+            },
+            Ok(KeyCheck::Rejected) => fail(what, format!("{rejected} {site}")),
+            Err(e) => fail(what, format!("could not check against {site}: {e}")),
         }
     };
-    // The sink needs a state store only to deliver; validation never touches it.
-    let state = match std::env::temp_dir()
-        .to_str()
-        .map(|d| StateStore::open(&format!("{d}/infra-health-credentials")))
-    {
-        Some(Ok(s)) => Arc::new(s),
-        _ => {
-            return vec![CheckLine {
-                what,
-                ok: false,
-                detail: "cannot open a scratch state store in the temp directory".into(),
-            }];
-        }
-    };
-    let sink = match DatadogSink::new(options, key.clone(), state, http.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            return vec![CheckLine {
-                what,
-                ok: false,
-                detail: e.to_string(),
-            }];
-        }
-    };
-    let site = sink.site().to_string();
-    let mut lines = vec![match sink.check_key().await {
-        Ok(KeyCheck::Valid) => CheckLine {
-            what: what.clone(),
-            ok: true,
-            detail: format!("valid for {site}"),
-        },
-        Ok(KeyCheck::Rejected) => CheckLine {
-            what: what.clone(),
-            ok: false,
-            detail: format!("API key rejected by {site}"),
-        },
-        Err(e) => CheckLine {
-            what: what.clone(),
-            ok: false,
-            detail: format!("could not check against {site}: {e}"),
-        },
-    }];
-    let app_what = "Datadog application key (DD_APP_KEY)".to_string();
+    let mut lines = vec![judge(
+        &what,
+        client.validate().await,
+        "valid for",
+        "API key rejected by",
+    )];
+    let app_what = "Datadog application key (DD_APP_KEY)";
     match Secret::from_env(&["DD_APP_KEY"]) {
         Ok(None) => lines.push(CheckLine {
-            what: app_what,
+            what: app_what.to_string(),
             ok: true,
-            detail: "not set (only `dashboard push` needs it)".into(),
+            detail: "not set (only `dashboard push` and `verify` need it)".into(),
         }),
-        Err(e) => lines.push(CheckLine {
-            what: app_what,
-            ok: false,
-            detail: e,
-        }),
+        Err(e) => lines.push(fail(app_what, e)),
         Ok(Some(app)) => {
-            let client =
-                crate::sinks::datadog::Client::new(http, sink.config().base.clone(), &site, key);
-            lines.push(match client.validate_app_key(&app, sink.timeout()).await {
-                Ok(KeyCheck::Valid) => CheckLine {
-                    what: app_what,
-                    ok: true,
-                    detail: format!("valid with the API key for {site}"),
-                },
-                Ok(KeyCheck::Rejected) => CheckLine {
-                    what: app_what,
-                    ok: false,
-                    detail: format!("application key rejected by {site}"),
-                },
-                Err(e) => CheckLine {
-                    what: app_what,
-                    ok: false,
-                    detail: format!("could not check against {site}: {e}"),
-                },
-            });
+            let client = client.with_app_key(app);
+            lines.push(judge(
+                app_what,
+                client.validate_app_key().await,
+                "valid with the API key for",
+                "application key rejected by",
+            ));
         }
     }
     lines

@@ -18,7 +18,7 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     let plan = load_plan(cli)?;
     if args.verify.is_some() {
         // Before any work: a run that cannot be verified says so up front.
-        crate::verify::command::check_run_verify_keys()?;
+        super::verify::check_run_verify_keys()?;
     }
     let opts = RunOptions {
         only: args.only.clone(),
@@ -32,8 +32,7 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     let code = summary.exit_code();
     match args.verify {
         Some(wait) if summary.sink == "datadog" && summary.delivery.ok => {
-            let verified =
-                crate::verify::command::after_run(&plan, args.state.as_deref(), wait).await;
+            let verified = super::verify::after_run(&plan, args.state.as_deref(), wait).await;
             Ok(if code == exit::OK { verified } else { code })
         }
         Some(_) => {

@@ -1,26 +1,95 @@
-//! `infra-health verify`: read back from Datadog what the last deliveries sent, and print the
-//! report (text or JSON). The read-back itself lives in [`crate::verify`].
+//! `infra-health verify` and `run --verify`: read back from Datadog what the last deliveries
+//! sent, print the report (text or JSON), send its self-metrics, and map it to the exit code.
+//! The read-back itself lives in [`crate::verify`].
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use chrono::Utc;
 
 use super::{Cli, VerifyArgs, load_plan};
+use crate::config::Plan;
+use crate::exit;
+use crate::schema::Metric;
+use crate::sinks::datadog::{DatadogSink, Purpose};
+use crate::state::StateStore;
+use crate::verify::report::{self, Report, VerifyOptions};
 
 pub async fn execute(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<u8> {
     let plan = load_plan(cli)?;
-    let opts = crate::verify::command::VerifyOptions {
+    let opts = VerifyOptions {
         state: args.state.clone(),
         since: args.since,
         wait: args.wait.unwrap_or_default(),
         dashboard: args.dashboard,
     };
-    let report = crate::verify::command::verify(&plan, &opts).await?;
+    let report = report::verify(&plan, &opts).await?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).context("cannot write the report")?
         );
     } else {
-        print!("{}", crate::verify::command::render(&report));
+        print!("{}", report::render(&report));
     }
-    Ok(report.exit_code())
+    Ok(exit_code(&report))
+}
+
+/// The documented exit code: 0 everything visible as sent, 7 otherwise.
+fn exit_code(report: &Report) -> u8 {
+    if report.ok {
+        exit::OK
+    } else {
+        exit::VERIFY_FAILED
+    }
+}
+
+/// Before `run --verify` does any work: the keys verification will need.
+pub fn check_run_verify_keys() -> anyhow::Result<()> {
+    crate::sinks::datadog::keys(Purpose::Query).map(|_| ())
+}
+
+/// `run --verify[=WAIT]`, after the run delivered: verify, polling up to `wait`, print the
+/// result, and send it as self-metrics. Returns the verification's exit code (0 or 7).
+pub async fn after_run(plan: &Plan, state: Option<&str>, wait: Duration) -> u8 {
+    let opts = VerifyOptions {
+        state: state.map(str::to_string),
+        wait,
+        ..Default::default()
+    };
+    let report = match report::verify(plan, &opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("verify: {e:#}");
+            return exit::VERIFY_FAILED;
+        }
+    };
+    print!("\nverify:\n{}", report::render(&report));
+    let metrics = report::self_metrics(plan, &report, Utc::now().timestamp());
+    if let Err(e) = send(plan, state, &metrics).await {
+        tracing::warn!("verify self-metrics not sent: {e:#}");
+    }
+    exit_code(&report)
+}
+
+/// Deliver the verify self-metrics through the Datadog sink (spool and retries included).
+async fn send(plan: &Plan, state: Option<&str>, metrics: &[Metric]) -> anyhow::Result<()> {
+    let client = crate::sinks::datadog::Client::from_env(
+        &plan.sink.datadog,
+        crate::net::http_client()?,
+        Purpose::Intake,
+    )?;
+    let state = Arc::new(StateStore::open(&crate::state::url_for(
+        state,
+        plan.state_url.as_deref(),
+    ))?);
+    let sink = DatadogSink::new(client, state)
+        .with_self_metrics(plan.schema.clone(), &plan.defaults.source);
+    let report = sink.deliver(metrics).await;
+    if report.ok {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", report.problems.join("; "))
+    }
 }

@@ -14,8 +14,6 @@
 //! and is reached at the same site and `DD_URL` override as the metrics sink. Calls retry on
 //! 429, 5xx and transport errors like metric delivery does; keys never appear in messages.
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -24,9 +22,7 @@ use serde_json::Value;
 
 use super::diff::{self, Change};
 use crate::config::Plan;
-use crate::secret::Secret;
-use crate::sinks::datadog::service::{RetryPolicy, with_retries};
-use crate::sinks::datadog::{ApiError, Client, DatadogConfig};
+use crate::sinks::datadog::{ApiError, Client, Purpose};
 use crate::state::StateStore;
 
 /// A failed Dashboards API call. A 403 here is about the application key (or its scopes) as
@@ -67,7 +63,6 @@ const MAX_PAGES: usize = 1000;
 /// The Dashboards API of one site, with both keys.
 pub struct DashboardApi {
     client: Client,
-    config: DatadogConfig,
 }
 
 /// What the state store remembers about a pushed dashboard.
@@ -105,47 +100,29 @@ impl DashboardApi {
     /// The API for the plan's `[sink]` settings and the environment's keys. Both keys are
     /// required; the error says which is missing and how to provide it.
     pub fn from_env(plan: &Plan, http: reqwest::Client) -> anyhow::Result<DashboardApi> {
-        let key = Secret::from_env(&["DD_API_KEY"])
-            .map_err(anyhow::Error::msg)?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the Dashboards API needs DD_API_KEY (or DD_API_KEY_FILE) to be set"
-                )
-            })?;
-        let app = Secret::from_env(&["DD_APP_KEY"])
-            .map_err(anyhow::Error::msg)?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the Dashboards API needs an application key: set DD_APP_KEY (or \
-                     DD_APP_KEY_FILE) to a key from Organization Settings → Application Keys \
-                     (`render` and `terraform` need no key)"
-                )
-            })?;
-        let config = DatadogConfig::resolve(&plan.sink.datadog)?;
-        Ok(DashboardApi::new(http, config, key, app))
+        Ok(DashboardApi::new(Client::from_env(
+            &plan.sink.datadog,
+            http,
+            Purpose::Dashboards,
+        )?))
     }
 
-    pub fn new(
-        http: reqwest::Client,
-        config: DatadogConfig,
-        key: Secret,
-        app: Secret,
-    ) -> DashboardApi {
-        let client = Client::new(http, config.base.clone(), &config.site, key).with_app_key(app);
-        DashboardApi { client, config }
+    /// The API through `client`, which must carry an application key.
+    pub fn new(client: Client) -> DashboardApi {
+        DashboardApi { client }
     }
 
     pub fn site(&self) -> &str {
-        &self.config.site
+        self.client.site()
     }
 
     /// Where a dashboard opens in the browser, from the `url` path Datadog returns.
     pub fn browser_url(&self, path: &str) -> String {
-        let site = &self.config.site;
-        let host = if ["datadoghq.com", "datadoghq.eu", "ddog-gov.com"].contains(&site.as_str()) {
+        let site = self.client.site();
+        let host = if ["datadoghq.com", "datadoghq.eu", "ddog-gov.com"].contains(&site) {
             format!("app.{site}")
         } else {
-            site.clone()
+            site.to_string()
         };
         format!("https://{host}{path}")
     }
@@ -158,17 +135,10 @@ impl DashboardApi {
         body: Option<&Value>,
     ) -> Result<Value, DashboardApiError> {
         let body = body.map(|b| Bytes::from(b.to_string()));
-        let policy = RetryPolicy::from_config(&self.config, Instant::now());
-        let bytes = with_retries(
-            &policy,
-            || false,
-            |timeout: Duration| {
-                self.client
-                    .call(method.clone(), path, query, body.clone(), timeout)
-            },
-        )
-        .await
-        .map_err(|f| f.error)?;
+        let bytes = self
+            .client
+            .call_with_retries(method, path, query, body)
+            .await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
@@ -250,7 +220,7 @@ impl DashboardApi {
             .collect();
         format!(
             "dashboards/{}/{}.json",
-            self.config.site,
+            self.client.site(),
             slug.trim_matches('-')
         )
     }
@@ -265,7 +235,7 @@ impl DashboardApi {
                 None => tracing::warn!(
                     "the dashboard {} stored by the last push no longer exists on {}; looking for {title:?} by title",
                     s.id,
-                    self.config.site
+                    self.client.site()
                 ),
             }
         }
@@ -283,7 +253,7 @@ impl DashboardApi {
                 "{} dashboards on {} are titled {title:?} (ids {}); delete the extra ones or give \
                  this config's dashboard another title in [dashboard] title",
                 many.len(),
-                self.config.site,
+                self.client.site(),
                 many.join(", ")
             ),
         }
@@ -337,7 +307,7 @@ impl DashboardApi {
         let record = StoredDashboard {
             id: id.clone(),
             title: title.clone(),
-            site: self.config.site.clone(),
+            site: self.client.site().to_string(),
             pushed_at: Utc::now(),
         };
         if let Err(e) = state.put_json(&self.state_key(&title), &record).await {

@@ -144,10 +144,13 @@ pub fn select(
         (SinkKind::Datadog, None) => anyhow::bail!(
             "the sink is set to \"datadog\" but DD_API_KEY (or DD_API_KEY_FILE) is not set; set the key, or use type = \"auto\" to fall back to the local sink"
         ),
-        (SinkKind::Datadog | SinkKind::Auto, Some(key)) => Ok(Sink::Datadog(
-            datadog::DatadogSink::new(&settings.datadog, key, state, http)?
-                .with_self_metrics(schema.clone(), source),
-        )),
+        (SinkKind::Datadog | SinkKind::Auto, Some(key)) => {
+            let config = datadog::DatadogConfig::resolve(&settings.datadog)?;
+            let client = datadog::Client::new(http, config, key);
+            Ok(Sink::Datadog(
+                datadog::DatadogSink::new(client, state).with_self_metrics(schema.clone(), source),
+            ))
+        }
         (SinkKind::DryRun, _) => Ok(Sink::DryRun(dry_run::DryRunSink::new(output))),
     }
 }

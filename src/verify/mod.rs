@@ -17,13 +17,15 @@
 //!   different value, different status, different tags, late.
 //! - [`dashboard`]: `--dashboard` runs every widget query of the rendered dashboard over the
 //!   same window and names widgets with no series or matrix cells that disagree.
-//! - [`command`]: `verify` and `run --verify` (polling, printing, the exit code, and the
-//!   `<prefix>.verify.rows_missing` / `.rows_different` self-metrics).
+//! - [`report`]: one verification, polling while rows are on their way; the report, its text
+//!   and the `<prefix>.verify.rows_missing` / `.rows_different` self-metrics. The commands
+//!   (`verify`, `run --verify`: printing, exit code, sending the self-metrics) are in
+//!   `cli::verify`.
 
 pub mod check;
-pub mod command;
 pub mod dashboard;
 pub mod query;
+pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -5,16 +5,11 @@
 //! retry policy, so a 429 waits as long as `Retry-After` / `X-RateLimit-Reset` say, and 5xx
 //! and transport errors back off. Both keys are needed; neither ever appears in a message.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde::Deserialize;
 
 use crate::config::Plan;
-use crate::secret::Secret;
-use crate::sinks::datadog::service::{RetryPolicy, with_retries};
-use crate::sinks::datadog::{ApiError, Client, DatadogConfig};
+use crate::sinks::datadog::{ApiError, Client, Purpose};
 
 /// At most this many queries in one request…
 pub const MAX_QUERIES_PER_REQUEST: usize = 12;
@@ -100,35 +95,36 @@ pub const PATH: &str = "/api/v1/query";
 /// The query API of one site, with both keys; counts the HTTP requests it makes.
 pub struct QueryApi {
     client: Client,
-    config: DatadogConfig,
-    requests: AtomicUsize,
 }
 
 impl QueryApi {
     /// The API for the plan's `[sink]` settings and the environment's keys. Both keys are
     /// required; the error says which is missing and how to provide it.
     pub fn from_env(plan: &Plan, http: reqwest::Client) -> anyhow::Result<QueryApi> {
-        let (key, app) = keys()?;
-        let config = DatadogConfig::resolve(&plan.sink.datadog)?;
-        Ok(QueryApi::new(http, config, key, app))
+        Ok(QueryApi::new(Client::from_env(
+            &plan.sink.datadog,
+            http,
+            Purpose::Query,
+        )?))
     }
 
-    pub fn new(http: reqwest::Client, config: DatadogConfig, key: Secret, app: Secret) -> QueryApi {
-        let client = Client::new(http, config.base.clone(), &config.site, key).with_app_key(app);
-        QueryApi {
-            client,
-            config,
-            requests: AtomicUsize::new(0),
-        }
+    /// The API through `client`, which must carry an application key.
+    pub fn new(client: Client) -> QueryApi {
+        QueryApi { client }
+    }
+
+    /// The client, to deliver through the same site and keys.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub fn site(&self) -> &str {
-        &self.config.site
+        self.client.site()
     }
 
     /// HTTP requests made so far (retries included).
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
+        self.client.requests()
     }
 
     /// Run `queries` over `[from, to]` (Unix seconds), packed several to a request. The answer
@@ -184,17 +180,10 @@ impl QueryApi {
             ("to", to.to_string()),
             ("query", query.to_string()),
         ];
-        let policy = RetryPolicy::from_config(&self.config, Instant::now());
-        let bytes = with_retries(
-            &policy,
-            || false,
-            |timeout: Duration| {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                self.client.call(Method::GET, PATH, &params, None, timeout)
-            },
-        )
-        .await
-        .map_err(|f| QueryError::from(f.error))?;
+        let bytes = self
+            .client
+            .call_with_retries(Method::GET, PATH, &params, None)
+            .await?;
         let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| QueryError::Answer {
             path: PATH.into(),
             message: format!("the answer is not the JSON expected: {e}"),
@@ -207,29 +196,6 @@ impl QueryApi {
         }
         Ok(answer.series)
     }
-}
-
-/// `DD_API_KEY` and `DD_APP_KEY` (or their `_FILE` forms), with errors that say what to do.
-pub fn keys() -> anyhow::Result<(Secret, Secret)> {
-    let key = Secret::from_env(&["DD_API_KEY"])
-        .map_err(anyhow::Error::msg)?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "verify reads the metrics back from Datadog and needs DD_API_KEY (or \
-                 DD_API_KEY_FILE) to be set"
-            )
-        })?;
-    let app = Secret::from_env(&["DD_APP_KEY"])
-        .map_err(anyhow::Error::msg)?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "verify reads the metrics back through Datadog's query API, which needs an \
-                 application key: set DD_APP_KEY (or DD_APP_KEY_FILE) to a key from \
-                 Organization Settings → Application Keys (with the timeseries_query scope if \
-                 it is scoped)"
-            )
-        })?;
-    Ok((key, app))
 }
 
 /// The metric a query names (`max:NAME{…}`).

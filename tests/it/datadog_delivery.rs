@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use infra_health::schema::{Metric, MetricValue, Schema};
 use infra_health::secret::Secret;
-use infra_health::sinks::datadog::DatadogSink;
+use infra_health::sinks::datadog::{Client, DatadogConfig, DatadogSink};
 use infra_health::state::StateStore;
 
 use crate::support::fake_datadog::{
@@ -40,9 +40,12 @@ fn schema() -> Schema {
 
 fn sink(state: &Path, opts: &toml::Table, key: &str) -> DatadogSink {
     let store = Arc::new(StateStore::open(state.to_str().expect("utf-8 path")).expect("state"));
-    DatadogSink::new(opts, Secret::new(key), store, reqwest::Client::new())
-        .expect("sink")
-        .with_self_metrics(schema(), "cron")
+    let config = DatadogConfig::resolve(opts).expect("sink options");
+    DatadogSink::new(
+        Client::new(reqwest::Client::new(), config, Secret::new(key)),
+        store,
+    )
+    .with_self_metrics(schema(), "cron")
 }
 
 /// `n` metrics of run `run` at `ts`, with nine tags each; every `dist_every`-th a distribution.
@@ -139,7 +142,11 @@ async fn soak_200_runs_with_30_percent_faults_deliver_every_point_exactly_once_o
     );
     // Without self-metrics so every dropped point counted is one of ours.
     let store = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
-    let sink = DatadogSink::new(&opts, Secret::new(KEY), store, reqwest::Client::new()).unwrap();
+    let config = DatadogConfig::resolve(&opts).unwrap();
+    let sink = DatadogSink::new(
+        Client::new(reqwest::Client::new(), config, Secret::new(KEY)),
+        store,
+    );
     let mix = vec![
         Fault::Status {
             status: 429,

@@ -8,11 +8,14 @@
 //! - [`encode`]: entries into compressed bodies within the size and point limits, handing back
 //!   what does not fit to the next batch;
 //! - [`request`]: the lazy metric stream → request sequence tying the two together;
-//! - [`service`]: the typed HTTP client and retry policy (413 split, backoff, deadline);
+//! - [`client`]: the one Datadog API client (keys, typed errors, retry policy), shared with
+//!   the dashboard commands, `verify` and `credentials check`;
+//! - [`service`]: delivery through the client (413 split, early stop, deadline);
 //! - [`spool`]: undelivered requests kept in the state store and re-sent first next run;
 //! - [`events`]: status-change events;
 //! - this file: the sink that runs the stages for one delivery and reports what happened.
 
+pub mod client;
 pub mod config;
 pub mod encode;
 pub mod events;
@@ -23,7 +26,7 @@ pub mod spool;
 
 use std::borrow::Borrow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -31,14 +34,13 @@ use futures::StreamExt;
 use super::DeliveryReport;
 use crate::checks::StatusChange;
 use crate::schema::{Metric, Schema};
-use crate::secret::Secret;
 use crate::state::StateStore;
+pub use client::{ApiError, Client, KeyCheck, Purpose, RetryPolicy, keys, with_retries};
 pub use config::{Compression, DatadogConfig, SITES, site_base};
 use encode::{EncodedRequest, LIMITS, encode_entries};
 use normalize::{DropReason, Dropped, Window};
 use request::RequestBuilder;
-pub use service::{ApiError, Client, KeyCheck};
-use service::{Outcome, RetryPolicy, Service};
+use service::{Outcome, Service};
 use spool::{Spool, SpoolBatch};
 
 /// Who the sink's own metrics (`<prefix>.delivery.dropped_points`) are reported as.
@@ -48,8 +50,6 @@ struct SelfMetrics {
 }
 
 pub struct DatadogSink {
-    // Boxed: the sink lives in the `Sink` enum next to much smaller variants.
-    config: Box<DatadogConfig>,
     client: Client,
     state: Arc<StateStore>,
     self_metrics: Option<Box<SelfMetrics>>,
@@ -76,20 +76,13 @@ fn summarise(problems: Vec<String>) -> Vec<String> {
 }
 
 impl DatadogSink {
-    pub fn new(
-        options: &toml::Table,
-        key: Secret,
-        state: Arc<StateStore>,
-        http: reqwest::Client,
-    ) -> anyhow::Result<DatadogSink> {
-        let config = DatadogConfig::resolve(options)?;
-        let client = Client::new(http, config.base.clone(), &config.site, key);
-        Ok(DatadogSink {
-            config: Box::new(config),
-            client,
+    /// The sink sending through `client` (for [`Purpose::Intake`]), spooling into `state`.
+    pub fn new(client: Client, state: Arc<StateStore>) -> DatadogSink {
+        DatadogSink {
+            client: client.intake_only(),
             state,
             self_metrics: None,
-        })
+        }
     }
 
     /// Report dropped points as `<prefix>.delivery.dropped_points`, built by `schema`.
@@ -102,24 +95,19 @@ impl DatadogSink {
     }
 
     pub fn site(&self) -> &str {
-        &self.config.site
+        self.client.site()
     }
 
     pub fn config(&self) -> &DatadogConfig {
-        &self.config
+        self.client.config()
     }
 
     fn service(&self) -> Service {
         Service::new(
             self.client.clone(),
-            RetryPolicy::from_config(&self.config, Instant::now()),
-            self.config.compression,
+            RetryPolicy::from_config(self.client.config(), Instant::now()),
+            self.client.config().compression,
         )
-    }
-
-    /// `GET /api/v1/validate` with the sink's key and site.
-    pub async fn check_key(&self) -> Result<KeyCheck, ApiError> {
-        self.client.validate(self.config.timeout).await
     }
 
     /// Deliver a run's metrics, stamped relative to the current time.
@@ -142,7 +130,7 @@ impl DatadogSink {
         let mut dropped = Dropped::default();
         let mut problems = Vec::new();
         let mut report = DeliveryReport {
-            destination: format!("Datadog ({})", self.config.site),
+            destination: format!("Datadog ({})", self.client.config().site),
             ..Default::default()
         };
 
@@ -152,7 +140,7 @@ impl DatadogSink {
         report.delivered_series += resent.delivered_series;
         let mut failed = resent.retry_later_count;
 
-        let mut builder = RequestBuilder::new(metrics, window, self.config.compression);
+        let mut builder = RequestBuilder::new(metrics, window, self.config().compression);
         let outcome = self.send_all(&service, &mut builder).await;
         dropped.merge(&builder.dropped);
         problems.extend(std::mem::take(&mut builder.problems));
@@ -168,7 +156,8 @@ impl DatadogSink {
             );
             let own = self.dropped_metrics(&dropped, now);
             if !own.is_empty() {
-                let mut builder = RequestBuilder::new(own.iter(), window, self.config.compression);
+                let mut builder =
+                    RequestBuilder::new(own.iter(), window, self.config().compression);
                 let outcome = self.send_all(&service, &mut builder).await;
                 failed += self
                     .settle(outcome, &spool, &mut report, &mut dropped, &mut problems)
@@ -198,7 +187,7 @@ impl DatadogSink {
     ) -> Outcome {
         futures::stream::iter(requests)
             .map(|r| service.deliver(r))
-            .buffer_unordered(self.config.concurrency)
+            .buffer_unordered(self.config().concurrency)
             .fold(Outcome::default(), |mut acc, o| async move {
                 acc.merge(o);
                 acc
@@ -325,7 +314,7 @@ impl DatadogSink {
                 return;
             }
             let entries = batch.into_entries();
-            let outcome = match encode_entries(&entries, self.config.compression, LIMITS) {
+            let outcome = match encode_entries(&entries, self.config().compression, LIMITS) {
                 Ok((requests, unfit)) => {
                     dropped.add(DropReason::Rejected, unfit);
                     self.send_all(service, requests.into_iter()).await
@@ -421,11 +410,6 @@ impl DatadogSink {
                 summarise(errors).join("; ")
             ))
         }
-    }
-
-    /// The per-request timeout (for `credentials check`).
-    pub fn timeout(&self) -> Duration {
-        self.config.timeout
     }
 }
 

@@ -1,4 +1,7 @@
-//! `infra-health verify` and `run --verify`: check (and poll), print, exit code, self-metrics.
+//! One verification: check what the record says was delivered against what the query API
+//! answers (polling while rows are still on their way), the [`Report`], its text for a person
+//! and its self-metrics. The commands that print it and map it to an exit code are
+//! `cli::verify` (`verify`, `run --verify`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -11,7 +14,6 @@ use super::dashboard::{self, WidgetProblem};
 use super::query::QueryApi;
 use crate::checks::{RowId, Status};
 use crate::config::Plan;
-use crate::exit;
 use crate::schema::Metric;
 use crate::state::StateStore;
 
@@ -80,17 +82,6 @@ pub struct Report {
     pub widgets: Option<Vec<WidgetProblem>>,
     pub summary: Summary,
     pub ok: bool,
-}
-
-impl Report {
-    /// The documented exit code: 0 everything visible as sent, 7 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        if self.ok {
-            exit::OK
-        } else {
-            exit::VERIFY_FAILED
-        }
-    }
 }
 
 fn summarise(rows: &[RowReport], widgets: Option<&[WidgetProblem]>) -> Summary {
@@ -327,54 +318,4 @@ pub fn self_metrics(plan: &Plan, report: &Report, now: i64) -> Vec<Metric> {
         }
     }
     out
-}
-
-/// Before `run --verify` does any work: the keys verification will need.
-pub fn check_run_verify_keys() -> anyhow::Result<()> {
-    super::query::keys().map(|_| ())
-}
-
-/// `run --verify[=WAIT]`, after the run delivered: verify, polling up to `wait`, print the
-/// result, and send it as self-metrics. Returns the verification's exit code (0 or 7).
-pub async fn after_run(plan: &Plan, state: Option<&str>, wait: Duration) -> u8 {
-    let opts = VerifyOptions {
-        state: state.map(str::to_string),
-        wait,
-        ..Default::default()
-    };
-    let report = match verify(plan, &opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("verify: {e:#}");
-            return exit::VERIFY_FAILED;
-        }
-    };
-    print!("\nverify:\n{}", render(&report));
-    let metrics = self_metrics(plan, &report, Utc::now().timestamp());
-    if let Err(e) = send(plan, state, &metrics).await {
-        tracing::warn!("verify self-metrics not sent: {e:#}");
-    }
-    report.exit_code()
-}
-
-/// Deliver the verify self-metrics through the Datadog sink (spool and retries included).
-async fn send(plan: &Plan, state: Option<&str>, metrics: &[Metric]) -> anyhow::Result<()> {
-    let (key, _) = super::query::keys()?;
-    let state = std::sync::Arc::new(StateStore::open(&crate::state::url_for(
-        state,
-        plan.state_url.as_deref(),
-    ))?);
-    let sink = crate::sinks::datadog::DatadogSink::new(
-        &plan.sink.datadog,
-        key,
-        state,
-        crate::net::http_client()?,
-    )?
-    .with_self_metrics(plan.schema.clone(), &plan.defaults.source);
-    let report = sink.deliver(metrics).await;
-    if report.ok {
-        Ok(())
-    } else {
-        anyhow::bail!("{}", report.problems.join("; "))
-    }
 }
