@@ -8,7 +8,6 @@ use std::fmt::Write;
 
 use crate::checks::Status;
 use crate::checks::{CheckDef, CheckResult};
-use crate::observation::Value;
 
 /// Render rows (definition + result) as a table.
 pub fn render(rows: &[(&CheckDef, &CheckResult)], color: bool) -> String {
@@ -32,7 +31,7 @@ pub fn render(rows: &[(&CheckDef, &CheckResult)], color: bool) -> String {
         let cells = [
             format!("{}/{}", def.row.workflow_category, def.row.workflow_name),
             def.title.clone(),
-            format_value(result),
+            result.display_value(),
             condition,
             status,
         ];
@@ -62,40 +61,6 @@ pub fn render(rows: &[(&CheckDef, &CheckResult)], color: bool) -> String {
         );
     }
     out
-}
-
-/// A short human rendering of a row's value: `4m12s` for durations, `3` for counts.
-pub fn format_value(result: &CheckResult) -> String {
-    let seconds = result
-        .unit
-        .as_deref()
-        .is_some_and(|u| u == "second" || u == "seconds");
-    let number = |n: f64| -> String {
-        if seconds && n.is_finite() && n >= 0.0 {
-            // Whole seconds past a minute: "4m39s" reads better than "4m38s700ms".
-            let n = if n >= 60.0 {
-                n.round()
-            } else {
-                (n * 10.0).round() / 10.0
-            };
-            return crate::duration::format_duration(std::time::Duration::from_secs_f64(n));
-        }
-        if n.fract() == 0.0 && n.abs() < 1e15 {
-            format!("{}", n as i64)
-        } else {
-            format!("{n:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        }
-    };
-    match (&result.value, result.compared) {
-        (Some(Value::Samples(s)), Some(c)) => format!("{} (n={})", number(c), s.len()),
-        (_, Some(c)) if !matches!(result.value, Some(Value::Text(_))) => number(c),
-        (Some(Value::Text(t)), _) => t.clone(),
-        (Some(v), _) => v.to_string(),
-        (None, _) => "-".into(),
-    }
 }
 
 fn paint(text: &str, status: Status, inferred: bool) -> String {

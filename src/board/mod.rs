@@ -212,7 +212,7 @@ pub fn render(
 fn row_html(html: &mut String, def: &CheckDef, result: &CheckResult, stored: Option<&StoredRow>) {
     let l = look(result.status, result.inferred);
     let value = if result.value.is_some() {
-        crate::matrix::format_value(result)
+        result.display_value()
     } else {
         "—".to_string()
     };

@@ -160,6 +160,43 @@ pub struct CheckResult {
     pub new_in_run: Option<NewInRun>,
 }
 
+impl CheckResult {
+    /// A short human rendering of the row's value, as the terminal matrix, the board and the
+    /// row memory show it: `4m12s` for durations, `3` for counts, `-` for none.
+    pub fn display_value(&self) -> String {
+        let seconds = self
+            .unit
+            .as_deref()
+            .is_some_and(|u| u == "second" || u == "seconds");
+        let number = |n: f64| -> String {
+            if seconds && n.is_finite() && n >= 0.0 {
+                // Whole seconds past a minute: "4m39s" reads better than "4m38s700ms".
+                let n = if n >= 60.0 {
+                    n.round()
+                } else {
+                    (n * 10.0).round() / 10.0
+                };
+                return crate::duration::format_duration(std::time::Duration::from_secs_f64(n));
+            }
+            if n.fract() == 0.0 && n.abs() < 1e15 {
+                format!("{}", n as i64)
+            } else {
+                format!("{n:.3}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            }
+        };
+        match (&self.value, self.compared) {
+            (Some(Value::Samples(s)), Some(c)) => format!("{} (n={})", number(c), s.len()),
+            (_, Some(c)) if !matches!(self.value, Some(Value::Text(_))) => number(c),
+            (Some(Value::Text(t)), _) => t.clone(),
+            (Some(v), _) => v.to_string(),
+            (None, _) => "-".into(),
+        }
+    }
+}
+
 /// The part of a fresh row's value that no earlier run has delivered.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewInRun {

@@ -60,7 +60,7 @@ fn table(plan: &Plan, memory: &RowMemory, location: &str) -> String {
             status.push_str(" (not in config)");
         }
         let value = if result.value.is_some() {
-            crate::matrix::format_value(&result)
+            result.display_value()
         } else {
             "-".into()
         };

@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::observation::{Observation, UnknownReason};
+pub use crate::observation::{SelfMetric, SelfMetricDecl};
 use crate::state::StateStore;
 
 /// Everything a collector may use while collecting. Built once per run and shared.
@@ -120,100 +121,6 @@ pub trait Collector: Send + Sync {
     /// nothing to say.
     fn self_metrics(&self) -> Vec<SelfMetric> {
         Vec::new()
-    }
-}
-
-/// One self-metric a collector kind may report, as its [`CollectorKind`] declares it: its
-/// path under the prefix and the identifying tags that differ from the defaults. The catalog
-/// and the dashboard read these declarations; the collector reports values of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SelfMetricDecl {
-    /// Path under the prefix, `<domain>.<name>`: `github.requests`.
-    pub path: &'static str,
-    /// The `source` tag, when it is not the run's: a stable-suite import's counts are
-    /// `source:stable_suite` whichever job ran it.
-    pub source: Option<&'static str>,
-    /// The `task` tag, when it is not the path's first segment.
-    pub task: Option<&'static str>,
-    /// Reported only when the source tells (GitHub's rate-limit headers): a dashboard or a
-    /// check must not expect a point every run.
-    pub sometimes: bool,
-}
-
-impl SelfMetricDecl {
-    /// A self-metric at `path`, tagged with the run's source and `task:<first segment>`.
-    pub const fn new(path: &'static str) -> SelfMetricDecl {
-        SelfMetricDecl {
-            path,
-            source: None,
-            task: None,
-            sometimes: false,
-        }
-    }
-
-    pub const fn source(self, source: &'static str) -> SelfMetricDecl {
-        SelfMetricDecl {
-            source: Some(source),
-            ..self
-        }
-    }
-
-    pub const fn task(self, task: &'static str) -> SelfMetricDecl {
-        SelfMetricDecl {
-            task: Some(task),
-            ..self
-        }
-    }
-
-    pub const fn sometimes(self) -> SelfMetricDecl {
-        SelfMetricDecl {
-            sometimes: true,
-            ..self
-        }
-    }
-
-    /// This metric with a value, status `pass`.
-    pub fn value(&self, value: f64) -> SelfMetric {
-        SelfMetric {
-            path: self.path.to_string(),
-            value,
-            failing: false,
-            source: self.source.map(str::to_string),
-            task: self.task.map(str::to_string),
-        }
-    }
-}
-
-/// One self-metric a collector reports about its own work (`github.requests` = 42).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SelfMetric {
-    /// Path under the prefix, `<domain>.<name>`: `github.requests`.
-    pub path: String,
-    pub value: f64,
-    /// Sent with `status:fail` instead of `pass` (a stable-suite import that met malformed
-    /// artifacts).
-    pub failing: bool,
-    /// The `source` tag, when it is not the run's (see [`SelfMetricDecl::source`]).
-    pub source: Option<String>,
-    /// The `task` tag, when it is not the path's first segment.
-    pub task: Option<String>,
-}
-
-impl SelfMetric {
-    /// A `pass` self-metric at `path` with the default tags (prefer [`SelfMetricDecl::value`]).
-    pub fn new(path: impl Into<String>, value: f64) -> SelfMetric {
-        SelfMetric {
-            path: path.into(),
-            value,
-            failing: false,
-            source: None,
-            task: None,
-        }
-    }
-
-    /// Report it as `fail` when `failing`.
-    pub fn failing(self, failing: bool) -> SelfMetric {
-        SelfMetric { failing, ..self }
     }
 }
 

@@ -195,7 +195,7 @@ impl Schema {
         &self,
         source: &str,
         collector: &str,
-        extra: &[crate::collectors::SelfMetric],
+        extra: &[crate::observation::SelfMetric],
         now: i64,
     ) -> Result<Vec<Metric>, SchemaError> {
         let mut optional = BTreeMap::new();
@@ -312,7 +312,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::super::{DEFAULT_SERVICE, Schema};
-    use crate::collectors::stable_suite::{SELF_BAD, SELF_IMPORTED};
+    use crate::observation::SelfMetricDecl;
+
+    // Declared as a stable-suite import declares its counts: another source, another task.
+    const SELF_IMPORTED: SelfMetricDecl = SelfMetricDecl::new("stablesuite.artifacts_imported")
+        .source("stable_suite")
+        .task("import");
+    const SELF_BAD: SelfMetricDecl = SelfMetricDecl::new("stablesuite.bad_artifacts")
+        .source("stable_suite")
+        .task("import");
 
     #[test]
     fn a_declared_self_metric_keeps_its_source_task_and_status() {

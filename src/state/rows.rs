@@ -240,10 +240,7 @@ pub fn reconcile(
                         title: def.title.clone(),
                         from: row.current.status,
                         to: emitted.status,
-                        value: emitted
-                            .value
-                            .as_ref()
-                            .map(|_| crate::matrix::format_value(&emitted)),
+                        value: emitted.value.as_ref().map(|_| emitted.display_value()),
                         condition: def.condition.human(),
                     });
                 }
