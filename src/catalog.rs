@@ -19,7 +19,7 @@ use crate::checks::{CheckDef, Encoding};
 use crate::checks::{RowId, Status};
 use crate::collectors::{self, CollectorInstance};
 use crate::config::Plan;
-use crate::observation::OPTIONAL_TAGS;
+use crate::observation::{OPTIONAL_TAGS, SelfMetricChart};
 use crate::schema::{Schema, SchemaError};
 use crate::sinks::SinkKind;
 
@@ -64,6 +64,8 @@ pub struct Series {
     pub variable: BTreeSet<String>,
     pub presence: Presence,
     pub origin: Origin,
+    /// For a collector's declared self-metric: the dashboard chart it is drawn on.
+    pub chart: Option<SelfMetricChart>,
 }
 
 impl Series {
@@ -203,6 +205,7 @@ impl Catalog {
             variable: vars,
             presence,
             origin,
+            chart: None,
         });
     }
 
@@ -313,7 +316,7 @@ impl Catalog {
     }
 
     /// A collector instance's own metrics: run time, success and series count for every
-    /// collector, what its kind declares (`github.*`), and the stable-suite import counts.
+    /// collector, and what its kind declares (with the chart each is drawn on).
     fn collector_series(
         &mut self,
         schema: &Schema,
@@ -357,6 +360,9 @@ impl Catalog {
                     presence,
                     origin.clone(),
                 );
+                if let Some(pushed) = self.series.last_mut() {
+                    pushed.chart = decl.chart;
+                }
             }
         }
         Ok(())

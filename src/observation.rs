@@ -198,9 +198,11 @@ impl Observation {
     }
 }
 
-/// One self-metric a collector kind may report, as its collector kind declares it (`collectors::CollectorKind::self_metrics`): its
-/// path under the prefix and the identifying tags that differ from the defaults. The catalog
-/// and the dashboard read these declarations; the collector reports values of them.
+/// One self-metric a collector kind may report, as its kind declares it
+/// (`collectors::CollectorKind::self_metrics`): its path under the prefix, the identifying tags
+/// that differ from the defaults, and the chart it joins on the dashboard. The catalog and the
+/// dashboard read these declarations (and name no collector); the collector reports values of
+/// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SelfMetricDecl {
     /// Path under the prefix, `<domain>.<name>`: `github.requests`.
@@ -213,6 +215,21 @@ pub struct SelfMetricDecl {
     /// Reported only when the source tells (GitHub's rate-limit headers): a dashboard or a
     /// check must not expect a point every run.
     pub sometimes: bool,
+    /// The dashboard chart it is drawn on; `None`: a chart of its own family (`<domain>`),
+    /// summed per collector.
+    pub chart: Option<SelfMetricChart>,
+}
+
+/// How the dashboard draws declared self-metrics: every declaration naming the same `title`
+/// is one line of that chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelfMetricChart {
+    pub title: &'static str,
+    /// How the collectors' series are combined: `sum` for costs and counts, `min` for a level
+    /// where the lowest one matters (a quota left).
+    pub aggregation: &'static str,
+    /// One line per collector, or one line for them all.
+    pub per_collector: bool,
 }
 
 impl SelfMetricDecl {
@@ -223,6 +240,7 @@ impl SelfMetricDecl {
             source: None,
             task: None,
             sometimes: false,
+            chart: None,
         }
     }
 
@@ -243,6 +261,37 @@ impl SelfMetricDecl {
     pub const fn sometimes(self) -> SelfMetricDecl {
         SelfMetricDecl {
             sometimes: true,
+            ..self
+        }
+    }
+
+    /// Drawn on the chart `title`, summed over every collector (a cost, a count).
+    pub const fn chart(self, title: &'static str) -> SelfMetricDecl {
+        self.drawn(title, "sum", false)
+    }
+
+    /// Drawn on the chart `title`, summed per collector.
+    pub const fn chart_per_collector(self, title: &'static str) -> SelfMetricDecl {
+        self.drawn(title, "sum", true)
+    }
+
+    /// Drawn on the chart `title`, the lowest per collector (a quota left).
+    pub const fn chart_lowest(self, title: &'static str) -> SelfMetricDecl {
+        self.drawn(title, "min", true)
+    }
+
+    const fn drawn(
+        self,
+        title: &'static str,
+        aggregation: &'static str,
+        per_collector: bool,
+    ) -> SelfMetricDecl {
+        SelfMetricDecl {
+            chart: Some(SelfMetricChart {
+                title,
+                aggregation,
+                per_collector,
+            }),
             ..self
         }
     }

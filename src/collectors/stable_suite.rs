@@ -57,11 +57,15 @@ pub const KIND: CollectorKind = CollectorKind {
 /// Valid new artifacts the last import read: `<prefix>.stablesuite.artifacts_imported`.
 pub const SELF_IMPORTED: SelfMetricDecl = SelfMetricDecl::new("stablesuite.artifacts_imported")
     .source("stable_suite")
-    .task("import");
+    .task("import")
+    .chart_per_collector(IMPORT_CHART);
 /// Malformed artifacts the last import refused: `<prefix>.stablesuite.bad_artifacts`.
 pub const SELF_BAD: SelfMetricDecl = SelfMetricDecl::new("stablesuite.bad_artifacts")
     .source("stable_suite")
-    .task("import");
+    .task("import")
+    .chart_per_collector(IMPORT_CHART);
+
+const IMPORT_CHART: &str = "Stable-suite artifacts: imported and malformed";
 
 pub const SIGNAL_IMPORTED: &str = "import.artifacts";
 pub const SIGNAL_BAD: &str = "import.bad_artifacts";

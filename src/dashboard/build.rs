@@ -21,10 +21,11 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::query::{Function, MAX_FILL_SECONDS, MetricQuery};
-use crate::catalog::{Catalog, Origin, Series, SeriesKind};
+use crate::catalog::{Catalog, Origin, Presence, Series, SeriesKind};
 use crate::checks::condition::Operand;
 use crate::checks::{CheckDef, Encoding};
 use crate::config::Plan;
+use crate::observation::SelfMetricChart;
 
 /// Categories shown first, in this order; the plan's other categories follow.
 const CATEGORY_ORDER: &[(&str, &str)] = &[
@@ -495,25 +496,6 @@ fn self_widgets(catalog: &Catalog) -> Vec<Value> {
             false,
         ));
     }
-    if let Some(r) = ends(".github.rate_limit.remaining") {
-        shown.insert(r);
-        widgets.push(chart(
-            "GitHub rate limit remaining",
-            &[r],
-            "min",
-            &["collector"],
-            true,
-        ));
-    }
-    let github: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| n.contains(".github.") && !shown.contains(n))
-        .collect();
-    if !github.is_empty() {
-        shown.extend(github.iter().copied());
-        widgets.push(chart("GitHub API cost per run", &github, "sum", &[], false));
-    }
     if let Some(d) = ends(".delivery.dropped_points") {
         shown.insert(d);
         widgets.push(chart(
@@ -524,7 +506,38 @@ fn self_widgets(catalog: &Catalog) -> Vec<Value> {
             false,
         ));
     }
-    // Anything else (stable-suite imports, a new collector's figures): one chart per family.
+    // What collector kinds declare, one chart per declared title, in declaration order.
+    let mut charts: Vec<(SelfMetricChart, Vec<&str>)> = Vec::new();
+    for series in &own {
+        let Some(declared) = series.chart else {
+            continue;
+        };
+        if !shown.insert(series.metric.as_str()) {
+            continue;
+        }
+        match charts.iter_mut().find(|(c, _)| c.title == declared.title) {
+            Some((_, metrics)) => metrics.push(series.metric.as_str()),
+            None => charts.push((declared, vec![series.metric.as_str()])),
+        }
+    }
+    for (declared, metrics) in charts {
+        let sometimes = metrics
+            .iter()
+            .any(|m| of(m).iter().any(|s| s.presence == Presence::Sometimes));
+        let by: &[&str] = if declared.per_collector {
+            &["collector"]
+        } else {
+            &[]
+        };
+        widgets.push(chart(
+            declared.title,
+            &metrics,
+            declared.aggregation,
+            by,
+            sometimes,
+        ));
+    }
+    // Anything else (figures declared without a chart): one chart per family.
     let mut families: Vec<(String, Vec<&str>)> = Vec::new();
     for n in names.iter().copied().filter(|n| !shown.contains(n)) {
         let family = n.rsplit_once('.').map(|(f, _)| f).unwrap_or(n).to_string();
@@ -534,10 +547,11 @@ fn self_widgets(catalog: &Catalog) -> Vec<Value> {
         }
     }
     for (family, metrics) in families {
-        let title = match family.rsplit('.').next().unwrap_or(&family) {
-            "stablesuite" => "Stable-suite artifacts: imported and malformed".to_string(),
-            other => other.replace('_', " "),
-        };
+        let title = family
+            .rsplit('.')
+            .next()
+            .unwrap_or(&family)
+            .replace('_', " ");
         widgets.push(chart(&title, &metrics, "sum", &["collector"], false));
     }
     widgets

@@ -330,3 +330,40 @@ metric = "ops.pages"
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn every_declared_self_metric_is_drawn_on_the_chart_its_collector_declares() {
+    // The dashboard names no collector: what it draws of a collector's own figures comes from
+    // the declarations in the registry. Read them here, and find each on the chart it names.
+    let plan = infra_health::config::load(&bundled_config()).unwrap();
+    let rendered = dashboard::render(&plan).expect("render");
+    let drawn = queries(&rendered);
+    let prefix = plan.schema.prefix().to_string();
+    let configured: Vec<&str> = plan.collectors.iter().map(|c| c.kind).collect();
+    let mut checked = 0;
+    for kind in infra_health::collectors::REGISTRY {
+        if !configured.contains(&kind.name) {
+            continue;
+        }
+        for decl in kind.self_metrics {
+            let metric = format!("{prefix}.{}", decl.path);
+            let on: Vec<&(String, MetricQuery)> =
+                drawn.iter().filter(|(_, q)| q.metric == metric).collect();
+            assert!(!on.is_empty(), "{metric} ({}) is not charted", kind.name);
+            if let Some(chart) = decl.chart {
+                for (title, q) in &on {
+                    assert_eq!(title, chart.title, "{metric}");
+                    assert_eq!(q.aggregator, chart.aggregation, "{metric}");
+                    assert_eq!(
+                        q.group_by.contains(&"collector".to_string()),
+                        chart.per_collector,
+                        "{metric}: {q:?}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    // The bundled config has GitHub collectors (six figures) and a stable-suite import (two).
+    assert!(checked >= 8, "{checked} declared charts checked");
+}

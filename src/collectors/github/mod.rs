@@ -33,14 +33,18 @@ use crate::github::replay::Replay;
 /// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
 /// fills them; the collectors' registry entries declare this list for the dashboard.
 pub const SELF_METRICS: &[SelfMetricDecl] = &[
-    SelfMetricDecl::new("github.requests"),
-    SelfMetricDecl::new("github.not_modified"),
-    SelfMetricDecl::new("github.primary_cost"),
-    SelfMetricDecl::new("github.retries"),
-    SelfMetricDecl::new("github.repos_failed"),
+    SelfMetricDecl::new("github.requests").chart(COST_CHART),
+    SelfMetricDecl::new("github.not_modified").chart(COST_CHART),
+    SelfMetricDecl::new("github.primary_cost").chart(COST_CHART),
+    SelfMetricDecl::new("github.retries").chart(COST_CHART),
+    SelfMetricDecl::new("github.repos_failed").chart(COST_CHART),
     // Known only when GitHub answered with rate-limit headers (not when replaying).
-    SelfMetricDecl::new("github.rate_limit.remaining").sometimes(),
+    SelfMetricDecl::new("github.rate_limit.remaining")
+        .sometimes()
+        .chart_lowest("GitHub rate limit remaining"),
 ];
+
+const COST_CHART: &str = "GitHub API cost per run";
 use crate::observation::Observation;
 use crate::secret::Secret;
 
