@@ -1,0 +1,96 @@
+//! The raw stage: the TOML shapes serde reads a config file into, before anything is
+//! validated. Tables are kept as `Spanned` so that every later error can name its line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::checks::{Aggregate, Encoding, Summary};
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawTop {
+    #[serde(default)]
+    pub(super) defaults: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(super) state: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(super) sink: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(super) collector: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(super) check: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(super) dashboard: Option<Spanned<toml::Table>>,
+}
+
+pub(super) const TOP_KEYS: &[&str] = &[
+    "defaults",
+    "state",
+    "sink",
+    "collector",
+    "check",
+    "dashboard",
+];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDashboard {
+    pub(super) title: Option<String>,
+    pub(super) description: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaults {
+    pub(super) prefix: Option<String>,
+    pub(super) env: Option<String>,
+    pub(super) service: Option<String>,
+    pub(super) source: Option<String>,
+    pub(super) carry_forward: Option<String>,
+    #[serde(default)]
+    pub(super) tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    pub(super) url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheck {
+    pub(super) workflow_category: String,
+    pub(super) workflow_name: String,
+    pub(super) task: String,
+    pub(super) check: String,
+    #[serde(default)]
+    pub(super) title: Option<String>,
+    pub(super) collector: String,
+    pub(super) signal: String,
+    #[serde(default, rename = "match")]
+    pub(super) matches: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) aggregate: Aggregate,
+    pub(super) condition: String,
+    #[serde(default)]
+    pub(super) warn: Option<String>,
+    #[serde(default)]
+    pub(super) encoding: Option<Encoding>,
+    pub(super) metric: String,
+    #[serde(default)]
+    pub(super) summary: Option<Summary>,
+    #[serde(default)]
+    pub(super) percentiles: bool,
+    #[serde(default)]
+    pub(super) interval: Option<String>,
+    #[serde(default)]
+    pub(super) unit: Option<String>,
+    #[serde(default)]
+    pub(super) carry_forward: Option<String>,
+    #[serde(default)]
+    pub(super) source: Option<String>,
+    #[serde(default)]
+    pub(super) tags: BTreeMap<String, String>,
+}
