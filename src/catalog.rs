@@ -51,6 +51,8 @@ pub enum Origin {
     Collector(String),
     /// The tool's own metrics about delivery.
     Delivery,
+    /// What `verify` (or `run --verify`) found reading deliveries back.
+    Verify,
 }
 
 /// One metric name with one set of identifying tags.
@@ -120,6 +122,17 @@ impl Catalog {
                 Presence::Sometimes,
                 Origin::Delivery,
             );
+            // Sent only by a verification, which needs the query API's keys.
+            for m in plan.schema.verify_metrics(&plan.defaults.source, 0, 0, 0)? {
+                out.push(
+                    &m.name,
+                    SeriesKind::Gauge,
+                    &m.tags,
+                    &[],
+                    Presence::Sometimes,
+                    Origin::Verify,
+                );
+            }
         }
         Ok(out)
     }

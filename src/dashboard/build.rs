@@ -506,6 +506,21 @@ fn self_widgets(catalog: &Catalog) -> Vec<Value> {
             false,
         ));
     }
+    let verified: Vec<&str> = own
+        .iter()
+        .filter(|s| matches!(s.origin, Origin::Verify))
+        .map(|s| s.metric.as_str())
+        .filter(|m| shown.insert(*m))
+        .collect();
+    if !verified.is_empty() {
+        widgets.push(chart(
+            "Verify: delivered rows not visible in Datadog as sent",
+            &verified,
+            "max",
+            &[],
+            true,
+        ));
+    }
     // What collector kinds declare, one chart per declared title, in declaration order.
     let mut charts: Vec<(SelfMetricChart, Vec<&str>)> = Vec::new();
     for series in &own {

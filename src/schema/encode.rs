@@ -287,6 +287,35 @@ impl Schema {
         self.self_metric(&row, name, points as f64, status, &optional, now)
     }
 
+    /// `<prefix>.verify.rows_missing` and `<prefix>.verify.rows_different`: what one
+    /// verification found (delivered rows not visible in Datadog, or visible but not as sent),
+    /// `status:fail` when not zero, tagged `workflow_category:self`, `workflow_name:verify`.
+    pub fn verify_metrics(
+        &self,
+        source: &str,
+        rows_missing: usize,
+        rows_different: usize,
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        [
+            (VERIFY_ROWS_MISSING, rows_missing),
+            (VERIFY_ROWS_DIFFERENT, rows_different),
+        ]
+        .into_iter()
+        .map(|(path, rows)| {
+            let check = path.rsplit('.').next().unwrap_or(path);
+            let row = RowId::self_row(source, "verify", "verify", check);
+            let status = if rows == 0 {
+                Status::Pass
+            } else {
+                Status::Fail
+            };
+            let name = self.self_metric_name(path)?;
+            self.self_metric(&row, name, rows as f64, status, &BTreeMap::new(), now)
+        })
+        .collect()
+    }
+
     /// Tags for a status-change event of `row` (the row's required tags with its new status).
     pub fn event_tags(
         &self,
@@ -306,6 +335,10 @@ pub fn window_metric(metric: &str) -> String {
 
 /// Suffix of a count row's level gauge.
 pub const WINDOW_SUFFIX: &str = "window";
+
+/// Paths of the verification's self-metrics ([`Schema::verify_metrics`]).
+pub const VERIFY_ROWS_MISSING: &str = "verify.rows_missing";
+pub const VERIFY_ROWS_DIFFERENT: &str = "verify.rows_different";
 
 #[cfg(test)]
 mod tests {

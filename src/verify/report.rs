@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::check::{self, Outcome, RowReport};
 use super::dashboard::{self, WidgetProblem};
 use super::query::QueryApi;
-use crate::checks::{RowId, Status};
 use crate::config::Plan;
 use crate::schema::Metric;
 use crate::state::StateStore;
@@ -293,29 +292,18 @@ pub fn render(report: &Report) -> String {
 }
 
 /// `<prefix>.verify.rows_missing` and `<prefix>.verify.rows_different`, built by the schema
-/// like the other self-metrics (`workflow_category:self`, `workflow_name:verify`).
+/// ([`crate::schema::Schema::verify_metrics`]), which the catalog and the dashboard read too.
 pub fn self_metrics(plan: &Plan, report: &Report, now: i64) -> Vec<Metric> {
-    let schema = &plan.schema;
-    let mut out = Vec::new();
-    for (check, value) in [
-        ("rows_missing", report.summary.rows_missing),
-        ("rows_different", report.summary.rows_different),
-    ] {
-        let row = RowId::self_row(&plan.defaults.source, "verify", "verify", check);
-        let status = if value == 0 {
-            Status::Pass
-        } else {
-            Status::Fail
-        };
-        let built = schema
-            .self_metric_name(&format!("verify.{check}"))
-            .and_then(|name| {
-                schema.self_metric(&row, name, value as f64, status, &BTreeMap::new(), now)
-            });
-        match built {
-            Ok(m) => out.push(m),
-            Err(e) => tracing::error!("verify self-metric refused: {e}"),
+    match plan.schema.verify_metrics(
+        &plan.defaults.source,
+        report.summary.rows_missing,
+        report.summary.rows_different,
+        now,
+    ) {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            tracing::error!("verify self-metrics refused: {e}");
+            Vec::new()
         }
     }
-    out
 }

@@ -374,6 +374,37 @@ fn run_verify_polls_then_sends_the_result_as_self_metrics() {
     };
     assert_eq!(value("metta.infra.verify.rows_missing"), 0.0);
     assert_eq!(value("metta.infra.verify.rows_different"), 0.0);
+    // The catalog lists them with the tags they were sent with, and a dashboard widget shows
+    // them: what `checks metrics` and the dashboard promise is what verify sends.
+    let plan = infra_health::config::load(&s.config).unwrap();
+    let catalog = infra_health::catalog::Catalog::of(&plan).unwrap();
+    let rendered = infra_health::dashboard::render(&plan).unwrap().to_string();
+    for point in s
+        .fake
+        .recorded()
+        .into_iter()
+        .filter(|p| p.metric.starts_with("metta.infra.verify."))
+    {
+        let listed = catalog.of_metric(&point.metric).any(|series| {
+            point.tags.iter().all(|t| {
+                let (k, v) = t.split_once(':').unwrap_or((t, ""));
+                series.may_match(k, v)
+            }) && series
+                .fixed
+                .iter()
+                .all(|(k, v)| point.tags.contains(&format!("{k}:{v}")))
+        });
+        assert!(
+            listed,
+            "{} {:?} is not in the catalog",
+            point.metric, point.tags
+        );
+        assert!(
+            rendered.contains(&format!("max:{}{{", point.metric)),
+            "{} is on no widget",
+            point.metric
+        );
+    }
 
     // A row that never lands: polled until the wait ends, then reported and exit 7.
     let s = setup();
