@@ -49,7 +49,7 @@ pub struct CollectorOutcome {
     /// Why there are none, as the collector's rows report it (`None` when it succeeded).
     pub unknown_reason: Option<UnknownReason>,
     /// Its own figures ([`crate::collectors::Collector::self_metrics`]), read once after it ran.
-    pub self_metrics: Vec<crate::collectors::SelfMetric>,
+    pub self_metrics: Vec<crate::observation::SelfMetric>,
 }
 
 /// Everything a run did, for the CLI to print and turn into an exit code.
@@ -236,7 +236,7 @@ pub async fn collect(
 }
 
 /// A collector's own figures so far, for its progress line (`1,204 github.requests`).
-fn progress_text(figures: &[crate::collectors::SelfMetric]) -> String {
+fn progress_text(figures: &[crate::observation::SelfMetric]) -> String {
     if figures.is_empty() {
         return "collecting".into();
     }
