@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
-use infra_health::stable_suite::import::{self, Checkpoint, ImportOptions, Seen};
+use infra_health::collectors::stable_suite::import::{self, Checkpoint, ImportOptions, Seen};
 use infra_health::stable_suite::source::ArtifactSource;
 use infra_health::stable_suite::{self, Artifact, Criterion, ExitStatus, RunMetric};
 use object_store::ObjectStoreExt;

@@ -1,228 +1,23 @@
-//! `infra-health import-stable` and `infra-health emit-stable`.
+//! `infra-health import-stable` and `infra-health emit-stable`: flags, printing, exit codes.
 //!
-//! `import-stable --from URL` is the same pipeline as `run` (collect → evaluate → metrics →
-//! sink → checkpoint), with one `stable_suite` collector reading URL. Its rows are the config's
-//! `source = "stable_suite"` rows that read a `stable_suite` collector, plus one row per
-//! acceptance criterion an artifact declares for itself where no config row covers that job and
-//! signal. `emit-stable` is the producer side: a suite runner calls it to write a valid artifact
-//! (JSON or Parquet, to a file, `s3://` or stdout), so both sides share one schema.
-
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+//! `import-stable --from URL` is the same pipeline as `run` ([`crate::run::import`]): one
+//! `stable_suite` collector reading URL, the config's `source = "stable_suite"` rows that read a
+//! `stable_suite` collector, plus one row per acceptance criterion an artifact declares for
+//! itself where no config row covers that job and signal. `emit-stable` is the producer side: a
+//! suite runner calls it to write a valid artifact (JSON or Parquet, to a file, `s3://` or
+//! stdout; [`crate::stable_suite::write`]), so both sides share one schema.
 
 use std::io::IsTerminal;
 
-use anyhow::Context;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{Cli, EmitStableArgs, ImportStableArgs, check_dry_run_output, load_plan};
-use crate::checks::RowId;
-use crate::checks::{Aggregate, CheckDef, CheckResult, Condition, Encoding, Summary};
-use crate::collectors::CollectorInstance;
-use crate::collectors::stable_suite::{LastImport, StableSuiteCollector};
-use crate::config::{self, Plan};
+use crate::checks::{CheckDef, CheckResult};
+use crate::config;
 use crate::exit;
-use crate::observation::Observation;
-use crate::run::{self, CollectorOutcome};
-use crate::sinks::DeliveryReport;
-use crate::stable_suite::import::ImportOptions;
-use crate::stable_suite::{
-    Artifact, ArtifactError, Criterion, ExitStatus, Format, RunMetric, TAG_ACCEPTANCE,
-};
-
-/// The name of the collector instance `import-stable` runs (it appears in self-metric tags).
-pub const IMPORT_COLLECTOR: &str = "import-stable";
-/// Source tag and pipeline of everything imported.
-pub const SOURCE: &str = "stable_suite";
-/// How long a row derived from an artifact's acceptance criteria is carried forward: a nightly
-/// suite plus two hours of slack.
-pub const DERIVED_CARRY_FORWARD: Duration = Duration::from_secs(26 * 3600);
-
-#[derive(Debug, Clone, Default)]
-pub struct ImportStableOptions {
-    pub from: String,
-    pub dry_run: bool,
-    pub output: Option<PathBuf>,
-    pub state: Option<String>,
-    pub rebase_timestamps: bool,
-    pub now: Option<DateTime<Utc>>,
-}
-
-/// What `import-stable` did.
-#[derive(Debug)]
-pub struct ImportSummary {
-    /// The rows evaluated (config rows, then derived ones) with their results.
-    pub rows: Vec<(CheckDef, CheckResult)>,
-    pub collector: CollectorOutcome,
-    pub import: LastImport,
-    pub metrics: usize,
-    pub delivery: DeliveryReport,
-    /// What could not be written to the state store (see [`crate::run::RunSummary`]).
-    pub state_problems: Vec<String>,
-}
-
-impl ImportSummary {
-    pub fn exit_code(&self) -> u8 {
-        if crate::shutdown::requested() {
-            crate::exit::INTERRUPTED
-        } else if !self.delivery.ok {
-            crate::exit::DELIVERY_FAILED
-        } else if !self.state_problems.is_empty() {
-            crate::exit::STATE_FAILED
-        } else if self.collector.result.is_err()
-            || !self.import.bad.is_empty()
-            || !self.import.unlisted.is_empty()
-        {
-            crate::exit::PARTIAL
-        } else {
-            crate::exit::OK
-        }
-    }
-}
-
-/// Rows for acceptance criteria the artifacts declare and no config row covers: one per
-/// (job, signal), from the newest artifact declaring it. Row: `training / <job> / <suite> /
-/// <signal>`, metric `training.<signal>`.
-pub fn acceptance_rows(
-    config_rows: &[CheckDef],
-    observations: &[Observation],
-    collector: &str,
-) -> Vec<CheckDef> {
-    let covered: BTreeSet<(String, String)> = config_rows
-        .iter()
-        .filter_map(|d| Some((d.matches.get("job")?.clone(), d.signal.clone())))
-        .collect();
-    let mut newest: Vec<&Observation> = observations
-        .iter()
-        .filter(|o| o.tags.contains_key(TAG_ACCEPTANCE) && o.tags.contains_key("job"))
-        .collect();
-    newest.sort_by_key(|o| std::cmp::Reverse(o.timestamp));
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for o in newest {
-        let job = &o.tags["job"];
-        let key = (job.clone(), o.signal.clone());
-        if covered.contains(&key) || !seen.insert(key) {
-            continue;
-        }
-        let Ok(condition) = Condition::parse(&o.tags[TAG_ACCEPTANCE]) else {
-            continue;
-        };
-        let suite = o
-            .tags
-            .get("suite")
-            .cloned()
-            .unwrap_or_else(|| "stable".into());
-        let encoding = match condition.operand() {
-            crate::checks::condition::Operand::Text(_) => Encoding::Status,
-            _ => Encoding::Gauge,
-        };
-        let mut matches = std::collections::BTreeMap::new();
-        matches.insert("job".to_string(), job.clone());
-        out.push(CheckDef {
-            row: RowId {
-                source: SOURCE.into(),
-                workflow_category: "training".into(),
-                workflow_name: job.clone(),
-                task: suite,
-                check: o.signal.replace('.', "_"),
-            },
-            collector: collector.to_string(),
-            signal: o.signal.clone(),
-            matches,
-            aggregate: Aggregate::Latest,
-            condition,
-            warn: None,
-            encoding,
-            metric: format!("training.{}", o.signal),
-            summary: Summary::P90,
-            percentiles: false,
-            interval: 600,
-            unit: o.unit.clone(),
-            carry_forward: DERIVED_CARRY_FORWARD,
-            tags: Default::default(),
-            title: format!("{job}: {} (artifact acceptance)", o.signal),
-        });
-    }
-    out
-}
-
-/// The whole of `infra-health import-stable`.
-pub async fn import_stable(
-    base: &Plan,
-    opts: ImportStableOptions,
-) -> anyhow::Result<ImportSummary> {
-    let collector = Arc::new(StableSuiteCollector::new(
-        opts.from.clone(),
-        true,
-        ImportOptions {
-            rebase_timestamps: opts.rebase_timestamps,
-            ..Default::default()
-        },
-    ));
-    let instance = CollectorInstance {
-        name: IMPORT_COLLECTOR.into(),
-        kind: crate::collectors::stable_suite::KIND.name,
-        timeout: Duration::from_secs(30 * 60),
-        collector: collector.clone(),
-    };
-    let rows = base
-        .checks
-        .iter()
-        .filter(|d| {
-            d.row.source == SOURCE
-                && base
-                    .collectors
-                    .iter()
-                    .any(|c| c.name == d.collector && c.kind == instance.kind)
-        })
-        .cloned()
-        .map(|mut d| {
-            d.collector = IMPORT_COLLECTOR.into();
-            d
-        })
-        .collect();
-    let job = run::Job {
-        plan: base,
-        rows,
-        collectors: vec![&instance],
-        source: SOURCE.into(),
-        derive_rows: |rows, outcomes| match outcomes.first().map(|o| &o.result) {
-            Some(Ok(obs)) => acceptance_rows(rows, obs, IMPORT_COLLECTOR),
-            _ => Vec::new(),
-        },
-    };
-    let run_opts = run::RunOptions {
-        only: Vec::new(),
-        dry_run: opts.dry_run,
-        output: opts.output.clone(),
-        state: opts.state.clone(),
-        now: opts.now,
-        datadog_key: None,
-    };
-    let summary = run::execute(job, run_opts).await?;
-    let collector_outcome = summary
-        .collectors
-        .into_iter()
-        .next()
-        .context("the import collector did not run")?;
-    let rows = summary
-        .results
-        .into_iter()
-        .map(|(i, r)| (summary.rows[i].clone(), r))
-        .collect();
-    Ok(ImportSummary {
-        rows,
-        collector: collector_outcome,
-        import: collector.take_last().unwrap_or_default(),
-        metrics: summary.metrics,
-        delivery: summary.delivery,
-        state_problems: summary.state_problems,
-    })
-}
+use crate::run::import::{ImportStableOptions, ImportSummary, import_stable};
+use crate::stable_suite::write::{read_artifact_file, write_artifact};
+use crate::stable_suite::{Artifact, ArtifactError, Criterion, ExitStatus, RunMetric};
 
 /// The fields of an artifact from `emit-stable`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -319,72 +114,6 @@ impl EmitFields {
     }
 }
 
-/// Encode `artifact` for `destination` (by its extension; JSON when there is none).
-pub fn encode_for(
-    artifact: &Artifact,
-    destination: Option<&str>,
-) -> Result<Vec<u8>, ArtifactError> {
-    match destination.and_then(Format::of) {
-        Some(Format::Parquet) => crate::stable_suite::parquet::write(artifact),
-        _ => crate::stable_suite::write_json(artifact),
-    }
-}
-
-/// Write an artifact to a file (atomically: temp file then rename), to `s3://bucket/key`, or to
-/// stdout when `destination` is `None` or `-`.
-pub async fn write_artifact(
-    artifact: &Artifact,
-    destination: Option<&str>,
-) -> anyhow::Result<String> {
-    let dest = destination.filter(|d| *d != "-");
-    let bytes = encode_for(artifact, dest)?;
-    match dest {
-        None => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&bytes).context("cannot write to stdout")?;
-            out.flush().context("cannot write to stdout")?;
-            Ok("stdout".into())
-        }
-        Some(url) if url.starts_with("s3://") => {
-            use object_store::ObjectStoreExt;
-            let (bucket, key) = crate::store_url::split_s3_url(url)
-                .filter(|(_, k)| Format::of(k).is_some())
-                .with_context(|| format!("{url:?}: expected s3://bucket/key.json or .parquet"))?;
-            let store = crate::store_url::s3(bucket)?;
-            store
-                .put(
-                    &object_store::path::Path::from(key),
-                    Bytes::from(bytes).into(),
-                )
-                .await
-                .with_context(|| format!("cannot upload {url}"))?;
-            Ok(url.to_string())
-        }
-        Some(path) => {
-            let path = PathBuf::from(path.strip_prefix("file://").unwrap_or(path));
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-            std::fs::write(&tmp, &bytes)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, &path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(path.display().to_string())
-        }
-    }
-}
-
-/// Read a JSON artifact from a file, for `emit-stable --input` (validate or convert).
-pub fn read_artifact_file(path: &std::path::Path) -> anyhow::Result<Artifact> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let name = path.display().to_string();
-    let format = Format::of(&name).unwrap_or(Format::Json);
-    Ok(crate::stable_suite::parse(&bytes, format, &name)?)
-}
-
 /// The terminal report of an import: the matrix of imported rows, the counts, and every
 /// malformed artifact with its file and field.
 pub fn render_summary(s: &ImportSummary, color: bool) -> String {
@@ -443,7 +172,16 @@ pub async fn execute_import(cli: &Cli, args: &ImportStableArgs) -> anyhow::Resul
     } else {
         eprint!("{text}");
     }
-    Ok(summary.exit_code())
+    Ok(exit_code(&summary))
+}
+
+/// The documented exit code of an import: 3 when the import failed, an artifact was malformed
+/// or a location could not be listed.
+pub fn exit_code(summary: &ImportSummary) -> u8 {
+    let partial = summary.collector.result.is_err()
+        || !summary.import.bad.is_empty()
+        || !summary.import.unlisted.is_empty();
+    super::pipeline_exit_code(summary.delivery.ok, &summary.state_problems, partial)
 }
 
 /// `emit-stable`: build or re-read an artifact and write it.

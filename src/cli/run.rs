@@ -29,7 +29,7 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     };
     let summary = run::run(&plan, opts).await?;
     print_run(&summary, args.dry_run);
-    let code = summary.exit_code();
+    let code = exit_code(&summary);
     match args.verify {
         Some(wait) if summary.sink == "datadog" && summary.delivery.ok => {
             let verified = super::verify::after_run(&plan, args.state.as_deref(), wait).await;
@@ -48,6 +48,15 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
         }
         None => Ok(code),
     }
+}
+
+/// The documented exit code of a run: 3 when a collector failed (its rows are unknown).
+pub fn exit_code(summary: &run::RunSummary) -> u8 {
+    super::pipeline_exit_code(
+        summary.delivery.ok,
+        &summary.state_problems,
+        summary.failed_collectors().next().is_some(),
+    )
 }
 
 /// The matrix and the one-line summary; to stderr when stdout carries a dry run's JSON.

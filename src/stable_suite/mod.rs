@@ -12,10 +12,10 @@
 
 #[cfg(test)]
 mod fuzz;
-pub mod import;
 pub mod json;
 pub mod parquet;
 pub mod source;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::fmt;

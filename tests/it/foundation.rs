@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use infra_health::checks::Status;
 use infra_health::collectors::{CollectContext, CollectError, Collector};
-use infra_health::observation::Observation;
+use infra_health::observation::{Observation, UnknownReason};
 use infra_health::run::{self, RunOptions};
 use infra_health::schema::REQUIRED_TAGS;
 use serde_json::Value as Json;
@@ -328,12 +328,17 @@ async fn hanging_and_panicking_collectors_leave_their_rows_unknown() {
     assert_eq!(status("good").status, Status::Pass);
     let slow = status("slow");
     assert_eq!(slow.status, Status::Unknown);
+    assert_eq!(slow.unknown_reason, Some(UnknownReason::CollectorTimeout));
     assert!(slow.reason.unwrap().contains("timed out"));
     let buggy = status("buggy");
     assert_eq!(buggy.status, Status::Unknown);
+    assert_eq!(buggy.unknown_reason, Some(UnknownReason::CollectorPanic));
     assert!(buggy.reason.unwrap().contains("panicked: collector bug"));
     assert!(summary.delivery.ok, "{:?}", summary.delivery.problems);
-    assert_eq!(summary.exit_code(), infra_health::exit::PARTIAL);
+    assert_eq!(
+        infra_health::cli::run::exit_code(&summary),
+        infra_health::exit::PARTIAL
+    );
     // The good row and the unknown markers were delivered (to the local sink here).
     let payload_dir = std::fs::read_dir(dir.path().join("state/payloads"))
         .unwrap()

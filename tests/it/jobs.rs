@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use infra_health::checks::Status;
-use infra_health::cli::import::{ImportStableOptions, import_stable};
+use infra_health::run::import::{ImportStableOptions, import_stable};
 use infra_health::run::{RunOptions, run};
 
 const CONFIG: &str = r#"

@@ -5,6 +5,8 @@
 //! (Telegraf's "record the error and continue"). Then every row is evaluated, the schema turns
 //! results into metrics, and the sink delivers them once.
 
+pub mod import;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,21 +77,6 @@ pub struct RunSummary {
 impl RunSummary {
     pub fn failed_collectors(&self) -> impl Iterator<Item = &CollectorOutcome> {
         self.collectors.iter().filter(|c| c.result.is_err())
-    }
-
-    /// The documented exit code for this run.
-    pub fn exit_code(&self) -> u8 {
-        if crate::shutdown::requested() {
-            crate::exit::INTERRUPTED
-        } else if !self.delivery.ok {
-            crate::exit::DELIVERY_FAILED
-        } else if !self.state_problems.is_empty() {
-            crate::exit::STATE_FAILED
-        } else if self.failed_collectors().next().is_some() {
-            crate::exit::PARTIAL
-        } else {
-            crate::exit::OK
-        }
     }
 }
 

@@ -36,8 +36,11 @@ use super::{
     SelfMetricDecl,
 };
 use crate::observation::{Observation, Value};
-use crate::stable_suite::import::{self, ImportBatch, ImportOptions, Seen};
 use crate::stable_suite::source::ArtifactSource;
+use import::{ImportBatch, ImportOptions, Seen};
+
+pub mod import;
+pub mod rows;
 
 pub const KIND: CollectorKind = CollectorKind {
     name: "stable_suite",

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::source::{ArtifactRef, ArtifactSource, MAX_ARTIFACT_BYTES, SourceError};
-use super::{Artifact, ArtifactError};
 use crate::observation::Observation;
+use crate::stable_suite::source::{ArtifactRef, ArtifactSource, MAX_ARTIFACT_BYTES, SourceError};
+use crate::stable_suite::{Artifact, ArtifactError};
 use crate::state::{StateError, StateStore};
 
 /// How many objects are fetched at once.
@@ -185,7 +185,7 @@ pub async fn import(
                     r.size
                 ),
             )),
-            Ok(Some(bytes)) => super::parse(&bytes, r.format, &name),
+            Ok(Some(bytes)) => crate::stable_suite::parse(&bytes, r.format, &name),
         };
         let valid = parsed.is_ok();
         match parsed {
@@ -232,7 +232,7 @@ mod tests {
             key: "a.json".into(),
             size: 10,
             etag: Some("e1".into()),
-            format: super::super::Format::Json,
+            format: crate::stable_suite::Format::Json,
         };
         assert!(cp.is_new(&r));
         cp.artifacts.insert(
