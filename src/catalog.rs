@@ -15,8 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::checks::Status;
 use crate::checks::{CheckDef, Encoding};
-use crate::checks::{RowId, Status};
 use crate::collectors::{self, CollectorInstance};
 use crate::config::Plan;
 use crate::observation::{OPTIONAL_TAGS, SelfMetricChart};
@@ -379,18 +379,5 @@ impl Catalog {
             }
         }
         Ok(())
-    }
-}
-
-impl RowId {
-    /// The identifying tags of a row as `key → value`, in the order they are written.
-    pub fn identifying_tags(&self) -> [(&'static str, &str); 5] {
-        [
-            ("source", &self.source),
-            ("workflow_category", &self.workflow_category),
-            ("workflow_name", &self.workflow_name),
-            ("task", &self.task),
-            ("check", &self.check),
-        ]
     }
 }

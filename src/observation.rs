@@ -324,17 +324,6 @@ pub struct SelfMetric {
 }
 
 impl SelfMetric {
-    /// A `pass` self-metric at `path` with the default tags (prefer [`SelfMetricDecl::value`]).
-    pub fn new(path: impl Into<String>, value: f64) -> SelfMetric {
-        SelfMetric {
-            path: path.into(),
-            value,
-            failing: false,
-            source: None,
-            task: None,
-        }
-    }
-
     /// Report it as `fail` when `failing`.
     pub fn failing(self, failing: bool) -> SelfMetric {
         SelfMetric { failing, ..self }

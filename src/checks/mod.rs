@@ -20,7 +20,7 @@ pub use row::{RowId, Status, pipeline_for_source};
 
 /// The `unavailable` signal (defined with the observation it names): evaluation falls back to it
 /// only when no observation of the row's own signal matched.
-pub use crate::observation::UNAVAILABLE_SIGNAL;
+use crate::observation::UNAVAILABLE_SIGNAL;
 
 /// How a row's value is sent to Datadog (the seed's encoding rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

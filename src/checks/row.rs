@@ -56,6 +56,17 @@ pub struct RowId {
 }
 
 impl RowId {
+    /// The identity of one of the tool's own metrics: `workflow_category:self`.
+    pub fn self_row(source: &str, workflow_name: &str, task: &str, check: &str) -> RowId {
+        RowId {
+            source: source.to_string(),
+            workflow_category: "self".into(),
+            workflow_name: workflow_name.to_string(),
+            task: task.to_string(),
+            check: check.to_string(),
+        }
+    }
+
     /// The pipeline segment of metric names for this row's source: `stable_suite` writes
     /// `stablesuite` (the plan's `metta.infra.stablesuite.training.sps`), others as they are.
     pub fn pipeline(&self) -> String {

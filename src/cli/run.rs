@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use super::{Cli, RunArgs, UsageError, check_dry_run_output, load_plan};
 use crate::exit;
 use crate::run::{self, RunOptions};
+use crate::sinks::SinkKind;
 
 pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     check_dry_run_output("run", args.dry_run, args.output.as_deref())?;
@@ -31,7 +32,7 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     print_run(&summary, args.dry_run);
     let code = exit_code(&summary);
     match args.verify {
-        Some(wait) if summary.sink == "datadog" && summary.delivery.ok => {
+        Some(wait) if summary.sink == SinkKind::Datadog && summary.delivery.ok => {
             let verified = super::verify::after_run(&plan, args.state.as_deref(), wait).await;
             Ok(if code == exit::OK { verified } else { code })
         }

@@ -12,7 +12,8 @@ use super::{Cli, VerifyArgs, load_plan};
 use crate::config::Plan;
 use crate::exit;
 use crate::schema::Metric;
-use crate::sinks::datadog::{DatadogSink, Purpose};
+use crate::sinks::datadog::Purpose;
+use crate::sinks::{self, SinkRequest};
 use crate::state::StateStore;
 use crate::verify::report::{self, Report, VerifyOptions};
 
@@ -73,19 +74,21 @@ pub async fn after_run(plan: &Plan, state: Option<&str>, wait: Duration) -> u8 {
     exit_code(&report)
 }
 
-/// Deliver the verify self-metrics through the Datadog sink (spool and retries included).
+/// Deliver the verify self-metrics through the sink the config selects (`run --verify` runs only
+/// after a delivery to Datadog, so that is the Datadog sink, with its spool and retries).
 async fn send(plan: &Plan, state: Option<&str>, metrics: &[Metric]) -> anyhow::Result<()> {
-    let client = crate::sinks::datadog::Client::from_env(
-        &plan.sink.datadog,
-        crate::net::http_client()?,
-        Purpose::Intake,
-    )?;
     let state = Arc::new(StateStore::open(&crate::state::url_for(
         state,
         plan.state_url.as_deref(),
     ))?);
-    let sink = DatadogSink::new(client, state)
-        .with_self_metrics(plan.schema.clone(), &plan.defaults.source);
+    let sink = sinks::select(
+        &plan.sink,
+        SinkRequest::default(),
+        state,
+        crate::net::http_client()?,
+        &plan.schema,
+        &plan.defaults.source,
+    )?;
     let report = sink.deliver(metrics).await;
     if report.ok {
         Ok(())

@@ -71,7 +71,8 @@ pub struct RunSummary {
     pub collectors: Vec<CollectorOutcome>,
     pub metrics: usize,
     pub delivery: DeliveryReport,
-    pub sink: &'static str,
+    /// Where the metrics went.
+    pub sink: crate::sinks::SinkKind,
 }
 
 impl RunSummary {
@@ -341,7 +342,7 @@ pub async fn deliver_and_commit(
         tracing::error!("delivery: {p}");
     }
     let mut state_problems = Vec::new();
-    if delivery.ok && !ctx.dry_run && sink.name() != "dry-run" {
+    if delivery.ok && !ctx.dry_run && !sink.is_dry_run() {
         state_problems = commit(collectors, outcomes, ctx).await;
     }
     (delivery, state_problems)
@@ -510,6 +511,6 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         collectors: outcomes,
         metrics: metrics.len(),
         delivery,
-        sink: sink.name(),
+        sink: sink.kind(),
     })
 }

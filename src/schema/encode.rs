@@ -251,19 +251,6 @@ pub struct CollectorStats<'a> {
     pub error_type: Option<&'a str>,
 }
 
-impl RowId {
-    /// The identity of one of the tool's own metrics: `workflow_category:self`.
-    pub fn self_row(source: &str, workflow_name: &str, task: &str, check: &str) -> RowId {
-        RowId {
-            source: source.to_string(),
-            workflow_category: "self".into(),
-            workflow_name: workflow_name.to_string(),
-            task: task.to_string(),
-            check: check.to_string(),
-        }
-    }
-}
-
 impl Schema {
     /// `<prefix>.delivery.dropped_points`: points a sink could not deliver and gave up on, with
     /// a `reason` tag (`expired`, `in_future`, `not_finite`, `rejected`, `spool_failed`).

@@ -74,6 +74,20 @@ impl Sink {
         }
     }
 
+    /// Which sink this is (never [`SinkKind::Auto`]: that is resolved by [`select`]).
+    pub fn kind(&self) -> SinkKind {
+        match self {
+            Sink::Datadog(_) => SinkKind::Datadog,
+            Sink::DryRun(_) => SinkKind::DryRun,
+            Sink::Local(_) => SinkKind::Local,
+        }
+    }
+
+    /// A dry run: nothing leaves the process, so nothing is remembered as delivered.
+    pub fn is_dry_run(&self) -> bool {
+        self.kind() == SinkKind::DryRun
+    }
+
     pub async fn deliver(&self, metrics: &[Metric]) -> DeliveryReport {
         self.deliver_at(metrics, chrono::Utc::now().timestamp())
             .await
