@@ -1,0 +1,214 @@
+//! The fetchers beyond the commit and pull listings: a pull request's commits, its reviews, its
+//! head commit's check runs, the branch's required checks, and force pushes (activity API).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::{CommitsCollector, CommitsState};
+use crate::collectors::github::Repo;
+use crate::github::client::{GithubClient, decode};
+use crate::github::models::{Activity, Branch, CheckRunsPage, Commit, PullItem, Review};
+
+impl CommitsCollector {
+    pub(super) async fn fetch_pr_commits(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        wanted: Vec<u64>,
+    ) -> anyhow::Result<()> {
+        let limit = self.source.settings.policy.max_concurrency;
+        let mut results = futures::stream::iter(wanted.into_iter().map(|n| async move {
+            let mut shas = Vec::new();
+            let pages: Vec<Vec<Commit>> = client
+                .get_all_pages(format!(
+                    "/repos/{}/pulls/{n}/commits?per_page=100",
+                    repo.full
+                ))
+                .await?;
+            shas.extend(
+                pages
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c.sha.to_ascii_lowercase()),
+            );
+            anyhow::Ok((n, shas))
+        }))
+        .buffer_unordered(limit);
+        while let Some(r) = results.next().await {
+            let (n, shas) = r?;
+            state.pr_commits.insert(n, shas);
+        }
+        Ok(())
+    }
+
+    /// Whether each merged PR had an approving review before it was merged (once per PR: a
+    /// review submitted later cannot change that).
+    pub(super) async fn fetch_reviews(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        prs: &[&PullItem],
+    ) -> anyhow::Result<()> {
+        let wanted: Vec<(u64, DateTime<Utc>)> = prs
+            .iter()
+            .filter(|p| !state.approved.contains_key(&p.number))
+            .filter_map(|p| p.merged_at.map(|m| (p.number, m)))
+            .collect();
+        let limit = self.source.settings.policy.max_concurrency;
+        let mut results = futures::stream::iter(wanted.into_iter().map(|(n, merged)| async move {
+            let pages: Vec<Vec<Review>> = client
+                .get_all_pages(format!(
+                    "/repos/{}/pulls/{n}/reviews?per_page=100",
+                    repo.full
+                ))
+                .await?;
+            let approved = pages.iter().flatten().any(|r| {
+                r.state.eq_ignore_ascii_case("approved")
+                    && r.submitted_at.is_some_and(|t| t <= merged)
+            });
+            anyhow::Ok((n, approved))
+        }))
+        .buffer_unordered(limit);
+        while let Some(r) = results.next().await {
+            let (n, approved) = r?;
+            state.approved.insert(n, approved);
+        }
+        Ok(())
+    }
+
+    /// The required checks: configured, or read from the branch's protection. Unreadable
+    /// protection is logged and leaves the rule out (never a guess).
+    pub(super) async fn required_checks(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+    ) -> Vec<String> {
+        if let Some(r) = &self.required_checks {
+            return r.clone();
+        }
+        let branch: String =
+            url::form_urlencoded::byte_serialize(self.source.branch.as_bytes()).collect();
+        let key = format!("/repos/{}/branches/{branch}", repo.full);
+        let listed = client
+            .list(
+                &mut state.branch,
+                key,
+                |k, body| {
+                    let b: Branch = decode(k, body)?;
+                    Ok(vec![
+                        b.protection
+                            .and_then(|p| p.required_status_checks)
+                            .map(|r| r.contexts)
+                            .unwrap_or_default(),
+                    ])
+                },
+                |_| true,
+            )
+            .await;
+        match listed {
+            Ok(v) => v.into_iter().flatten().collect(),
+            Err(e) => {
+                tracing::warn!(
+                    "collector {}: {}: cannot read the protection of branch {} ({e}); merges with failing required checks are not counted (set `required_checks` to name them)",
+                    self.source.instance,
+                    repo.full,
+                    self.source.branch
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) async fn fetch_checks(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        prs: &[&PullItem],
+    ) -> anyhow::Result<()> {
+        let wanted: Vec<(u64, String)> = prs
+            .iter()
+            .filter(|p| !state.checks.contains_key(&p.number))
+            .filter_map(|p| p.head_sha.clone().map(|s| (p.number, s)))
+            .collect();
+        let limit = self.source.settings.policy.max_concurrency;
+        let mut results = futures::stream::iter(wanted.into_iter().map(|(n, sha)| async move {
+            let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
+            let pages: Vec<CheckRunsPage> = client
+                .get_all_pages(format!(
+                    "/repos/{}/commits/{sha}/check-runs?per_page=100",
+                    repo.full
+                ))
+                .await?;
+            for page in pages {
+                for run in page.check_runs {
+                    let conclusion = run
+                        .conclusion
+                        .clone()
+                        .unwrap_or_else(|| run.status.clone().unwrap_or_default());
+                    // A check re-run keeps its name: the newest run (highest id) decides.
+                    if latest.get(&run.name).is_none_or(|(id, _)| run.id > *id) {
+                        latest.insert(run.name.clone(), (run.id, conclusion));
+                    }
+                }
+            }
+            anyhow::Ok((n, latest.into_iter().map(|(k, (_, c))| (k, c)).collect()))
+        }))
+        .buffer_unordered(limit);
+        while let Some(r) = results.next().await {
+            let (n, runs) = r?;
+            state.checks.insert(n, runs);
+        }
+        Ok(())
+    }
+
+    /// Force pushes to the branch in the window, as ids (the sha pushed); `None` when the
+    /// activity API cannot be read (logged).
+    pub(super) async fn force_pushes(
+        &self,
+        client: &GithubClient,
+        repo: &Repo,
+        state: &mut CommitsState,
+        window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<String>> {
+        let branch: String = url::form_urlencoded::byte_serialize(
+            format!("refs/heads/{}", self.source.branch).as_bytes(),
+        )
+        .collect();
+        let key = format!(
+            "/repos/{}/activity?ref={branch}&activity_type=force_push&per_page=100",
+            repo.full
+        );
+        let listed = client
+            .list(
+                &mut state.activity,
+                key,
+                decode::<Vec<Activity>>,
+                |page: &[Activity]| page.iter().any(|a| a.timestamp < window_start),
+            )
+            .await;
+        match listed {
+            Ok(items) => Some(
+                items
+                    .into_iter()
+                    .filter(|a| a.timestamp >= window_start && a.timestamp <= now)
+                    .map(|a| a.after.unwrap_or_else(|| format!("activity:{}", a.id)))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(
+                    "collector {}: {}: cannot read force pushes from the activity API ({e}); `commits.force_pushes` is left out and `commits.force_merges` counts the other kinds only",
+                    self.source.instance,
+                    repo.full
+                );
+                None
+            }
+        }
+    }
+}
