@@ -26,11 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
 use crate::collectors::{
-    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind,
 };
 use crate::github::cache::PageCache;
 use crate::github::client::{GithubClient, decode};
 use crate::github::models::Issue;
+use crate::observation::SelfMetric;
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {
@@ -139,7 +140,7 @@ impl IssuesCollector {
         let mut out = Vec::new();
         let mut counts = BTreeMap::new();
         for label in &self.labels {
-            let encoded: String = url::form_urlencoded::byte_serialize(label.as_bytes()).collect();
+            let encoded = super::query_param(label);
             let first = format!(
                 "/repos/{}/issues?state=open&labels={encoded}&per_page=100",
                 repo.full

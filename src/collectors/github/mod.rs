@@ -23,12 +23,13 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, CollectContext, CollectError, SelfMetric, SelfMetricDecl};
+use super::{BuildContext, BuildError, CollectContext, CollectError};
 use crate::duration::parse_duration;
 use crate::github::app_auth;
 use crate::github::client::{Auth, Base, GithubClient, Settings, Stats};
 use crate::github::rate_limit::Policy;
 use crate::github::replay::Replay;
+use crate::observation::{SelfMetric, SelfMetricDecl};
 
 /// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
 /// fills them; the collectors' registry entries declare this list for the dashboard.
@@ -303,6 +304,12 @@ impl GithubSource {
         }
     }
 
+    /// The branch, encoded for a query string or a path segment (`release/1.2` →
+    /// `release%2F1.2`).
+    pub fn branch_param(&self) -> String {
+        query_param(&self.branch)
+    }
+
     /// Where this collector keeps `what` for `repo` in the state store.
     pub fn state_key(&self, repo: &Repo, what: &str) -> String {
         format!(
@@ -432,8 +439,14 @@ pub async fn save_state<T: serde::Serialize>(
     Ok(())
 }
 
-/// Days-aligned lower bound for `since=` parameters: a URL that stays the same all day keeps
-/// answering 304, where `since=<now − 7d>` would change every run and never be cached.
+/// `text` encoded for a query string or a path segment (`/` → `%2F`, space → `+`).
+pub fn query_param(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Midnight UTC of `t`'s day: the days-aligned lower bound for `since=` parameters. A URL that
+/// stays the same all day keeps answering 304, where `since=<now − 7d>` would change every run
+/// and never be cached.
 pub fn day_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     let secs = t.timestamp();
     DateTime::from_timestamp(secs - secs.rem_euclid(86_400), 0).unwrap_or(t)

@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{GithubSource, Repo, samples_observation, save_state, window, window_opt};
 use crate::collectors::{
-    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind,
 };
 use crate::github::cache::PageCache;
 use crate::github::client::GithubClient;
 use crate::github::models::{PullItem, closed_pulls_key, pull_items};
+use crate::observation::SelfMetric;
 use crate::observation::{Observation, Value};
 
 pub const KIND: CollectorKind = CollectorKind {

@@ -31,11 +31,9 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{
-    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
-    SelfMetricDecl,
-};
+use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::observation::{Observation, Value};
+use crate::observation::{SelfMetric, SelfMetricDecl};
 use crate::stable_suite::source::ArtifactSource;
 use import::{ImportBatch, ImportOptions, Seen};
 

@@ -22,8 +22,7 @@ fn fmt_ts(t: DateTime<Utc>) -> String {
 
 impl ActionsCollector {
     fn slice_key(&self, repo: &Repo, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-        let branch: String =
-            url::form_urlencoded::byte_serialize(self.source.branch.as_bytes()).collect();
+        let branch = self.source.branch_param();
         format!(
             "/repos/{}/actions/runs?branch={branch}&created={}..{}&per_page=100",
             repo.full,

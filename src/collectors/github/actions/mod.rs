@@ -43,10 +43,11 @@ use serde::Deserialize;
 
 use super::{GithubSource, Repo, save_state, window};
 use crate::collectors::{
-    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind,
 };
 use crate::github::client::GithubClient;
 use crate::observation::Observation;
+use crate::observation::SelfMetric;
 use records::{ActionsState, STATE_VERSION};
 
 pub const KIND: CollectorKind = CollectorKind {

@@ -91,8 +91,7 @@ impl CommitsCollector {
         if let Some(r) = &self.required_checks {
             return r.clone();
         }
-        let branch: String =
-            url::form_urlencoded::byte_serialize(self.source.branch.as_bytes()).collect();
+        let branch = self.source.branch_param();
         let key = format!("/repos/{}/branches/{branch}", repo.full);
         let listed = client
             .list(
@@ -177,10 +176,8 @@ impl CommitsCollector {
         window_start: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<Vec<String>> {
-        let branch: String = url::form_urlencoded::byte_serialize(
-            format!("refs/heads/{}", self.source.branch).as_bytes(),
-        )
-        .collect();
+        let branch =
+            crate::collectors::github::query_param(&format!("refs/heads/{}", self.source.branch));
         let key = format!(
             "/repos/{}/activity?ref={branch}&activity_type=force_push&per_page=100",
             repo.full

@@ -44,11 +44,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{GithubSource, Repo, counted_observation, day_floor, save_state, window};
 use crate::collectors::{
-    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind, SelfMetric,
+    BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind,
 };
 use crate::github::cache::PageCache;
 use crate::github::client::{GithubClient, decode};
 use crate::github::models::{Commit, PullItem, closed_pulls_key, pull_items};
+use crate::observation::SelfMetric;
 use crate::observation::{Observation, Value};
 use changes::{Change, CommitItem, group_changes};
 use rules::Rule;
@@ -240,8 +241,7 @@ impl CommitsCollector {
         let since = day_floor(window_start)
             .format("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let branch: String =
-            url::form_urlencoded::byte_serialize(self.source.branch.as_bytes()).collect();
+        let branch = self.source.branch_param();
         let first = format!(
             "/repos/{}/commits?sha={branch}&since={since}&per_page=100",
             repo.full
