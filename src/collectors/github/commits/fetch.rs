@@ -12,6 +12,27 @@ use crate::github::client::{GithubClient, decode};
 use crate::github::models::{Activity, Branch, CheckRunsPage, Commit, PullItem, Review};
 
 impl CommitsCollector {
+    /// Run `fetch` for every pull request in `items`, at most the client policy's concurrency
+    /// at a time, and hand each answer to `keep` as it arrives. The first error stops it; what
+    /// was kept stays kept.
+    async fn each_pr<I, T, Fut>(
+        &self,
+        items: Vec<I>,
+        fetch: impl Fn(I) -> Fut,
+        mut keep: impl FnMut(u64, T),
+    ) -> anyhow::Result<()>
+    where
+        Fut: std::future::Future<Output = anyhow::Result<(u64, T)>>,
+    {
+        let mut answers = futures::stream::iter(items.into_iter().map(fetch))
+            .buffer_unordered(self.source.settings.policy.max_concurrency);
+        while let Some(answer) = answers.next().await {
+            let (number, value) = answer?;
+            keep(number, value);
+        }
+        Ok(())
+    }
+
     pub(super) async fn fetch_pr_commits(
         &self,
         client: &GithubClient,
@@ -19,29 +40,29 @@ impl CommitsCollector {
         state: &mut CommitsState,
         wanted: Vec<u64>,
     ) -> anyhow::Result<()> {
-        let limit = self.source.settings.policy.max_concurrency;
-        let mut results = futures::stream::iter(wanted.into_iter().map(|n| async move {
-            let mut shas = Vec::new();
-            let pages: Vec<Vec<Commit>> = client
-                .get_all_pages(format!(
-                    "/repos/{}/pulls/{n}/commits?per_page=100",
-                    repo.full
-                ))
-                .await?;
-            shas.extend(
-                pages
-                    .into_iter()
-                    .flatten()
-                    .map(|c| c.sha.to_ascii_lowercase()),
-            );
-            anyhow::Ok((n, shas))
-        }))
-        .buffer_unordered(limit);
-        while let Some(r) = results.next().await {
-            let (n, shas) = r?;
-            state.pr_commits.insert(n, shas);
-        }
-        Ok(())
+        self.each_pr(
+            wanted,
+            |n| async move {
+                let mut shas = Vec::new();
+                let pages: Vec<Vec<Commit>> = client
+                    .get_all_pages(format!(
+                        "/repos/{}/pulls/{n}/commits?per_page=100",
+                        repo.full
+                    ))
+                    .await?;
+                shas.extend(
+                    pages
+                        .into_iter()
+                        .flatten()
+                        .map(|c| c.sha.to_ascii_lowercase()),
+                );
+                anyhow::Ok((n, shas))
+            },
+            |n, shas| {
+                state.pr_commits.insert(n, shas);
+            },
+        )
+        .await
     }
 
     /// Whether each merged PR had an approving review before it was merged (once per PR: a
@@ -58,26 +79,26 @@ impl CommitsCollector {
             .filter(|p| !state.approved.contains_key(&p.number))
             .filter_map(|p| p.merged_at.map(|m| (p.number, m)))
             .collect();
-        let limit = self.source.settings.policy.max_concurrency;
-        let mut results = futures::stream::iter(wanted.into_iter().map(|(n, merged)| async move {
-            let pages: Vec<Vec<Review>> = client
-                .get_all_pages(format!(
-                    "/repos/{}/pulls/{n}/reviews?per_page=100",
-                    repo.full
-                ))
-                .await?;
-            let approved = pages.iter().flatten().any(|r| {
-                r.state.eq_ignore_ascii_case("approved")
-                    && r.submitted_at.is_some_and(|t| t <= merged)
-            });
-            anyhow::Ok((n, approved))
-        }))
-        .buffer_unordered(limit);
-        while let Some(r) = results.next().await {
-            let (n, approved) = r?;
-            state.approved.insert(n, approved);
-        }
-        Ok(())
+        self.each_pr(
+            wanted,
+            |(n, merged)| async move {
+                let pages: Vec<Vec<Review>> = client
+                    .get_all_pages(format!(
+                        "/repos/{}/pulls/{n}/reviews?per_page=100",
+                        repo.full
+                    ))
+                    .await?;
+                let approved = pages.iter().flatten().any(|r| {
+                    r.state.eq_ignore_ascii_case("approved")
+                        && r.submitted_at.is_some_and(|t| t <= merged)
+                });
+                anyhow::Ok((n, approved))
+            },
+            |n, approved| {
+                state.approved.insert(n, approved);
+            },
+        )
+        .await
     }
 
     /// The required checks: configured, or read from the branch's protection. Unreadable
@@ -135,35 +156,35 @@ impl CommitsCollector {
             .filter(|p| !state.checks.contains_key(&p.number))
             .filter_map(|p| p.head_sha.clone().map(|s| (p.number, s)))
             .collect();
-        let limit = self.source.settings.policy.max_concurrency;
-        let mut results = futures::stream::iter(wanted.into_iter().map(|(n, sha)| async move {
-            let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
-            let pages: Vec<CheckRunsPage> = client
-                .get_all_pages(format!(
-                    "/repos/{}/commits/{sha}/check-runs?per_page=100",
-                    repo.full
-                ))
-                .await?;
-            for page in pages {
-                for run in page.check_runs {
-                    let conclusion = run
-                        .conclusion
-                        .clone()
-                        .unwrap_or_else(|| run.status.clone().unwrap_or_default());
-                    // A check re-run keeps its name: the newest run (highest id) decides.
-                    if latest.get(&run.name).is_none_or(|(id, _)| run.id > *id) {
-                        latest.insert(run.name.clone(), (run.id, conclusion));
+        self.each_pr(
+            wanted,
+            |(n, sha)| async move {
+                let mut latest: BTreeMap<String, (u64, String)> = BTreeMap::new();
+                let pages: Vec<CheckRunsPage> = client
+                    .get_all_pages(format!(
+                        "/repos/{}/commits/{sha}/check-runs?per_page=100",
+                        repo.full
+                    ))
+                    .await?;
+                for page in pages {
+                    for run in page.check_runs {
+                        let conclusion = run
+                            .conclusion
+                            .clone()
+                            .unwrap_or_else(|| run.status.clone().unwrap_or_default());
+                        // A check re-run keeps its name: the newest run (highest id) decides.
+                        if latest.get(&run.name).is_none_or(|(id, _)| run.id > *id) {
+                            latest.insert(run.name.clone(), (run.id, conclusion));
+                        }
                     }
                 }
-            }
-            anyhow::Ok((n, latest.into_iter().map(|(k, (_, c))| (k, c)).collect()))
-        }))
-        .buffer_unordered(limit);
-        while let Some(r) = results.next().await {
-            let (n, runs) = r?;
-            state.checks.insert(n, runs);
-        }
-        Ok(())
+                anyhow::Ok((n, latest.into_iter().map(|(k, (_, c))| (k, c)).collect()))
+            },
+            |n, runs| {
+                state.checks.insert(n, runs);
+            },
+        )
+        .await
     }
 
     /// Force pushes to the branch in the window, as ids (the sha pushed); `None` when the
