@@ -122,6 +122,20 @@ impl Catalog {
                 Presence::Sometimes,
                 Origin::Delivery,
             );
+            // Every run that delivers through the ledger sends both, zero or not.
+            for m in plan
+                .schema
+                .ledger_metrics(&plan.defaults.source, "datadog", 0, 0, 0)?
+            {
+                out.push(
+                    &m.name,
+                    SeriesKind::Gauge,
+                    &m.tags,
+                    &[],
+                    Presence::Always,
+                    Origin::Delivery,
+                );
+            }
             // Sent only by a verification, which needs the query API's keys.
             for m in plan.schema.verify_metrics(&plan.defaults.source, 0, 0, 0)? {
                 out.push(

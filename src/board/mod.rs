@@ -340,9 +340,15 @@ mod tests {
             (1, checks[1].evaluate(Ok(&[obs("b", 9.0)]))),
             (2, checks[2].evaluate(Ok(&[obs("c", 2.0)]))),
         ];
-        reconcile(&mut memory, &checks, &fresh, now);
+        reconcile(&mut memory, &checks, &fresh, now, &Default::default());
         let later = now + chrono::TimeDelta::minutes(10);
-        reconcile(&mut memory, &checks, &fresh[..2], later);
+        reconcile(
+            &mut memory,
+            &checks,
+            &fresh[..2],
+            later,
+            &Default::default(),
+        );
         let html = render(&checks, &memory, later, "/tmp/<state>");
         assert!(html.contains("Passing &lt;b&gt;row&lt;/b&gt;"));
         assert!(!html.contains("<b>row"));

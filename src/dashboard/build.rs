@@ -506,6 +506,20 @@ fn self_widgets(catalog: &Catalog) -> Vec<Value> {
             false,
         ));
     }
+    let ledger: Vec<&str> = [".delivery.restamped_points", ".delivery.baselined"]
+        .iter()
+        .filter_map(|suffix| ends(suffix))
+        .collect();
+    if !ledger.is_empty() {
+        shown.extend(ledger.iter().copied());
+        widgets.push(chart(
+            "Delivery ledger: re-stamped after waiting past an hour, baselined (not counted)",
+            &ledger,
+            "sum",
+            &[],
+            false,
+        ));
+    }
     let verified: Vec<&str> = own
         .iter()
         .filter(|s| matches!(s.origin, Origin::Verify))

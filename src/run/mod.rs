@@ -6,6 +6,7 @@
 //! results into metrics, and the sink delivers them once.
 
 pub mod import;
+pub mod ledger;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -328,26 +329,6 @@ pub async fn commit(
     problems
 }
 
-/// Deliver the run's metrics, log what failed, and advance the collectors' checkpoints only
-/// when everything was delivered (never on a dry run), so an undelivered run is collected again.
-pub async fn deliver_and_commit(
-    sink: &sinks::Sink,
-    metrics: &[Metric],
-    collectors: &[&CollectorInstance],
-    outcomes: &[CollectorOutcome],
-    ctx: &CollectContext,
-) -> (DeliveryReport, Vec<String>) {
-    let delivery = sink.deliver_at(metrics, ctx.now.timestamp()).await;
-    for p in &delivery.problems {
-        tracing::error!("delivery: {p}");
-    }
-    let mut state_problems = Vec::new();
-    if delivery.ok && !ctx.dry_run && !sink.is_dry_run() {
-        state_problems = commit(collectors, outcomes, ctx).await;
-    }
-    (delivery, state_problems)
-}
-
 /// What one job evaluates: the part of the pipeline that differs between `run` and
 /// `import-stable`. Everything else — row memory and carry-forward, metrics, delivery and
 /// spool, checkpoints, the board, events, the exit code — is [`execute`], the same for both.
@@ -393,10 +374,15 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     let plan = job.plan;
     let started = Instant::now();
     let now = opts.now.unwrap_or_else(Utc::now);
-    let state = Arc::new(StateStore::open(&state::url_for(
-        opts.state.as_deref(),
-        plan.state_url.as_deref(),
-    ))?);
+    // Leases and claims are judged by the run's clock (a pinned run sees those of the runs
+    // before it expire as they would have in real time).
+    let state = Arc::new(
+        StateStore::open(&state::url_for(
+            opts.state.as_deref(),
+            plan.state_url.as_deref(),
+        ))?
+        .with_clock(now),
+    );
     let http = crate::net::http_client()?;
     let sink = sinks::select(
         &plan.sink,
@@ -421,19 +407,6 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     let derived = (job.derive_rows)(&rows, &outcomes);
     rows.extend(derived);
     let fresh = evaluate(&rows, &outcomes);
-    // Carry-forward and "new since the last delivery": every row of the job, under the state
-    // lease (a dry run reads the memory but never writes it).
-    let (memory, state_error) =
-        crate::state::rows::remember(&state, &rows, &fresh, now, !opts.dry_run).await;
-    let mut state_problems = Vec::new();
-    if let Some(e) = state_error {
-        tracing::error!(
-            "row memory not saved ({e}): no row is carried forward and every sample is sent again until the state store at {} is writable",
-            state.location()
-        );
-        state_problems.push(format!("row memory not saved: {e}"));
-    }
-    let results = memory.results;
     let built_at = now + chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default();
     for o in &outcomes {
         if o.duration_secs > crate::sinks::datadog::normalize::MAX_AGE_SECS as f64 {
@@ -452,22 +425,87 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         p.defaults.source = job.source.clone();
         std::borrow::Cow::Owned(p)
     };
-    let metrics = metrics(
-        &metrics_plan,
-        &rows,
-        &results,
-        &outcomes,
-        built_at.timestamp(),
-    );
+    let stamp = built_at.timestamp();
+    let build =
+        |results: &[(usize, CheckResult)]| metrics(&metrics_plan, &rows, results, &outcomes, stamp);
     let sink_ctx = CollectContext {
         now: built_at,
         http: ctx.http.clone(),
         state: state.clone(),
         dry_run: opts.dry_run,
     };
-    let (delivery, checkpoint_problems) =
-        deliver_and_commit(&sink, &metrics, &job.collectors, &outcomes, &sink_ctx).await;
-    state_problems.extend(checkpoint_problems);
+    let mut state_problems = Vec::new();
+    let (memory, metrics, delivery, durable) = match &sink {
+        sinks::Sink::Datadog(dd) if !opts.dry_run => {
+            let own = |restamped: usize, baselined: usize| {
+                metrics_plan
+                    .schema
+                    .ledger_metrics(&job.source, "datadog", restamped, baselined, stamp)
+                    .unwrap_or_else(|e| {
+                        tracing::error!("delivery self-metric refused: {e}");
+                        Vec::new()
+                    })
+            };
+            let ttl = crate::sinks::datadog::spool::claim_ttl(dd.config().deadline);
+            match ledger::prepare(&state, &rows, &fresh, now, stamp, ttl, &build, &own).await {
+                Ok(p) => {
+                    let baselined = p.reconciled.baselined;
+                    let mut delivery = dd
+                        .deliver_ledger(
+                            &p.batch.key,
+                            p.batch.batch,
+                            p.batch.claim,
+                            stamp,
+                            p.dropped,
+                        )
+                        .await;
+                    delivery.restamped_points = p.restamped;
+                    delivery.baselined = baselined;
+                    (p.reconciled, p.metrics, delivery, true)
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "delivery ledger not written ({e}): sending this run's levels without it; its new events and samples wait for a run that can write the state store at {}",
+                        state.location()
+                    );
+                    state_problems.push(format!("delivery ledger not written: {e}"));
+                    let (mut memory, _) =
+                        crate::state::rows::remember(&state, &rows, &fresh, now, false).await;
+                    for (_, r) in &mut memory.results {
+                        r.new_in_run = None;
+                    }
+                    let metrics = build(&memory.results);
+                    let delivery = sink.deliver_at(&metrics, stamp).await;
+                    (memory, metrics, delivery, false)
+                }
+            }
+        }
+        _ => {
+            // Carry-forward and "new since the last delivery" under the state lease (a dry run
+            // reads the memory but never writes it).
+            let (memory, state_error) =
+                crate::state::rows::remember(&state, &rows, &fresh, now, !opts.dry_run).await;
+            if let Some(e) = state_error {
+                tracing::error!(
+                    "row memory not saved ({e}): no row is carried forward until the state store at {} is writable",
+                    state.location()
+                );
+                state_problems.push(format!("row memory not saved: {e}"));
+            }
+            let metrics = build(&memory.results);
+            let delivery = sink.deliver_at(&metrics, stamp).await;
+            (memory, metrics, delivery, false)
+        }
+    };
+    for p in &delivery.problems {
+        tracing::error!("delivery: {p}");
+    }
+    // Checkpoints advance once what the run collected cannot be lost: delivered, or durable in
+    // the ledger (never on a dry run).
+    if (durable || delivery.ok) && !opts.dry_run && !sink.is_dry_run() {
+        state_problems.extend(commit(&job.collectors, &outcomes, &sink_ctx).await);
+    }
+    let results = memory.results.clone();
     // What reached Datadog, row by row, for `infra-health verify`.
     state_problems.extend(
         crate::verify::record(

@@ -262,16 +262,60 @@ impl Schema {
         points: usize,
         now: i64,
     ) -> Result<Metric, SchemaError> {
-        let name = self.self_metric_name("delivery.dropped_points")?;
-        let mut optional = BTreeMap::new();
-        optional.insert("reason".to_string(), reason.to_string());
-        let row = RowId::self_row(source, sink, "delivery", "dropped_points");
         let status = if points == 0 {
             Status::Pass
         } else {
             Status::Fail
         };
-        self.self_metric(&row, name, points as f64, status, &optional, now)
+        self.delivery_metric(
+            source,
+            sink,
+            DROPPED_POINTS,
+            Some(reason),
+            points,
+            status,
+            now,
+        )
+    }
+
+    /// The delivery ledger's figures for one run: `<prefix>.delivery.restamped_points`
+    /// (increments and samples that waited past Datadog's hour and were re-stamped to the run
+    /// that delivered them) and `<prefix>.delivery.baselined` (identities recorded as a baseline
+    /// by a row memory that did not cover them, and not sent). Neither is a failure; a baseline
+    /// every run means the state store does not last (an `emptyDir`).
+    pub fn ledger_metrics(
+        &self,
+        source: &str,
+        sink: &str,
+        restamped: usize,
+        baselined: usize,
+        now: i64,
+    ) -> Result<Vec<Metric>, SchemaError> {
+        [(RESTAMPED_POINTS, restamped), (BASELINED, baselined)]
+            .into_iter()
+            .map(|(path, n)| self.delivery_metric(source, sink, path, None, n, Status::Pass, now))
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn delivery_metric(
+        &self,
+        source: &str,
+        sink: &str,
+        path: &str,
+        reason: Option<&str>,
+        value: usize,
+        status: Status,
+        now: i64,
+    ) -> Result<Metric, SchemaError> {
+        let name = self.self_metric_name(path)?;
+        let mut optional = BTreeMap::new();
+        if let Some(r) = reason {
+            optional.insert("reason".to_string(), r.to_string());
+        }
+        let check = path.rsplit('.').next().unwrap_or(path);
+        let row = RowId::self_row(source, sink, "delivery", check);
+        self.self_metric(&row, name, value as f64, status, &optional, now)
     }
 
     /// `<prefix>.verify.rows_missing` and `<prefix>.verify.rows_different`: what one
@@ -326,6 +370,12 @@ pub const WINDOW_SUFFIX: &str = "window";
 /// Paths of the verification's self-metrics ([`Schema::verify_metrics`]).
 pub const VERIFY_ROWS_MISSING: &str = "verify.rows_missing";
 pub const VERIFY_ROWS_DIFFERENT: &str = "verify.rows_different";
+
+/// Paths of the delivery self-metrics ([`Schema::dropped_points_metric`],
+/// [`Schema::ledger_metrics`]).
+pub const DROPPED_POINTS: &str = "delivery.dropped_points";
+pub const RESTAMPED_POINTS: &str = "delivery.restamped_points";
+pub const BASELINED: &str = "delivery.baselined";
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,10 @@ pub struct DeliveryReport {
     pub spooled_series: usize,
     /// Points that could not be delivered and were too old to keep.
     pub dropped_points: usize,
+    /// Increments and samples that waited past Datadog's hour and were re-stamped to this run.
+    pub restamped_points: usize,
+    /// Identities recorded as a baseline by a row memory that did not cover them (not sent).
+    pub baselined: usize,
     /// False when something could not be delivered now (it may be spooled).
     pub ok: bool,
     pub problems: Vec<String>,

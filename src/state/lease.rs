@@ -43,7 +43,7 @@ impl StateStore {
         let ttl = chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
         let lease = Lease {
             owner: self.owner.clone(),
-            expires_at: Utc::now() + ttl,
+            expires_at: self.now() + ttl,
         };
         let body = serde_json::to_vec(&lease).map_err(|source| StateError::Encode {
             key: lease_key.into(),
@@ -83,7 +83,7 @@ impl StateStore {
                 return Ok(h.expires_at);
             }
             // An unreadable lease cannot be honoured; it is treated as expired.
-            if holder.as_ref().is_none_or(|l| l.expires_at < Utc::now()) {
+            if holder.as_ref().is_none_or(|l| l.expires_at < self.now()) {
                 self.take_over(lease_key, &held).await?;
                 continue;
             }
@@ -114,7 +114,7 @@ impl StateStore {
             };
             match serde_json::from_slice::<Lease>(&held) {
                 Ok(h) if h.owner == self.owner => return Ok(Some(Claim { key: claim_key })),
-                Ok(h) if h.expires_at >= Utc::now() => return Ok(None),
+                Ok(h) if h.expires_at >= self.now() => return Ok(None),
                 // Expired or unreadable: the process that held it is gone.
                 _ => self.take_over(&claim_key, &held).await?,
             }

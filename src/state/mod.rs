@@ -22,6 +22,7 @@
 //! Layout: `rows.json` (each row's memory, see [`rows`]), `board.html`, `payloads/…` (local
 //! sink), `locks/…` (leases), plus whatever collectors and sinks keep under their own prefixes.
 
+pub mod identities;
 mod lease;
 pub mod rows;
 
@@ -122,6 +123,9 @@ pub struct StateStore {
     /// The backend supports `If-Match` puts (S3); the local filesystem does not.
     conditional_update: bool,
     lease_ttl: Duration,
+    /// The clock leases and claims are judged by: the wall clock, or a run's pinned clock that
+    /// moves on with the time the process has been running (see [`StateStore::with_clock`]).
+    clock: Option<(DateTime<Utc>, std::time::Instant)>,
 }
 
 /// A JSON state object as read, with the version it was read at (for a conditional write).
@@ -184,6 +188,7 @@ impl StateStore {
                 owner,
                 conditional_update: true,
                 lease_ttl: LEASE_TTL,
+                clock: None,
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -223,6 +228,7 @@ impl StateStore {
             owner,
             conditional_update: false,
             lease_ttl: LEASE_TTL,
+            clock: None,
         })
     }
 
@@ -230,6 +236,24 @@ impl StateStore {
     pub fn with_lease_ttl(mut self, ttl: Duration) -> StateStore {
         self.lease_ttl = ttl;
         self
+    }
+
+    /// Judge leases and claims by a clock that reads `start` now and moves on with the process:
+    /// a run taken at a pinned time (tests, a replay) sees the leases of runs it follows expire
+    /// as they would have in real time.
+    pub fn with_clock(mut self, start: DateTime<Utc>) -> StateStore {
+        self.clock = Some((start, std::time::Instant::now()));
+        self
+    }
+
+    /// Now, by the store's clock (see [`StateStore::with_clock`]).
+    pub fn now(&self) -> DateTime<Utc> {
+        match self.clock {
+            Some((start, at)) => {
+                start + chrono::TimeDelta::from_std(at.elapsed()).unwrap_or_default()
+            }
+            None => Utc::now(),
+        }
     }
 
     /// Where the store lives, for messages.
@@ -396,41 +420,79 @@ impl StateStore {
     {
         let mut attempt = 0;
         loop {
-            match self.update_once(key, &mut f).await {
+            let mut update = self.begin_update::<T>(key).await?;
+            let r = f(&mut update.value);
+            match self.finish_update(update).await {
+                Ok(()) => return Ok(r),
                 Err(StateError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
-                    tracing::warn!(
-                        "state object {key} in {} changed while we updated it; trying again ({attempt}/{CONFLICT_RETRIES})",
-                        self.location
-                    );
-                    let pause = 20 + rand::random::<u64>() % (80 * u64::from(attempt));
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    self.conflict_pause(key, attempt).await;
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    async fn update_once<T, R, F>(&self, key: &str, f: &mut F) -> Result<R, StateError>
+    /// Log a conflict and wait a little before trying an update again.
+    pub async fn conflict_pause(&self, key: &str, attempt: u32) {
+        tracing::warn!(
+            "state object {key} in {} changed while we updated it; trying again ({attempt}/{CONFLICT_RETRIES})",
+            self.location
+        );
+        let pause = 20 + rand::random::<u64>() % (80 * u64::from(attempt));
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+
+    /// The first half of [`StateStore::update_json`], for an update that does its own I/O while
+    /// the lease is held (the delivery ledger writes its batch between reading and writing the
+    /// row memory): take the lease on `key` and read it. Finish with
+    /// [`StateStore::finish_update`] (write, release) or [`StateStore::abandon_update`]
+    /// (release only); on [`StateError::Conflict`] start over, as `update_json` does.
+    pub async fn begin_update<T>(&self, key: &str) -> Result<Update<T>, StateError>
     where
-        T: Serialize + DeserializeOwned + Default,
-        F: FnMut(&mut T) -> R,
+        T: DeserializeOwned + Default,
     {
         let lease_key = format!("locks/{}.lease", key.replace('/', "_"));
         let expires_at = self.acquire(&lease_key).await?;
+        match self.get_json_versioned::<T>(key).await {
+            Ok(read) => Ok(Update {
+                key: key.to_string(),
+                lease_key,
+                expires_at,
+                version: read.version,
+                value: read.value.unwrap_or_default(),
+            }),
+            Err(e) => {
+                self.release(&lease_key).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Give up an update: nothing is written, the lease is released.
+    pub async fn abandon_update<T>(&self, update: Update<T>) {
+        self.release(&update.lease_key).await;
+    }
+
+    /// Write an update's value (conditionally on the version read, on S3) and release the lease.
+    pub async fn finish_update<T: Serialize>(&self, update: Update<T>) -> Result<(), StateError> {
+        let Update {
+            key,
+            lease_key,
+            expires_at,
+            version,
+            value,
+        } = update;
         let result = async {
-            let read = self.get_json_versioned::<T>(key).await?;
-            let mut value = read.value.unwrap_or_default();
-            let r = f(&mut value);
-            let bytes = Self::encode(key, &value)?;
+            let bytes = Self::encode(&key, &value)?;
             let margin = chrono::TimeDelta::from_std(LEASE_MARGIN).unwrap_or_default();
-            if Utc::now() + margin > expires_at {
+            if self.now() + margin > expires_at {
                 return Err(StateError::LeaseLost {
                     location: self.location.clone(),
-                    key: key.into(),
+                    key: key.clone(),
                 });
             }
-            let mode = match (self.conditional_update, read.version) {
+            let mode = match (self.conditional_update, version) {
                 (false, _) => PutMode::Overwrite,
                 (true, None) => PutMode::Create,
                 (true, Some(v)) => PutMode::Update(v),
@@ -441,21 +503,21 @@ impl StateStore {
             };
             match self
                 .store
-                .put_opts(&self.path(key), PutPayload::from(bytes.clone()), opts)
+                .put_opts(&self.path(&key), PutPayload::from(bytes.clone()), opts)
                 .await
             {
-                Ok(_) => Ok(r),
+                Ok(_) => Ok(()),
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. }) => {
                     // object_store retries a PUT whose answer was lost; the retry then fails its
                     // precondition against our own first write. Only a different content is a
                     // real conflict.
-                    if self.get(key).await?.is_some_and(|now| now == bytes) {
-                        return Ok(r);
+                    if self.get(&key).await?.is_some_and(|now| now == bytes) {
+                        return Ok(());
                     }
                     Err(StateError::Conflict {
                         location: self.location.clone(),
-                        key: key.into(),
+                        key: key.clone(),
                     })
                 }
                 Err(e) => Err(self.err(e)),
@@ -465,6 +527,15 @@ impl StateStore {
         self.release(&lease_key).await;
         result
     }
+}
+
+/// An update in progress ([`StateStore::begin_update`]): the value read, under the lease.
+pub struct Update<T> {
+    key: String,
+    lease_key: String,
+    expires_at: DateTime<Utc>,
+    version: Option<UpdateVersion>,
+    pub value: T,
 }
 
 /// Decode an envelope, or say why it cannot be used.

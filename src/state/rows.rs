@@ -25,12 +25,13 @@
 //! - A result older than the stored last known one (an overlapping run that collected earlier but
 //!   wrote later) does not replace it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::identities::{IdHash, IdSet, hash_id};
 use super::{StateError, StateStore};
 use crate::checks::{CheckDef, CheckResult, Encoding, NewInRun, StatusChange};
 use crate::checks::{RowId, Status};
@@ -47,6 +48,11 @@ pub const HISTORY_LEN: usize = 24;
 pub struct RowMemory {
     #[serde(default)]
     pub rows: Vec<StoredRow>,
+    /// The timestamp of the last COUNT point sent for each series (a hash of its metric name and
+    /// tags, see `run::ledger`): the next point of a series is stamped after it, so two points
+    /// of one series never share a second (Datadog would keep only the last one written).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series_stamps: BTreeMap<String, i64>,
 }
 
 /// What is remembered about one row.
@@ -72,9 +78,14 @@ pub struct StoredRow {
     /// The latest statuses, oldest first, at most [`HISTORY_LEN`].
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
-    /// What this row has already handed to a sink: sample and event identities, and when its
-    /// last COUNT increment went out.
-    #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+    /// What this row has handed to the delivery ledger: sample and event identities. (Named
+    /// `ledger` on disk: the earlier `delivered` map of plain identities is not read, so an
+    /// upgrade starts every row from a baseline instead of re-sending its window.)
+    #[serde(
+        default,
+        rename = "ledger",
+        skip_serializing_if = "Delivered::is_empty"
+    )]
     pub delivered: Delivered,
     /// On disk only: `current` holds the same samples as `last_known`, written once (see
     /// [`RowMemory::compact`]).
@@ -82,39 +93,50 @@ pub struct StoredRow {
     pub current_samples_are_last_known: bool,
 }
 
-/// The identities a row has delivered, so each distribution sample is sent once and each
-/// counted event is one COUNT increment, over the life of the state store.
+/// What a row has handed to the delivery ledger, so each distribution sample is sent once and
+/// each counted event is one COUNT increment, over the life of the state store.
 ///
-/// An identity is recorded when its run hands it to the sink (delivered, or spooled for the
-/// next run). It is forgotten once it has left the row's fresh observations (the collector's
-/// window moved past it) and was recorded more than [`DELIVERED_GRACE`] ago; the grace keeps an
-/// overlapping run that collected a little earlier from sending it again.
+/// An identity is recorded in the same step as the ledger batch that carries its sample or
+/// increment is made durable (see `run::ledger`): never before, so a run killed before its batch
+/// is written loses nothing, and never after, so a run killed after it sends nothing twice. It
+/// is kept while the source can still show it: until it has not been seen for
+/// [`IDENTITY_RETENTION`], whether or not a given run's listing shows it (a run re-run days
+/// later disappears from the results while in progress and comes back when it finishes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delivered {
-    /// Identity → when it was first delivered (Unix seconds).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub ids: BTreeMap<String, i64>,
-    /// When the row's last COUNT increment was sent: the next increment's `interval` starts here.
+    /// When this row's identity memory began: the run that recorded its baseline. `None` until a
+    /// run with identities has been reconciled; that run records what it sees as a baseline and
+    /// sends none of it (a memory that does not cover an event does not send it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub increment_at: Option<DateTime<Utc>>,
+    pub since: Option<DateTime<Utc>>,
+    /// The identities seen, hashed, with when each was last seen.
+    #[serde(default, skip_serializing_if = "IdSet::is_empty")]
+    pub ids: IdSet,
 }
 
 impl Delivered {
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty() && self.increment_at.is_none()
+        self.ids.is_empty() && self.since.is_none()
     }
 }
+
+/// Identities that a durable but not yet delivered ledger batch carries, by row
+/// ([`RowId`]'s displayed form): known, so not new, even before the row memory records them.
+pub type Pending = HashMap<String, HashSet<IdHash>>;
+
+/// How long an identity is kept after it was last seen: longer than any window a collector
+/// lists (7 days by default) plus a day, so neither a late re-run nor an overlapping run that
+/// collected a little earlier can send it again.
+pub const IDENTITY_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// How far ahead of the run an observation may be stamped (clock skew) before it is refused,
 /// as Datadog refuses points more than ten minutes ahead.
 pub const MAX_FUTURE: TimeDelta = TimeDelta::minutes(10);
 
-/// How long a delivered identity is kept after it left the row's observations.
-pub const DELIVERED_GRACE: Duration = Duration::from_secs(24 * 3600);
-/// At most this many identities are kept per row (the oldest go first): a bound on the state
-/// store whatever a collector returns. It is above what the largest accepted input gives (a
-/// 16 MiB `file` holds under a million samples), since a row past it would send its oldest
-/// samples again; a million short identities are about 25 MB of `rows.json`.
+/// At most this many identities are kept per row (the longest unseen go first): a bound on the
+/// state store whatever a collector returns. It is above what the largest accepted input gives
+/// (a 16 MiB `file` holds under a million samples), since a row past it would send its oldest
+/// samples again; a million identities are 16 MB of `rows.json` (12 bytes each, base64).
 pub const MAX_DELIVERED_IDS: usize = 1_000_000;
 
 impl StoredRow {
@@ -198,6 +220,11 @@ pub struct Reconciled {
     pub changes: Vec<StatusChange>,
     /// The memory after this run, for the board.
     pub memory: RowMemory,
+    /// Per row (displayed form), the identities whose samples or increments this run sends for
+    /// the first time: the manifest of the run's ledger batch.
+    pub new_ids: BTreeMap<String, Vec<IdHash>>,
+    /// Identities recorded as a baseline (a row with no identity memory yet), not sent.
+    pub baselined: usize,
 }
 
 /// Apply one run's fresh results (`fresh`: indexes into `checks`) to the memory, returning what
@@ -207,6 +234,7 @@ pub fn reconcile(
     checks: &[CheckDef],
     fresh: &[(usize, CheckResult)],
     now: DateTime<Utc>,
+    pending: &Pending,
 ) -> Reconciled {
     let fresh: BTreeMap<usize, &CheckResult> = fresh.iter().map(|(i, r)| (*i, r)).collect();
     memory.expand();
@@ -219,7 +247,19 @@ pub fn reconcile(
         let mut delivered = stored
             .map(|p| std::mem::take(&mut memory.rows[p].delivered))
             .unwrap_or_default();
-        settle(def, &mut emitted, &mut delivered, now);
+        let key = def.row.to_string();
+        let settled = settle(def, &mut emitted, &mut delivered, pending.get(&key), now);
+        if settled.baselined > 0 {
+            tracing::info!(
+                row = %def.row,
+                "{} identities recorded as a baseline, not sent: the row memory did not cover them (first run, or lost or reset state)",
+                settled.baselined
+            );
+        }
+        out.baselined += settled.baselined;
+        if !settled.new_ids.is_empty() {
+            out.new_ids.insert(key, settled.new_ids);
+        }
 
         let entry = HistoryEntry {
             at: now,
@@ -287,46 +327,71 @@ pub fn reconcile(
     out
 }
 
+/// What [`settle`] decided for one row.
+#[derive(Debug, Default)]
+struct Settled {
+    /// Identities first sent by this run.
+    new_ids: Vec<IdHash>,
+    /// Identities recorded as a baseline and not sent.
+    baselined: usize,
+}
+
 /// Decide what of a row's fresh value no run has delivered yet ([`CheckResult::new_in_run`]),
-/// and record it as delivered. Inferred and unknown rows send no samples and no increments.
+/// and record its identities. Inferred and unknown rows send no samples and no increments.
 ///
 /// - A distribution sends the samples whose identity is new; with no identities (or not one per
-///   sample) every sample is new to this run.
-/// - A count whose identities are one per counted event sends the events first seen now as a
-///   COUNT increment, with the seconds since the row's previous increment as its interval (the
-///   row's own `interval` the first time); without identities it is a level only.
+///   sample) every sample is new to this run (a probe's latency, measured now).
+/// - A count whose identities are one per counted event sends the events first seen now as one
+///   COUNT increment with the row's `interval`, and nothing when none is new; without identities
+///   it is a level only.
+/// - An identity is new when neither the row memory nor a pending ledger batch (`pending`) holds
+///   it. A row with no identity memory yet (`since` unset: its first run, or a lost, reset or
+///   upgraded state store) records what it sees as a baseline and sends none of it: what a
+///   memory does not cover is not news, and a week of history is not a spike at deploy time.
 fn settle(
     def: &CheckDef,
     emitted: &mut CheckResult,
     delivered: &mut Delivered,
+    pending: Option<&HashSet<IdHash>>,
     now: DateTime<Utc>,
-) {
+) -> Settled {
     emitted.new_in_run = None;
     let ids = std::mem::take(&mut emitted.ids);
+    let mut out = Settled::default();
     if emitted.inferred || emitted.status == Status::Unknown {
-        return;
+        return out;
     }
     let stamp = now.timestamp();
-    let record = |delivered: &mut Delivered, ids: &[String]| -> Vec<bool> {
+    // Which of `ids` are new, recording all of them; duplicates within the run count once.
+    let mut record = |delivered: &mut Delivered, ids: &[String]| -> Vec<bool> {
+        let baseline = delivered.since.is_none();
+        let mut this_run = HashSet::with_capacity(ids.len());
         let new: Vec<bool> = ids
             .iter()
-            .map(|id| !delivered.ids.contains_key(id))
+            .map(|id| {
+                let h = hash_id(id);
+                let new = this_run.insert(h)
+                    && !delivered.ids.contains(h)
+                    && !pending.is_some_and(|p| p.contains(&h));
+                if new {
+                    if baseline {
+                        out.baselined += 1;
+                    } else {
+                        out.new_ids.push(h);
+                    }
+                }
+                new && !baseline
+            })
             .collect();
-        let current: std::collections::BTreeSet<&String> = ids.iter().collect();
-        let grace = DELIVERED_GRACE.as_secs() as i64;
+        for h in &this_run {
+            delivered.ids.see(*h, stamp);
+        }
         delivered
             .ids
-            .retain(|id, at| current.contains(id) || stamp - *at <= grace);
-        for id in ids {
-            delivered.ids.entry(id.clone()).or_insert(stamp);
-        }
-        if delivered.ids.len() > MAX_DELIVERED_IDS {
-            let mut by_age: Vec<(i64, String)> =
-                delivered.ids.iter().map(|(k, v)| (*v, k.clone())).collect();
-            by_age.sort();
-            for (_, id) in by_age.iter().take(delivered.ids.len() - MAX_DELIVERED_IDS) {
-                delivered.ids.remove(id);
-            }
+            .forget_before(stamp - IDENTITY_RETENTION.as_secs() as i64);
+        delivered.ids.cap(MAX_DELIVERED_IDS);
+        if baseline {
+            delivered.since = Some(now);
         }
         new
     };
@@ -358,21 +423,17 @@ fn settle(
                 .is_some_and(|n| n >= 0.0 && n.fract() == 0.0 && n == ids.len() as f64);
             if !identified {
                 emitted.new_in_run = Some(NewInRun::default());
-                return;
+                return out;
             }
             let new = record(delivered, &ids).iter().filter(|n| **n).count();
-            let interval = delivered
-                .increment_at
-                .map(|at| (now - at).num_seconds().max(1) as u64)
-                .unwrap_or(def.interval);
-            delivered.increment_at = Some(now);
             emitted.new_in_run = Some(NewInRun {
                 samples: Vec::new(),
-                increment: Some((new as f64, interval)),
+                increment: (new > 0).then_some((new as f64, def.interval)),
             });
         }
         Encoding::Status | Encoding::Gauge => {}
     }
+    out
 }
 
 /// The result to emit for one row this run.
@@ -524,22 +585,23 @@ pub async fn remember(
     now: DateTime<Utc>,
     write: bool,
 ) -> (Reconciled, Option<StateError>) {
+    let none = Pending::new();
     let stored = if write {
         state
             .update_json(ROWS_KEY, |m: &mut RowMemory| {
-                reconcile(m, checks, fresh, now)
+                reconcile(m, checks, fresh, now, &none)
             })
             .await
     } else {
         state
             .get_json::<RowMemory>(ROWS_KEY)
             .await
-            .map(|m| reconcile(&mut m.unwrap_or_default(), checks, fresh, now))
+            .map(|m| reconcile(&mut m.unwrap_or_default(), checks, fresh, now, &none))
     };
     match stored {
         Ok(r) => (r, None),
         Err(e) => (
-            reconcile(&mut RowMemory::default(), checks, fresh, now),
+            reconcile(&mut RowMemory::default(), checks, fresh, now, &none),
             Some(e),
         ),
     }
@@ -606,8 +668,9 @@ pub(crate) mod tests {
             std::slice::from_ref(&d),
             &[(0, observe(&d, 0.8, t(0)))],
             t(0),
+            &Pending::new(),
         );
-        let out = reconcile(&mut memory, &[d], &[], t(hours_later));
+        let out = reconcile(&mut memory, &[d], &[], t(hours_later), &Pending::new());
         out.results[0].1.clone()
     }
 
@@ -644,18 +707,25 @@ pub(crate) mod tests {
             std::slice::from_ref(&d),
             &[(0, observe(&d, 0.2, t(0)))],
             t(0),
+            &Pending::new(),
         );
         let failed = d.evaluate(Err((
             UnknownReason::CollectorTimeout,
             "timed out after 60s",
         )));
-        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, failed)], t(2));
+        let out = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, failed)],
+            t(2),
+            &Pending::new(),
+        );
         let r = &out.results[0].1;
         assert_eq!((r.status, r.inferred), (Status::Fail, true));
         assert!(r.reason.as_ref().unwrap().contains("timed out"));
         // A fresh observation that is itself 27h old is not news.
         let old = observe(&d, 0.9, t(3) - TimeDelta::hours(27));
-        let out = reconcile(&mut memory, &[d], &[(0, old)], t(3));
+        let out = reconcile(&mut memory, &[d], &[(0, old)], t(3), &Pending::new());
         assert_eq!(out.results[0].1.status, Status::Unknown);
         assert_eq!(out.results[0].1.unknown_reason, Some(UnknownReason::Stale));
         assert!(
@@ -677,6 +747,7 @@ pub(crate) mod tests {
             std::slice::from_ref(&d),
             &[(0, observe(&d, 0.8, t(0)))],
             t(0),
+            &Pending::new(),
         );
         assert!(first.changes.is_empty(), "a first sighting is not a change");
         let second = reconcile(
@@ -684,6 +755,7 @@ pub(crate) mod tests {
             std::slice::from_ref(&d),
             &[(0, observe(&d, 0.3, t(1)))],
             t(1),
+            &Pending::new(),
         );
         assert_eq!(second.changes.len(), 1);
         let c = &second.changes[0];
@@ -694,10 +766,16 @@ pub(crate) mod tests {
         assert_eq!(row.previous_value, Some(0.8));
         assert!((row.delta().unwrap() + 0.5).abs() < 1e-9);
         // Fail carried forward is still fail: no change.
-        let third = reconcile(&mut memory, std::slice::from_ref(&d), &[], t(2));
+        let third = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[],
+            t(2),
+            &Pending::new(),
+        );
         assert!(third.changes.is_empty());
         // Past the limit: fail -> unknown is a change.
-        let fourth = reconcile(&mut memory, &[d], &[], t(40));
+        let fourth = reconcile(&mut memory, &[d], &[], t(40), &Pending::new());
         assert_eq!(fourth.changes[0].to, Status::Unknown);
         let row = &memory.rows[0];
         let statuses: Vec<(Status, bool)> =
@@ -726,7 +804,13 @@ pub(crate) mod tests {
             t(0),
         )]));
         let mut memory = RowMemory::default();
-        reconcile(&mut memory, std::slice::from_ref(&d), &[(0, r)], t(0));
+        reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, r)],
+            t(0),
+            &Pending::new(),
+        );
         let text = serde_json::to_string(&memory).unwrap();
         // Once on disk, capped: about 100,000 numbers, not twice that.
         let numbers = text.matches(',').count();
@@ -745,7 +829,13 @@ pub(crate) mod tests {
         let d = def("hearts", 26);
         let mut memory = RowMemory::default();
         let ahead = observe(&d, 0.9, t(0) + TimeDelta::minutes(11));
-        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, ahead)], t(0));
+        let out = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, ahead)],
+            t(0),
+            &Pending::new(),
+        );
         let r = &out.results[0].1;
         assert_eq!(r.status, Status::Unknown);
         assert_eq!(r.unknown_reason, Some(UnknownReason::FutureTimestamp));
@@ -759,11 +849,23 @@ pub(crate) mod tests {
         assert!(memory.rows[0].last_known.is_none(), "not remembered");
         // Within the ten minutes of clock skew Datadog also accepts: fine.
         let skewed = observe(&d, 0.9, t(1) + TimeDelta::minutes(9));
-        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, skewed)], t(1));
+        let out = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, skewed)],
+            t(1),
+            &Pending::new(),
+        );
         assert_eq!(out.results[0].1.status, Status::Pass);
         // The year 2999 is not carried forward for ever.
         let far = observe(&d, 0.9, t(0) + TimeDelta::days(365 * 900));
-        let out = reconcile(&mut memory, std::slice::from_ref(&d), &[(0, far)], t(2));
+        let out = reconcile(
+            &mut memory,
+            std::slice::from_ref(&d),
+            &[(0, far)],
+            t(2),
+            &Pending::new(),
+        );
         assert_eq!(out.results[0].1.status, Status::Unknown);
     }
 
@@ -776,12 +878,14 @@ pub(crate) mod tests {
             std::slice::from_ref(&d),
             &[(0, observe(&d, 0.9, t(2)))],
             t(2),
+            &Pending::new(),
         );
         reconcile(
             &mut memory,
             std::slice::from_ref(&d),
             &[(0, observe(&d, 0.1, t(1)))],
             t(2),
+            &Pending::new(),
         );
         let last = memory.rows[0].last_known.as_ref().unwrap();
         assert_eq!(last.compared, Some(0.9));
@@ -797,6 +901,7 @@ pub(crate) mod tests {
                 std::slice::from_ref(&d),
                 &[(0, observe(&d, 0.9, t(h)))],
                 t(h),
+                &Pending::new(),
             );
         }
         let row = &memory.rows[0];

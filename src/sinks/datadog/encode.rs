@@ -97,6 +97,19 @@ pub enum Entry<'a> {
     Distribution(DistributionSeries<'a>),
 }
 
+impl Series<'_> {
+    pub fn into_owned(self) -> Series<'static> {
+        Series {
+            metric: Cow::Owned(self.metric.into_owned()),
+            kind: self.kind,
+            points: self.points,
+            tags: Cow::Owned(self.tags.into_owned()),
+            unit: self.unit.map(|u| Cow::Owned(u.into_owned())),
+            interval: self.interval,
+        }
+    }
+}
+
 impl<'a> Series<'a> {
     /// The v2 entry for a gauge, count or rate; `None` for a distribution.
     pub fn from_metric(m: &'a Metric) -> Option<Series<'a>> {
@@ -137,6 +150,53 @@ impl<'a> DistributionSeries<'a> {
     pub fn point_count(&self) -> usize {
         self.points[0].1.len().max(1)
     }
+
+    /// The same samples as entries of at most `max` samples each (one series, one timestamp):
+    /// a catch-up of a million samples fits requests of [`MAX_SAMPLES_PER_ENTRY`] each, where
+    /// one entry would fit no request at all.
+    pub fn chunks(&self, max: usize) -> impl Iterator<Item = DistributionSeries<'_>> {
+        let (ts, values) = (&self.points[0].0, &self.points[0].1);
+        let values: &[f64] = values;
+        let pieces: Vec<&[f64]> = if values.is_empty() {
+            vec![values]
+        } else {
+            values.chunks(max.max(1)).collect()
+        };
+        pieces.into_iter().map(move |piece| DistributionSeries {
+            metric: Cow::Borrowed(&self.metric),
+            points: [(*ts, Cow::Borrowed(piece))],
+            tags: Cow::Borrowed(&self.tags),
+        })
+    }
+
+    pub fn into_owned(self) -> DistributionSeries<'static> {
+        let [(ts, values)] = self.points;
+        DistributionSeries {
+            metric: Cow::Owned(self.metric.into_owned()),
+            points: [(ts, Cow::Owned(values.into_owned()))],
+            tags: Cow::Owned(self.tags.into_owned()),
+        }
+    }
+
+    /// [`DistributionSeries::chunks`], owned.
+    pub fn into_chunks(self, max: usize) -> Vec<DistributionSeries<'static>> {
+        self.chunks(max)
+            .map(|c| DistributionSeries {
+                metric: Cow::Owned(c.metric.into_owned()),
+                points: [(c.points[0].0, Cow::Owned(c.points[0].1.to_vec()))],
+                tags: Cow::Owned(c.tags.into_owned()),
+            })
+            .collect()
+    }
+}
+
+/// Samples per distribution entry: half of a request's point limit, so an entry always fits a
+/// request with room for others (5,000 samples are about 100 KB of JSON).
+pub const MAX_SAMPLES_PER_ENTRY: usize = LIMITS.points / 2;
+
+/// Samples per distribution entry under `limits` (smaller limits in tests: half their points).
+pub fn samples_per_entry(limits: Limits) -> usize {
+    (limits.points / 2).clamp(1, MAX_SAMPLES_PER_ENTRY)
 }
 
 /// A whole body, for reading one back and for the local sink's files.
@@ -499,7 +559,11 @@ pub fn encode_entries(
     for e in entries {
         match e {
             Entry::Series(s) => series.push(s, 1)?,
-            Entry::Distribution(d) => dists.push(d, d.point_count())?,
+            Entry::Distribution(d) => {
+                for c in d.chunks(samples_per_entry(limits)) {
+                    dists.push(&c, c.point_count())?;
+                }
+            }
         }
     }
     series.finish()?;

@@ -37,7 +37,7 @@ use crate::schema::{Metric, Schema};
 use crate::state::StateStore;
 pub use client::{ApiError, Client, KeyCheck, Purpose, RetryPolicy, keys, with_retries};
 pub use config::{Compression, DatadogConfig, SITES, site_base};
-use encode::{EncodedRequest, LIMITS, encode_entries};
+use encode::{EncodedRequest, Entry, LIMITS, encode_entries};
 use normalize::{DropReason, Dropped, Window};
 use request::RequestBuilder;
 use service::{Outcome, Service};
@@ -148,6 +148,99 @@ impl DatadogSink {
             .settle(outcome, &spool, &mut report, &mut dropped, &mut problems)
             .await;
 
+        self.finish_report(
+            &service, &spool, window, now, dropped, failed, problems, report,
+        )
+        .await
+    }
+
+    /// Deliver a run's ledger batch, already durable in the spool under `key` and claimed by
+    /// this run (see `run::ledger`): send its entries, then remove it; what the intake could not
+    /// take now is written back under the same key (one whole-object put, so a kill leaves the
+    /// old or the new content, never neither) for the next run; what it refused for good is
+    /// counted. `dropped` holds what was already dropped while preparing the batch.
+    pub async fn deliver_ledger(
+        &self,
+        key: &str,
+        batch: SpoolBatch,
+        claim: crate::state::Claim,
+        now: i64,
+        mut dropped: Dropped,
+    ) -> DeliveryReport {
+        let service = self.service();
+        let spool = Spool::new(self.state.clone());
+        let window = Window::new(now);
+        let mut problems = Vec::new();
+        let mut report = DeliveryReport {
+            destination: format!("Datadog ({})", self.client.config().site),
+            ..Default::default()
+        };
+        let manifest = batch.manifest.clone();
+        let absorbed = batch.absorbed.clone();
+        let entries = batch.into_entries();
+        let total = entries.len();
+        let mut keep: Vec<Entry<'static>> = Vec::new();
+        let failed = match encode_entries(&entries, self.config().compression, LIMITS) {
+            Ok((requests, unfit)) => {
+                dropped.add(DropReason::Rejected, unfit);
+                let outcome = self.send_all(&service, requests.into_iter()).await;
+                report.delivered_series += outcome.delivered_series;
+                dropped.add(DropReason::Rejected, outcome.rejected_points);
+                problems.extend(outcome.problems);
+                for req in &outcome.retry_later {
+                    match req.entries() {
+                        Ok(e) => keep.extend(e),
+                        Err(e) => {
+                            problems.push(format!("cannot read back an undelivered request: {e}"));
+                            dropped.add(DropReason::SpoolFailed, req.points);
+                        }
+                    }
+                }
+                outcome.retry_later.len()
+            }
+            Err(e) => {
+                // Nothing was sent: the batch stays as it is for the next run.
+                problems.push(format!("cannot encode the ledger batch {key}: {e}"));
+                keep = entries;
+                1
+            }
+        };
+        if keep.is_empty() {
+            if let Err(e) = spool.remove(key).await {
+                problems.push(format!("cannot remove delivered batch {key}: {e}"));
+            }
+        } else if keep.len() != total {
+            let mut rest = SpoolBatch::from_entries(keep);
+            rest.manifest = manifest;
+            rest.absorbed = absorbed;
+            report.spooled_series += rest.len();
+            if let Err(e) = spool.put(key, &rest).await {
+                // The batch as written before sending stays: what was delivered may go again.
+                problems.push(format!("cannot rewrite spooled batch {key}: {e}"));
+            }
+        } else {
+            report.spooled_series += total;
+        }
+        spool.release(claim).await;
+        self.finish_report(
+            &service, &spool, window, now, dropped, failed, problems, report,
+        )
+        .await
+    }
+
+    /// Send the dropped-points self-metric and settle the report's verdict and problems.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_report(
+        &self,
+        service: &Service,
+        spool: &Spool,
+        window: Window,
+        now: i64,
+        mut dropped: Dropped,
+        mut failed: usize,
+        mut problems: Vec<String>,
+        mut report: DeliveryReport,
+    ) -> DeliveryReport {
         if dropped.total() > 0 {
             tracing::warn!(
                 "dropped {} points that cannot be delivered ({})",
@@ -158,9 +251,9 @@ impl DatadogSink {
             if !own.is_empty() {
                 let mut builder =
                     RequestBuilder::new(own.iter(), window, self.config().compression);
-                let outcome = self.send_all(&service, &mut builder).await;
+                let outcome = self.send_all(service, &mut builder).await;
                 failed += self
-                    .settle(outcome, &spool, &mut report, &mut dropped, &mut problems)
+                    .settle(outcome, spool, &mut report, &mut dropped, &mut problems)
                     .await;
             }
         }

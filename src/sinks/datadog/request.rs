@@ -8,13 +8,16 @@
 use std::borrow::Borrow;
 
 use super::config::Compression;
-use super::encode::{EncodeError, EncodedRequest, Encoder, Endpoint, Entry, LIMITS, Limits};
+use super::encode::{
+    EncodeError, EncodedRequest, Encoder, Endpoint, Entry, LIMITS, Limits, samples_per_entry,
+};
 use super::normalize::{DropReason, Dropped, Window};
 use crate::schema::Metric;
 
 pub struct RequestBuilder<I> {
     metrics: I,
     window: Window,
+    limits: Limits,
     series: Encoder,
     distributions: Encoder,
     done: bool,
@@ -44,6 +47,7 @@ where
         RequestBuilder {
             metrics,
             window,
+            limits,
             series: Encoder::new(Endpoint::Series, compression, limits),
             // The distribution endpoint accepts deflate only.
             distributions: Encoder::new(Endpoint::DistributionPoints, Compression::Deflate, limits),
@@ -112,9 +116,12 @@ where
                 }
                 Ok(Entry::Distribution(d)) => {
                     self.accepted += 1;
-                    let points = d.point_count();
-                    let r = self.distributions.push(&d, points);
-                    self.note(r, points);
+                    // Any number of samples: split into entries that each fit a request.
+                    for c in d.chunks(samples_per_entry(self.limits)) {
+                        let points = c.point_count();
+                        let r = self.distributions.push(&c, points);
+                        self.note(r, points);
+                    }
                 }
                 Err((reason, points)) => self.dropped.add(reason, points),
             }

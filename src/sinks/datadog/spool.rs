@@ -16,23 +16,64 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::encode::{DistributionSeries, EncodedRequest, Entry, Series};
-use super::normalize::{Dropped, Window};
+use std::collections::BTreeMap;
+
+use super::encode::{DistributionSeries, EncodedRequest, Entry, LIMITS, Series, samples_per_entry};
+use super::normalize::{Dropped, MAX_AGE_SECS, Window};
+use crate::schema::Metric;
+use crate::state::identities::IdHash;
 use crate::state::{StateError, StateStore};
 
 pub const PREFIX: &str = "spool";
 
-/// How long a claim on a spooled batch is honoured: longer than any delivery deadline, so a
-/// slow but live process keeps its batch; a dead one's batch is re-sent after this.
-pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long a claim on a spooled batch is honoured: longer than the default delivery deadline
+/// (5 minutes), so a slow but live process keeps its batch, and shorter than a ten-minute cron
+/// period, so the next run takes over the batch of one that was killed. See [`claim_ttl`].
+pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 60);
 
-/// One spooled request's entries.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The claim a run takes on a batch it sends: [`CLAIM_TTL`], or its delivery deadline plus two
+/// minutes when that is longer.
+pub fn claim_ttl(deadline: std::time::Duration) -> std::time::Duration {
+    CLAIM_TTL.max(deadline + std::time::Duration::from_secs(120))
+}
+
+/// One spooled batch: entries to send, and what they stand for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SpoolBatch {
     #[serde(default)]
     pub series: Vec<Series<'static>>,
     #[serde(default)]
     pub distribution_points: Vec<DistributionSeries<'static>>,
+    /// The identities whose samples or increments this batch carries, by row: while the batch
+    /// is pending they are known to every run, even one that finds them missing from the row
+    /// memory (a run killed between writing its batch and writing the memory).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub manifest: BTreeMap<String, Vec<IdHash>>,
+    /// Keys of earlier batches whose entries this one took over ([`SpoolBatch::absorb`]): one
+    /// of them still in the spool is left over from a run killed before it removed it, and is
+    /// removed unsent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absorbed: Vec<String>,
+}
+
+/// Points older than this when a batch is prepared are re-stamped instead of sent as they are
+/// (COUNT increments and distribution samples) or dropped (gauges): Datadog keeps nothing over
+/// an hour old, and a batch may take the delivery deadline to go out.
+pub const RESTAMP_AGE_SECS: i64 = MAX_AGE_SECS - 600;
+
+/// What [`SpoolBatch::absorb`] did with an earlier batch's points.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Absorbed {
+    /// Increments and samples re-stamped to this run (merged into its point for the series).
+    pub restamped: usize,
+}
+
+/// The key of a series for "one point per series per second": its metric name and tags.
+pub fn series_key(metric: &str, tags: &[String]) -> String {
+    format!(
+        "{:016x}",
+        crate::state::identities::hash_id(&format!("{metric}|{}", tags.join(",")))
+    )
 }
 
 impl SpoolBatch {
@@ -45,6 +86,100 @@ impl SpoolBatch {
             }
         }
         b
+    }
+
+    /// A run's metrics as a batch: the same entries the request builder would send
+    /// (distributions split into entries that fit a request); points that cannot be sent at
+    /// all (outside the window, not finite) are left out and counted.
+    pub fn from_metrics(metrics: &[Metric], window: Window, dropped: &mut Dropped) -> SpoolBatch {
+        let mut b = SpoolBatch::default();
+        for m in metrics {
+            match window.entry(m) {
+                Ok(Entry::Series(s)) => b.series.push(s.into_owned()),
+                Ok(Entry::Distribution(d)) => b
+                    .distribution_points
+                    .extend(d.into_owned().into_chunks(samples_per_entry(LIMITS))),
+                Err((reason, points)) => dropped.add(reason, points),
+            }
+        }
+        b
+    }
+
+    /// Take over an earlier pending batch `old` (stored under `key`), for a run taken at `now`:
+    /// - gauges still inside Datadog's window are kept as they are (a level, stamped when it was
+    ///   true); older ones are dropped and counted as expired;
+    /// - COUNT increments and distribution samples still comfortably inside the window are kept
+    ///   with their own timestamps; older ones are re-stamped to this run: added to this batch's
+    ///   point for the same series when it has one (an increment is summed, samples pooled), else
+    ///   a point of their own stamped by `stamp` (which keeps one point per series per second).
+    ///   Nothing counted ages out while it waits for Datadog.
+    pub fn absorb(
+        &mut self,
+        old: SpoolBatch,
+        key: &str,
+        now: i64,
+        stamp: &mut dyn FnMut(&str, &[String], i64) -> i64,
+        dropped: &mut Dropped,
+    ) -> Absorbed {
+        let mut out = Absorbed::default();
+        let window = Window::new(now);
+        let stale = |ts: i64| ts < now - RESTAMP_AGE_SECS;
+        for s in old.series {
+            let ts = s.points[0].timestamp;
+            if s.kind != 1 {
+                if window.keep_series(&s, dropped) {
+                    self.series.push(s);
+                }
+                continue;
+            }
+            if !stale(ts) {
+                self.series.push(s);
+                continue;
+            }
+            out.restamped += 1;
+            let value = s.points[0].value;
+            let fresh = self.series.iter_mut().find(|e| {
+                e.kind == 1
+                    && !stale(e.points[0].timestamp)
+                    && e.metric == s.metric
+                    && e.tags == s.tags
+            });
+            match fresh {
+                Some(e) => e.points[0].value += value,
+                None => {
+                    let mut s = s;
+                    s.points[0].timestamp = stamp(&s.metric, &s.tags, now);
+                    self.series.push(s);
+                }
+            }
+        }
+        for d in old.distribution_points {
+            if !stale(d.points[0].0) {
+                self.distribution_points.push(d);
+                continue;
+            }
+            out.restamped += d.points[0].1.len();
+            let fresh = self.distribution_points.iter_mut().find(|e| {
+                !stale(e.points[0].0)
+                    && e.metric == d.metric
+                    && e.tags == d.tags
+                    && e.points[0].1.len() + d.points[0].1.len() <= samples_per_entry(LIMITS)
+            });
+            match fresh {
+                Some(e) => e.points[0].1.to_mut().extend_from_slice(&d.points[0].1),
+                None => {
+                    let mut d = d;
+                    d.points[0].0 = now;
+                    self.distribution_points.push(d);
+                }
+            }
+        }
+        for (row, ids) in old.manifest {
+            self.manifest.entry(row).or_default().extend(ids);
+        }
+        self.absorbed.push(key.to_string());
+        self.absorbed.extend(old.absorbed);
+        out
     }
 
     pub fn from_request(req: &EncodedRequest) -> Result<SpoolBatch, String> {
@@ -113,16 +248,26 @@ impl Spool {
         self.state.get_json(key).await
     }
 
-    /// Store a batch; returns its key.
-    pub async fn write(&self, batch: &SpoolBatch) -> Result<String, StateError> {
-        let key = format!(
+    /// A new batch key, in time order.
+    pub fn new_key() -> String {
+        format!(
             "{PREFIX}/{}-{:06}-{:08x}.json",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
             SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000,
             rand::random::<u32>()
-        );
+        )
+    }
+
+    /// Store a batch; returns its key.
+    pub async fn write(&self, batch: &SpoolBatch) -> Result<String, StateError> {
+        let key = Self::new_key();
         self.state.put_json(&key, batch).await?;
         Ok(key)
+    }
+
+    /// Store `batch` under `key` (a whole-object put: a reader sees the old or the new content).
+    pub async fn put(&self, key: &str, batch: &SpoolBatch) -> Result<(), StateError> {
+        self.state.put_json(key, batch).await
     }
 
     pub async fn remove(&self, key: &str) -> Result<(), StateError> {
@@ -132,6 +277,15 @@ impl Spool {
     /// Claim a batch before re-sending it; `None` when another process is on it.
     pub async fn claim(&self, key: &str) -> Result<Option<crate::state::Claim>, StateError> {
         self.state.try_claim(key, CLAIM_TTL).await
+    }
+
+    /// [`Spool::claim`] for `ttl` (the ledger's claims last the delivery deadline, not more).
+    pub async fn claim_for(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<crate::state::Claim>, StateError> {
+        self.state.try_claim(key, ttl).await
     }
 
     pub async fn release(&self, claim: crate::state::Claim) {
