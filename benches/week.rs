@@ -84,8 +84,10 @@ fn main() {
             ..Default::default()
         };
         let mut walls = Vec::new();
+        let mut spool_peak = 0u64;
         let week = Instant::now();
         for t in steps() {
+            std::fs::write(dir.path().join(EVAL_FILE), evals(t)).unwrap();
             github.with_history(github_history::REPO, |h| show(h, &s, t));
             github.set_faults(fake_github::Faults {
                 broken_repos: if collector_up(t) {
@@ -100,6 +102,9 @@ fn main() {
             let summary = infra_health::run::run(&plan, opts(t)).await.unwrap();
             walls.push(started.elapsed().as_secs_f64());
             assert!(summary.delivery.ok, "{:?}", summary.delivery.problems);
+            let mut spool = Vec::new();
+            sizes(&state_dir.join("spool"), &state_dir, &mut spool);
+            spool_peak = spool_peak.max(spool.iter().map(|(_, b)| b).sum());
         }
         let week_secs = week.elapsed().as_secs_f64();
         let points = intake.recorded();
@@ -120,7 +125,9 @@ fn main() {
         files.retain(|(p, _)| !p.starts_with("payloads"));
         files.sort_by_key(|(_, b)| std::cmp::Reverse(*b));
         let total: u64 = files.iter().map(|(_, b)| b).sum();
-        println!("state store after the week: {total} bytes");
+        println!(
+            "state store after the week: {total} bytes (spool after any run: at most {spool_peak} bytes)"
+        );
         for (p, b) in files.iter().take(8) {
             println!("  {b:>9}  {p}");
         }

@@ -122,7 +122,8 @@ impl Catalog {
                 Presence::Sometimes,
                 Origin::Delivery,
             );
-            // Every run that delivers through the ledger sends both, zero or not.
+            // Every run that delivers to Datadog (through the ledger) sends both, zero or not;
+            // the local and dry-run sinks have no ledger.
             for m in plan
                 .schema
                 .ledger_metrics(&plan.defaults.source, "datadog", 0, 0, 0)?
@@ -132,7 +133,7 @@ impl Catalog {
                     SeriesKind::Gauge,
                     &m.tags,
                     &[],
-                    Presence::Always,
+                    Presence::Sometimes,
                     Origin::Delivery,
                 );
             }

@@ -359,6 +359,11 @@ fn settle(
     let ids = std::mem::take(&mut emitted.ids);
     let mut out = Settled::default();
     if emitted.inferred || emitted.status == Status::Unknown {
+        // A source that answered with nothing to identify (no samples yet: the row cannot be
+        // judged) still starts the row's memory: what it brings later is news, not backlog.
+        if !emitted.inferred && ids.is_empty() && emitted.value.is_some() && delivered.since.is_none() {
+            delivered.since = Some(now);
+        }
         return out;
     }
     let stamp = now.timestamp();
@@ -402,7 +407,9 @@ fn settle(
                 Some(v) => v.as_number().into_iter().collect(),
                 None => Vec::new(),
             };
-            let samples = if !ids.is_empty() && ids.len() == samples.len() {
+            // One identity per sample (none for none: such a run still starts the memory, so
+            // the samples a later run brings are not taken for a backlog).
+            let samples = if ids.len() == samples.len() {
                 let new = record(delivered, &ids);
                 samples
                     .into_iter()

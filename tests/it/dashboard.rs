@@ -39,6 +39,25 @@ fn succeed<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<
 }
 
 /// Every series a dry run of `config` sends (metric name and tags).
+/// Empty every row's identity memory, keeping when it began: every event and sample the
+/// sources show is then new to the next run.
+fn forget_identities(state: &Path) {
+    use infra_health::state::{StateStore, rows};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = StateStore::open(state.to_str().unwrap()).unwrap();
+        store
+            .update_json(rows::ROWS_KEY, |m: &mut rows::RowMemory| {
+                for r in &mut m.rows {
+                    r.delivered.ids = Default::default();
+                }
+                assert!(m.rows.iter().any(|r| r.delivered.since.is_some()));
+            })
+            .await
+            .unwrap();
+    });
+}
+
 fn dry_run(config: &Path, state: &Path, extra: &[&str]) -> Vec<Emitted> {
     let out = bin()
         .args(["run", "--dry-run", "--config"])
@@ -122,11 +141,11 @@ fn shows(q: &MetricQuery, (metric, tags): &Emitted) -> bool {
 fn every_emitted_series_is_charted_and_every_query_matches_an_emitted_series() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    // Everything fresh, on an empty state store (so every sample is new and sent); then, after
-    // a delivered run (local sink: no key) has left the row memory, only `eval` fresh and every
-    // other row carried forward (inferred); then a config whose every source is gone, so every
-    // row is unknown.
-    let mut emitted = dry_run(&bundled_config(), &state, &[]);
+    // Everything fresh and every sample and event new: a delivered run (local sink: no key)
+    // starts the row memory with a baseline, which is then emptied of its identities as if it
+    // had started before any of them (a first run would count nothing). Then only `eval` fresh
+    // and every other row carried forward (inferred); then a config whose every source is
+    // gone, so every row is unknown.
     let config = bundled_config();
     succeed([
         "run".as_ref(),
@@ -135,6 +154,8 @@ fn every_emitted_series_is_charted_and_every_query_matches_an_emitted_series() {
         "--state".as_ref(),
         state.as_os_str(),
     ]);
+    forget_identities(&state);
+    let mut emitted = dry_run(&bundled_config(), &state, &[]);
     let carried = dry_run(&bundled_config(), &state, &["--only", "eval"]);
     assert!(
         carried
@@ -182,11 +203,14 @@ fn every_emitted_series_is_charted_and_every_query_matches_an_emitted_series() {
     }
 
     // Side 2: every query shows something the runs sent, except the figures that only exist
-    // against live services (GitHub's rate-limit headers, points the Datadog sink dropped,
-    // what a verification read back); the catalog knows those are only sometimes sent.
+    // against live services (GitHub's rate-limit headers, points the Datadog sink dropped, the
+    // delivery ledger's figures, what a verification read back); the catalog knows those are
+    // only sometimes sent.
     let sometimes = [
         "metta.infra.github.rate_limit.remaining",
         "metta.infra.delivery.dropped_points",
+        "metta.infra.delivery.restamped_points",
+        "metta.infra.delivery.baselined",
         "metta.infra.verify.rows_missing",
         "metta.infra.verify.rows_different",
     ];

@@ -17,6 +17,7 @@ mod github;
 mod helm_chart;
 mod http_probe;
 mod jobs;
+mod ledger;
 mod overlap;
 mod shutdown;
 mod stable_suite;

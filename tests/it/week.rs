@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::support::fake_datadog::{FakeDatadog, Recorded};
+use crate::support::fake_datadog::{FakeDatadog, Fault, Recorded};
 use crate::support::fake_github::{FakeGithub, Faults};
 use crate::support::github_history::{History, REPO, Sizes};
 use crate::support::query_eval::{Intake, live_span_secs};
@@ -130,8 +130,25 @@ fn row<'a>(summary: &'a RunSummary, task: &str) -> &'a infra_health::checks::Che
 /// The time of the last run of the week, in seconds since t0.
 const END: i64 = (STEPS - 1) * STEP;
 
+/// One run at `t`, killed (its future dropped, as SIGKILL would end it) after `kill` if given.
+async fn run_at(
+    plan: &infra_health::config::Plan,
+    opts: RunOptions,
+    kill: Option<std::time::Duration>,
+) -> Option<RunSummary> {
+    let run = infra_health::run::run(plan, opts);
+    match kill {
+        Some(after) => tokio::time::timeout(after, run)
+            .await
+            .ok()
+            .map(|r| r.unwrap()),
+        None => Some(run.await.unwrap()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
+    use rand::{Rng, SeedableRng};
     let s = scenario();
     let truth = truth(&s);
     let base = History::generate(
@@ -151,15 +168,18 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         &config(&github.url, &intake.url),
     )
     .unwrap();
-    let state = dir.path().join("state").display().to_string();
+    let state = dir.path().join("state");
     let opts = |t: i64| RunOptions {
-        state: Some(state.clone()),
+        state: Some(state.display().to_string()),
         now: Some(at(t)),
         datadog_key: Some(infra_health::secret::Secret::new(KEY)),
         ..Default::default()
     };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261203);
     // (time, status, inferred, reason) of the reverts row during the outage.
     let mut during_outage = Vec::new();
+    let mut killed = Vec::new();
+    let mut ledger = (0usize, 0usize);
     for t in steps() {
         github.with_history(REPO, |h| show(h, &s, t));
         github.set_faults(Faults {
@@ -170,10 +190,42 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
             },
             ..Default::default()
         });
+        std::fs::write(dir.path().join(EVAL_FILE), evals(t)).unwrap();
         intake.set_now(at(t).timestamp());
-        let summary = infra_health::run::run(&plan, opts(t)).await.unwrap();
-        assert!(
+        if t == WIPE {
+            std::fs::remove_dir_all(&state).unwrap();
+        }
+        let kill = KILLS.contains(&t).then(|| {
+            // Datadog slow to answer, and the pod killed at a random instant of the run.
+            std::time::Duration::from_millis(rng.random_range(0..400))
+        });
+        if kill.is_some() {
+            intake.fault_rate(
+                1.0,
+                t as u64,
+                vec![Fault::Slow(std::time::Duration::from_secs(3))],
+            );
+        } else if !datadog_up(t) {
+            intake.fault_rate(1.0, t as u64, vec![Fault::status(503)]);
+        } else {
+            intake.fault_rate(0.0, 0, Vec::new());
+        }
+        let summary = if overlapping(t) {
+            let (a, b) = tokio::join!(run_at(&plan, opts(t), None), run_at(&plan, opts(t), None));
+            assert!(b.is_some_and(|b| b.delivery.ok));
+            a
+        } else {
+            run_at(&plan, opts(t), kill).await
+        };
+        let Some(summary) = summary else {
+            killed.push(t);
+            continue;
+        };
+        ledger.0 += summary.delivery.restamped_points;
+        ledger.1 += summary.delivery.baselined;
+        assert_eq!(
             summary.delivery.ok,
+            datadog_up(t),
             "run at {}: {:?}",
             at(t),
             summary.delivery.problems
@@ -183,6 +235,33 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
             during_outage.push((t, r.status, r.inferred));
         }
     }
+    intake.fault_rate(0.0, 0, Vec::new());
+    eprintln!(
+        "runs killed at {killed:?}; re-stamped {} points; baselined {} identities",
+        ledger.0, ledger.1
+    );
+    assert!(
+        !killed.is_empty(),
+        "no kill landed: the kill delays are too long"
+    );
+    assert!(ledger.0 > 0, "the Datadog outage re-stamped nothing");
+    assert!(
+        ledger.1 > 0,
+        "nothing was baselined by the first run and the wipe"
+    );
+    // The spool is empty once Datadog answers again: every batch delivered or taken over.
+    let spool = state.join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert!(left.is_empty(), "spool not empty after the week: {left:?}");
+    let rows_bytes = std::fs::metadata(state.join("rows.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!("rows.json after the week: {rows_bytes} bytes");
 
     // An unchanged steady-state run right after the last one: every GitHub request is
     // conditional and answered 304, which costs nothing on the primary rate limit.
@@ -198,7 +277,30 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         "requests that cost rate limit: {charged:?}"
     );
 
-    let points = intake.recorded();
+    // What Datadog keeps: one value per series and second, last write wins.
+    let raw = intake.recorded();
+    let points = intake.stored();
+    let counts: Vec<&Recorded> = raw.iter().filter(|p| p.kind == Some(1)).collect();
+    assert!(!counts.is_empty());
+    assert!(
+        counts
+            .iter()
+            .all(|p| p.values == [p.values[0]] && p.values[0] > 0.0),
+        "a COUNT point of 0: {:?}",
+        counts.iter().find(|p| p.values[0] <= 0.0)
+    );
+    assert!(
+        counts.iter().all(|p| p.interval == Some(600)),
+        "COUNT interval is the job's period: {:?}",
+        counts.iter().find(|p| p.interval != Some(600))
+    );
+    let mut seconds = std::collections::HashSet::new();
+    for p in &counts {
+        assert!(
+            seconds.insert(p.key()),
+            "two COUNT points of one series in one second (Datadog keeps the last): {p:?}"
+        );
+    }
     let dashboard = infra_health::dashboard::render(&plan).unwrap();
     let reader = Reader {
         intake: Intake {
@@ -227,6 +329,20 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         truth.queue.len(),
         "queue time samples over the week"
     );
+    // The catch-up's 30,000 samples arrived whole, split over requests within the limits.
+    let eval_truth = eval_samples_truth();
+    assert_eq!(
+        samples("metta.infra.cron.eval.latency"),
+        eval_truth.len(),
+        "eval latency samples over the week"
+    );
+    let largest = raw
+        .iter()
+        .filter(|p| p.metric == "metta.infra.cron.eval.latency")
+        .map(|p| p.values.len())
+        .max()
+        .unwrap_or(0);
+    assert!(largest <= 5_000, "one entry of {largest} samples");
     let inferred_sent: Vec<&Recorded> = points
         .iter()
         .filter(|p| p.kind.is_none() || p.kind == Some(1))
@@ -288,6 +404,7 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         for (title, samples) in [
             ("p90 workflow duration — p50 / p90", &truth.durations),
             ("Job queue time p90 — p50 / p90", &truth.queue),
+            ("Eval latency p50 — p50 / p90", &eval_truth),
         ] {
             let in_it: Vec<f64> = samples
                 .iter()

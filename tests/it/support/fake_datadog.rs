@@ -78,6 +78,8 @@ pub struct Recorded {
     pub timestamp: i64,
     pub values: Vec<f64>,
     pub kind: Option<u64>,
+    /// A COUNT or RATE point's `interval` (seconds), as sent.
+    pub interval: Option<u64>,
 }
 
 impl Recorded {
@@ -317,6 +319,14 @@ impl FakeDatadog {
         self.with(|i| i.seen.iter().filter(|s| s.path == "/api/v1/query").count())
     }
 
+    /// What Datadog keeps of what it accepted: for GAUGE, COUNT and RATE points the last value
+    /// written for a series (metric and tags) and second replaces the earlier ones; every
+    /// distribution point is kept (each sample counts). In acceptance order otherwise.
+    pub fn stored(&self) -> Vec<Recorded> {
+        stored(&self.recorded())
+    }
+
+    /// Every accepted point, as written (a point written twice is here twice).
     pub fn recorded(&self) -> Vec<Recorded> {
         self.with(|i| i.recorded.clone())
     }
@@ -336,6 +346,23 @@ impl FakeDatadog {
             i.seen.clear();
         });
     }
+}
+
+/// Datadog's one value per series and second, over `recorded` (see [`FakeDatadog::stored`]).
+pub fn stored(recorded: &[Recorded]) -> Vec<Recorded> {
+    let mut last: std::collections::HashMap<(String, Vec<String>, i64), usize> =
+        std::collections::HashMap::new();
+    for (i, p) in recorded.iter().enumerate() {
+        if p.kind.is_some() {
+            last.insert(p.key(), i);
+        }
+    }
+    recorded
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| p.kind.is_none() || last.get(&p.key()) == Some(i))
+        .map(|(_, p)| p.clone())
+        .collect()
 }
 
 /// Apply the fault plan, then hand the request to the router.
@@ -610,6 +637,7 @@ fn parse_series(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, String> {
                 timestamp: ts,
                 values: vec![value],
                 kind,
+                interval: s.get("interval").and_then(Value::as_u64),
             });
         }
     }
@@ -645,6 +673,7 @@ fn parse_distributions(shared: &Shared, v: &Value) -> Result<Vec<Recorded>, Stri
                 timestamp: ts,
                 values,
                 kind: None,
+                interval: None,
             });
         }
     }
@@ -783,7 +812,7 @@ async fn query(
     };
     let (ok, points) = {
         let inner = shared.lock().expect("lock");
-        (keys_ok(&inner, &headers), inner.recorded.clone())
+        (keys_ok(&inner, &headers), stored(&inner.recorded))
     };
     if !ok {
         log(403);

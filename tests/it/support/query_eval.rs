@@ -18,12 +18,17 @@
 //!    default for the frame's length ([`default_interval`]) — aligned on multiples of the
 //!    interval since the epoch, so the last bucket of a week usually holds most of an hour.
 //! 3. **Time aggregation** per series (one distinct tag set) and bucket: GAUGE points are
-//!    averaged (or rolled up with `.rollup`'s method), COUNT points summed.
+//!    averaged (or rolled up with `.rollup`'s method), COUNT points summed. A COUNT reads as a
+//!    count only with `.as_count()`; without it (or with `.as_rate()`) the bucket's sum is
+//!    divided by the bucket's seconds, Datadog's per-second rate, so a count widget that forgets
+//!    the modifier shows a wrong number here as it would in Datadog.
 //! 4. **Space aggregation** per group (`by` keys) and bucket with AGG (`avg`, `sum`, `min`,
 //!    `max`) over the series. A DISTRIBUTION has no per-series step: AGG (`p50`, `p90`, `p95`,
 //!    `p99`, `count`, `sum`, `avg`, `min`, `max`) is computed over every sample of every point in
 //!    the bucket, which is why a sample sent twice weighs twice.
-//! 5. `.fill(last, N)`: an empty bucket takes the last value when it is at most N seconds old.
+//! 5. `.fill(last, N)`: an empty bucket takes the last *real* value when it is at most N
+//!    seconds old (a filled bucket does not carry the fill further); N is at most 600, as
+//!    Datadog's query layer allows.
 //!
 //! A scalar (query value, query table) reduces each group's buckets with the widget's
 //! aggregator (`last`, `sum`, `avg`, `min`, `max`); for a distribution with any reducer but
@@ -75,6 +80,7 @@ pub struct Query {
     pub filters: Vec<Filter>,
     pub group_by: Vec<String>,
     pub as_count: bool,
+    pub as_rate: bool,
     pub rollup: Option<(String, Option<i64>)>,
     pub fill_last: Option<i64>,
 }
@@ -121,6 +127,7 @@ pub fn parse(text: &str) -> Result<Query, String> {
         filters,
         group_by,
         as_count: false,
+        as_rate: false,
         rollup: None,
         fill_last: None,
     };
@@ -134,6 +141,7 @@ pub fn parse(text: &str) -> Result<Query, String> {
         let args: Vec<&str> = call[open + 1..close].split(',').map(str::trim).collect();
         match (&call[..open], args.as_slice()) {
             ("as_count", [""]) => q.as_count = true,
+            ("as_rate", [""]) => q.as_rate = true,
             ("rollup", [m]) => q.rollup = Some((m.to_string(), None)),
             ("rollup", [m, s]) => {
                 q.rollup = Some((
@@ -141,7 +149,13 @@ pub fn parse(text: &str) -> Result<Query, String> {
                     Some(s.parse().map_err(|_| text.to_string())?),
                 ))
             }
-            ("fill", ["last", n]) => q.fill_last = Some(n.parse().map_err(|_| text.to_string())?),
+            ("fill", ["last", n]) => {
+                let n: i64 = n.parse().map_err(|_| text.to_string())?;
+                if !(0..=600).contains(&n) {
+                    return Err(format!("{text:?}: fill(last, N) takes N up to 600 seconds"));
+                }
+                q.fill_last = Some(n)
+            }
             (f, _) => return Err(format!("{text:?}: unsupported function {f}")),
         }
         rest = call[close + 1..].trim_start();
@@ -265,26 +279,33 @@ impl Intake<'_> {
                     let mut all: Vec<f64> = by_series.into_values().flatten().collect();
                     aggregate(&q.aggregator, &mut all)
                 } else {
+                    let count = selected_kind(&selected) == Some(1);
                     let mut per_series: Vec<f64> = by_series
                         .into_values()
                         .filter_map(|mut v| {
-                            let how = match (&q.rollup, selected_kind(&selected)) {
+                            let how = match (&q.rollup, count) {
                                 (Some((m, _)), _) => m.as_str(),
-                                (None, Some(1)) => "sum",
+                                (None, true) => "sum",
                                 _ => "avg",
                             };
-                            aggregate(how, &mut v)
+                            let v = aggregate(how, &mut v)?;
+                            // A COUNT without `.as_count()` reads as a per-second rate.
+                            Some(if count && (q.as_rate || !q.as_count) {
+                                v / interval as f64
+                            } else {
+                                v
+                            })
                         })
                         .collect();
                     aggregate(&q.aggregator, &mut per_series)
                 };
+                if let Some(v) = value {
+                    last = Some((start, v));
+                }
                 let value = match (value, q.fill_last, last) {
                     (None, Some(n), Some((at, v))) if start - at <= n => Some(v),
                     (v, _, _) => v,
                 };
-                if let Some(v) = value {
-                    last = Some((start, v));
-                }
                 series.push((start, value));
             }
             out.insert(group, series);
@@ -355,6 +376,7 @@ mod tests {
             timestamp: ts,
             values: values.to_vec(),
             kind,
+            interval: None,
         }
     }
 
@@ -384,6 +406,21 @@ mod tests {
         let n = intake.scalar("count:d{*}", 0, 3600, "sum").unwrap();
         assert_eq!(n[""], 4.0);
         assert!(parse("max:x{a:b}.timeshift(1)").is_err());
+        assert!(parse("max:x{a:b}.fill(last, 900)").is_err());
+        // Without `.as_count()` a COUNT is a per-second rate over the bucket.
+        let rate = intake.scalar("sum:c{row:a}", 0, 3600, "sum").unwrap();
+        assert!((rate[""] - 5.0 / 20.0).abs() < 1e-9, "{rate:?}");
+        // A filled bucket does not carry the fill further than N seconds from the real point.
+        let gauge = vec![point("g", &["row:a"], 0, &[1.0], Some(3))];
+        let intake = Intake {
+            points: &gauge,
+            variables: BTreeMap::new(),
+        };
+        let filled = intake
+            .timeseries("max:g{*}.rollup(max, 60).fill(last, 120)", 0, 600)
+            .unwrap();
+        let values: Vec<Option<f64>> = filled[""].iter().map(|(_, v)| *v).collect();
+        assert_eq!(&values[..4], &[Some(1.0), Some(1.0), Some(1.0), None]);
         assert_eq!(live_span_secs("1h"), Some(3600));
     }
 }

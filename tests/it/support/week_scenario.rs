@@ -41,6 +41,87 @@ pub fn collector_up(t: i64) -> bool {
     !(OUTAGE.0..OUTAGE.1).contains(&t)
 }
 
+/// Datadog answers nothing but 503 for three hours on day 2: every run spools, the first run
+/// after it delivers everything, increments and samples re-stamped once past the hour.
+pub const DATADOG_OUTAGE: (i64, i64) = (2 * 86_400 + 14 * 3_600, 2 * 86_400 + 17 * 3_600);
+
+pub fn datadog_up(t: i64) -> bool {
+    !(DATADOG_OUTAGE.0..DATADOG_OUTAGE.1).contains(&t)
+}
+
+/// The state store is wiped (a lost PVC, `state reset`) just before this run on day 4: it
+/// records what it sees as a baseline and counts none of it.
+pub const WIPE: i64 = 4 * 86_400 + 6 * 3_600;
+
+/// Runs killed (SIGKILL: the future dropped) at a random instant, while Datadog is slow to
+/// answer, on three days.
+pub const KILLS: [i64; 3] = [
+    86_400 + 9 * 3_600 + 1_200,
+    3 * 86_400 + 15 * 3_600 + 600,
+    5 * 86_400 + 20 * 3_600,
+];
+
+/// Two jobs run at once at each tick of day 3, 00:00 to 06:00.
+pub fn overlapping(t: i64) -> bool {
+    (3 * 86_400..3 * 86_400 + 6 * 3_600).contains(&t)
+}
+
+/// A 30,000-sample catch-up: an eval job's results file gains them all at once on day 3.
+pub const CATCH_UP: i64 = 3 * 86_400 + 10 * 3_600;
+pub const CATCH_UP_SAMPLES: usize = 30_000;
+
+/// The eval results file, next to the config.
+pub const EVAL_FILE: &str = "eval.json";
+
+/// The eval results file's content at `t`: one eval every hour from t0 (latency 30–90 s), and
+/// the catch-up's 30,000 at once from [`CATCH_UP`]; the last day's, as a file job keeps.
+pub fn evals(t: i64) -> String {
+    let mut ids = Vec::new();
+    let mut values = Vec::new();
+    for h in 0..=(t / 3_600) {
+        if h * 3_600 >= t - 86_400 {
+            ids.push(format!("eval-{h}"));
+            values.push(30.0 + (h * 37 % 60) as f64);
+        }
+    }
+    if t >= CATCH_UP && t < CATCH_UP + 86_400 {
+        for k in 0..CATCH_UP_SAMPLES {
+            ids.push(format!("catch-up-{k}"));
+            values.push(1.0 + (k % 200) as f64);
+        }
+    }
+    serde_json::json!([{
+        "signal": "eval.latency",
+        "value": values,
+        "ids": ids,
+        "timestamp": at(t).to_rfc3339(),
+    }])
+    .to_string()
+}
+
+/// Eval samples sent over the week (identities first seen by a run that is not a baseline).
+pub fn eval_samples_truth() -> Vec<(i64, f64)> {
+    let mut out = Vec::new();
+    for h in 0..(STEPS * STEP / 3_600) {
+        let visible = h * 3_600;
+        if let Some(d) = detected(visible, |now| visible >= now - 86_400) {
+            out.push((d, 30.0 + (h * 37 % 60) as f64));
+        }
+    }
+    if let Some(d) = detected(CATCH_UP, |now| now < CATCH_UP + 86_400) {
+        for k in 0..CATCH_UP_SAMPLES {
+            out.push((d, 1.0 + (k % 200) as f64));
+        }
+    }
+    out
+}
+
+/// Runs that record a baseline: the first one and the one after the wipe. What they first see
+/// is not counted (it is history, not news).
+pub fn baseline_run(t: i64) -> bool {
+    t == 0 || t == WIPE
+}
+
 /// One attempt of a run of the `Tests` workflow on `main`.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -93,9 +174,14 @@ pub fn scenario() -> Scenario {
         let late_rerun = created == 2 * 86_400 + 9 * 3_600;
         if i % 41 == 3 || late_rerun {
             let a1 = attempt(1, created + 20, "failure");
-            // A quick re-run twenty minutes after the failure; the late one two days later.
+            // A quick re-run twenty minutes after the failure; the late one two days later,
+            // in progress for 25 minutes (across two ticks, its first attempt's jobs out of
+            // the listing meanwhile).
             let delay = if late_rerun { 2 * 86_400 } else { 1_200 };
-            let a2 = attempt(2, a1.completed + delay, "success");
+            let mut a2 = attempt(2, a1.completed + delay, "success");
+            if late_rerun {
+                a2.completed = a2.started + 1_500;
+            }
             attempts.push(a1);
             attempts.push(a2);
         } else {
@@ -261,6 +347,11 @@ pub fn steps() -> impl Iterator<Item = i64> {
 /// The first run at or after `visible` whose collectors reach GitHub, and for which `still`
 /// holds (the event is still in its window, the attempt still shown).
 pub fn detected(visible: i64, still: impl Fn(i64) -> bool) -> Option<i64> {
+    seen_first(visible, still).filter(|t| !baseline_run(*t))
+}
+
+/// The first run that sees it, baseline or not.
+pub fn seen_first(visible: i64, still: impl Fn(i64) -> bool) -> Option<i64> {
     steps().find(|t| *t >= visible && collector_up(*t) && still(*t))
 }
 
@@ -457,6 +548,27 @@ name = "issues"
 type = "github_issues"
 labels = ["training"]
 {common}
+# An eval job's results: one sample per eval request, identified by its request id.
+[[collector]]
+name = "evals"
+type = "file"
+path = "{EVAL_FILE}"
+
+[[check]]
+workflow_category = "evaluation"
+workflow_name = "remote_eval"
+task = "eval_latency"
+check = "latency_p50"
+title = "Eval latency p50"
+collector = "evals"
+signal = "eval.latency"
+condition = "<120s"
+encoding = "distribution"
+summary = "p50"
+unit = "second"
+carry_forward = "1h"
+metric = "eval.latency"
+
 [[check]]
 workflow_category = "ci"
 workflow_name = "latest_state_of_main"
@@ -479,7 +591,6 @@ collector = "actions"
 signal = "runs.flaky"
 condition = "<10"
 encoding = "count"
-interval = "7d"
 metric = "ci.runs.flaky"
 
 [[check]]
@@ -522,7 +633,6 @@ collector = "commits"
 signal = "commits.reverts"
 condition = "<=1"
 encoding = "count"
-interval = "7d"
 metric = "github.reverts.count"
 
 [[check]]
@@ -535,7 +645,6 @@ collector = "commits"
 signal = "commits.hotfixes"
 condition = "<5"
 encoding = "count"
-interval = "7d"
 metric = "github.hotfixes.count"
 
 [[check]]
@@ -562,7 +671,6 @@ signal = "issues.opened"
 match = {{ label = "training" }}
 condition = "<5"
 encoding = "count"
-interval = "7d"
 tags = {{ label = "training" }}
 metric = "github.bugs.opened"
 
@@ -577,7 +685,6 @@ signal = "issues.closed"
 match = {{ label = "training" }}
 condition = ">=0"
 encoding = "count"
-interval = "7d"
 tags = {{ label = "training" }}
 metric = "github.bugs.closed"
 "#
