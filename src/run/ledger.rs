@@ -40,6 +40,11 @@ use crate::state::{CONFLICT_RETRIES, Claim, StateError, StateStore};
 /// point can share its second.
 const STAMP_KEEP_SECS: i64 = 2 * 86_400;
 
+/// Builds the run's metrics from its reconciled results.
+pub type BuildMetrics<'a> = dyn Fn(&[(usize, CheckResult)]) -> Vec<Metric> + Sync + 'a;
+/// Builds the ledger's own figures (re-stamped points, baselined identities).
+pub type LedgerFigures<'a> = dyn Fn(usize, usize) -> Vec<Metric> + Sync + 'a;
+
 /// A run's batch, durable in the spool and claimed by the run.
 pub struct LedgerBatch {
     pub key: String,
@@ -85,8 +90,8 @@ pub async fn prepare(
     now: DateTime<Utc>,
     stamp: i64,
     claim_ttl: std::time::Duration,
-    build: &(dyn Fn(&[(usize, CheckResult)]) -> Vec<Metric> + Sync),
-    own_metrics: &(dyn Fn(usize, usize) -> Vec<Metric> + Sync),
+    build: &BuildMetrics<'_>,
+    own_metrics: &LedgerFigures<'_>,
 ) -> Result<Prepared, StateError> {
     let spool = Spool::new(state.clone());
     let key = Spool::new_key();
@@ -184,8 +189,8 @@ async fn one_attempt(
     now: DateTime<Utc>,
     stamp: i64,
     claim_ttl: std::time::Duration,
-    build: &(dyn Fn(&[(usize, CheckResult)]) -> Vec<Metric> + Sync),
-    own_metrics: &(dyn Fn(usize, usize) -> Vec<Metric> + Sync),
+    build: &BuildMetrics<'_>,
+    own_metrics: &LedgerFigures<'_>,
 ) -> Result<Attempt, StateError> {
     // 1. Every pending batch: its identities are known, its absorbed list names leftovers.
     let mut pending = Pending::new();

@@ -361,7 +361,11 @@ fn settle(
     if emitted.inferred || emitted.status == Status::Unknown {
         // A source that answered with nothing to identify (no samples yet: the row cannot be
         // judged) still starts the row's memory: what it brings later is news, not backlog.
-        if !emitted.inferred && ids.is_empty() && emitted.value.is_some() && delivered.since.is_none() {
+        if !emitted.inferred
+            && ids.is_empty()
+            && emitted.value.is_some()
+            && delivered.since.is_none()
+        {
             delivered.since = Some(now);
         }
         return out;

@@ -292,3 +292,90 @@ impl Spool {
         self.state.release_claim(claim).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::sinks::datadog::encode::Point;
+
+    fn series(metric: &str, kind: u8, ts: i64, value: f64) -> Series<'static> {
+        Series {
+            metric: Cow::Owned(metric.into()),
+            kind,
+            points: [Point {
+                timestamp: ts,
+                value,
+            }],
+            tags: Cow::Owned(vec!["row:a".into()]),
+            unit: None,
+            interval: (kind == 1).then_some(600),
+        }
+    }
+
+    fn dist(ts: i64, values: &[f64]) -> DistributionSeries<'static> {
+        DistributionSeries {
+            metric: Cow::Owned("d".into()),
+            points: [(ts, Cow::Owned(values.to_vec()))],
+            tags: Cow::Owned(vec!["row:a".into()]),
+        }
+    }
+
+    #[test]
+    fn absorbing_keeps_fresh_points_restamps_old_counts_and_samples_and_drops_old_gauges() {
+        let now = 100_000;
+        let old_ts = now - 3_500; // past the re-stamp age, still inside Datadog's hour
+        let ancient = now - 7_200;
+        let mut mine = SpoolBatch {
+            series: vec![series("c", 1, now, 2.0), series("g", 3, now, 1.0)],
+            distribution_points: vec![dist(now, &[1.0])],
+            ..Default::default()
+        };
+        let old = SpoolBatch {
+            series: vec![
+                series("c", 1, old_ts, 3.0),    // merged into mine: 5
+                series("c", 1, now - 600, 4.0), // fresh: kept as is
+                series("e", 1, ancient, 7.0),   // no point of mine: stamped anew
+                series("g", 3, now - 600, 0.5), // a fresh gauge: kept
+                series("g", 3, ancient, 0.0),   // an old gauge: dropped
+            ],
+            distribution_points: vec![dist(ancient, &[2.0, 3.0]), dist(now - 60, &[4.0])],
+            manifest: BTreeMap::from([("row".to_string(), vec![7])]),
+            absorbed: vec!["spool/older.json".into()],
+        };
+        let mut dropped = Dropped::default();
+        let mut stamped = Vec::new();
+        let mut stamp = |m: &str, _: &[String], at: i64| {
+            stamped.push(m.to_string());
+            at + 1
+        };
+        let a = mine.absorb(old, "spool/old.json", now, &mut stamp, &mut dropped);
+        assert_eq!(a.restamped, 2 + 2, "two increments and two samples");
+        assert_eq!(stamped, ["e"]);
+        let points: Vec<(&str, i64, f64)> = mine
+            .series
+            .iter()
+            .map(|s| (s.metric.as_ref(), s.points[0].timestamp, s.points[0].value))
+            .collect();
+        assert_eq!(
+            points,
+            [
+                ("c", now, 5.0),
+                ("g", now, 1.0),
+                ("c", now - 600, 4.0),
+                ("e", now + 1, 7.0),
+                ("g", now - 600, 0.5),
+            ]
+        );
+        assert_eq!(dropped.describe(), "1 expired");
+        let d: Vec<(i64, Vec<f64>)> = mine
+            .distribution_points
+            .iter()
+            .map(|d| (d.points[0].0, d.points[0].1.to_vec()))
+            .collect();
+        assert_eq!(d, [(now, vec![1.0, 2.0, 3.0]), (now - 60, vec![4.0])]);
+        assert_eq!(mine.manifest["row"], [7]);
+        assert_eq!(mine.absorbed, ["spool/old.json", "spool/older.json"]);
+    }
+}

@@ -84,7 +84,7 @@ pub fn evals(t: i64) -> String {
             values.push(30.0 + (h * 37 % 60) as f64);
         }
     }
-    if t >= CATCH_UP && t < CATCH_UP + 86_400 {
+    if (CATCH_UP..CATCH_UP + 86_400).contains(&t) {
         for k in 0..CATCH_UP_SAMPLES {
             ids.push(format!("catch-up-{k}"));
             values.push(1.0 + (k % 200) as f64);
