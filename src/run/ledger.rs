@@ -132,8 +132,24 @@ pub async fn prepare(
                 return Err(e);
             }
         };
-        match state.finish_update(update).await {
-            Ok(()) => break attempt,
+        match state.finish_update_holding(update).await {
+            Ok(held) => {
+                // Remove what was taken over before another run reads the spool: one that
+                // listed it afterwards and found our batch already sent would send it again.
+                let absorbed = attempt.absorbed.iter().map(|(k, _)| k);
+                for old in absorbed.chain(&attempt.leftovers) {
+                    if let Err(e) = spool.remove(old).await {
+                        // Harmless while our batch, which lists it as taken over, is pending;
+                        // once ours is delivered a run could send it again (the store is
+                        // failing: the error says how).
+                        tracing::error!(
+                            "cannot remove spool batch {old}, taken over by {key}: {e}"
+                        );
+                    }
+                }
+                state.release_update(held).await;
+                break attempt;
+            }
             Err(StateError::Conflict { .. }) if tries < CONFLICT_RETRIES => {
                 // Our batch stays written: the next attempt overwrites it under the same key.
                 tries += 1;
@@ -147,18 +163,8 @@ pub async fn prepare(
             }
         }
     };
-    for (old, claim) in attempt.absorbed {
-        if let Err(e) = spool.remove(&old).await {
-            // Harmless: our batch lists it as absorbed, so it is never sent; the next run
-            // removes it.
-            tracing::warn!("cannot remove absorbed spool batch {old}: {e}");
-        }
+    for (_, claim) in attempt.absorbed {
         spool.release(claim).await;
-    }
-    for old in attempt.leftovers {
-        if let Err(e) = spool.remove(&old).await {
-            tracing::warn!("cannot remove absorbed spool batch {old}: {e}");
-        }
     }
     if attempt.restamped > 0 {
         tracing::warn!(
@@ -229,13 +235,19 @@ async fn one_attempt(
     let mut absorbed = Vec::new();
     let mut leftovers = Vec::new();
     let mut restamped = 0;
-    for (k, old) in earlier {
+    for (k, _) in earlier {
         if absorbed_already.contains(&k) {
             leftovers.push(k);
             continue;
         }
         let Some(claim) = spool.claim_for(&k, claim_ttl).await? else {
             tracing::info!("spooled batch {k} is being sent by another run");
+            continue;
+        };
+        // Still there now that it is ours? A run that sent it released its claim only after
+        // removing it.
+        let Some(old) = spool.load(&k).await? else {
+            spool.release(claim).await;
             continue;
         };
         let mut stamp_of =

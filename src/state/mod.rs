@@ -476,6 +476,34 @@ impl StateStore {
 
     /// Write an update's value (conditionally on the version read, on S3) and release the lease.
     pub async fn finish_update<T: Serialize>(&self, update: Update<T>) -> Result<(), StateError> {
+        let held = self.finish_update_holding(update).await?;
+        self.release_update(held).await;
+        Ok(())
+    }
+
+    /// [`StateStore::finish_update`] that keeps the lease on success, for work that must be
+    /// done before another run reads the object (the ledger removes the batches it took over).
+    /// Release it with [`StateStore::release_update`]; on an error it is released already.
+    pub async fn finish_update_holding<T: Serialize>(
+        &self,
+        update: Update<T>,
+    ) -> Result<HeldUpdate, StateError> {
+        let lease = update.lease_key.clone();
+        match self.write_update(update).await {
+            Ok(()) => Ok(HeldUpdate { lease_key: lease }),
+            Err(e) => {
+                self.release(&lease).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Release the lease of an update written with [`StateStore::finish_update_holding`].
+    pub async fn release_update(&self, held: HeldUpdate) {
+        self.release(&held.lease_key).await;
+    }
+
+    async fn write_update<T: Serialize>(&self, update: Update<T>) -> Result<(), StateError> {
         let Update {
             key,
             lease_key,
@@ -524,9 +552,14 @@ impl StateStore {
             }
         }
         .await;
-        self.release(&lease_key).await;
+        let _ = lease_key;
         result
     }
+}
+
+/// An update written with its lease still held ([`StateStore::finish_update_holding`]).
+pub struct HeldUpdate {
+    lease_key: String,
 }
 
 /// An update in progress ([`StateStore::begin_update`]): the value read, under the lease.

@@ -8,7 +8,7 @@ use infra_health::catalog::{Catalog, Presence};
 use infra_health::dashboard::{self, query::MetricQuery};
 use serde_json::Value as Json;
 
-use crate::support::{bin, repo_root};
+use crate::support::{bin, forget_identities, repo_root};
 
 type Emitted = (String, BTreeMap<String, String>);
 
@@ -39,25 +39,6 @@ fn succeed<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<
 }
 
 /// Every series a dry run of `config` sends (metric name and tags).
-/// Empty every row's identity memory, keeping when it began: every event and sample the
-/// sources show is then new to the next run.
-fn forget_identities(state: &Path) {
-    use infra_health::state::{StateStore, rows};
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = StateStore::open(state.to_str().unwrap()).unwrap();
-        store
-            .update_json(rows::ROWS_KEY, |m: &mut rows::RowMemory| {
-                for r in &mut m.rows {
-                    r.delivered.ids = Default::default();
-                }
-                assert!(m.rows.iter().any(|r| r.delivered.since.is_some()));
-            })
-            .await
-            .unwrap();
-    });
-}
-
 fn dry_run(config: &Path, state: &Path, extra: &[&str]) -> Vec<Emitted> {
     let out = bin()
         .args(["run", "--dry-run", "--config"])

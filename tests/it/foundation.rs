@@ -13,7 +13,7 @@ use infra_health::run::{self, RunOptions};
 use infra_health::schema::REQUIRED_TAGS;
 use serde_json::Value as Json;
 
-use crate::support::{bin, repo_root};
+use crate::support::{bin, repo_root, start_memory_before_the_data};
 
 fn bundled_config() -> std::path::PathBuf {
     repo_root().join("config/infra-health.toml")
@@ -22,6 +22,8 @@ fn bundled_config() -> std::path::PathBuf {
 #[test]
 fn dry_run_on_the_bundled_config_prints_valid_request_bodies() {
     let state = tempfile::tempdir().unwrap();
+    // A first run records a baseline and sends no sample: start the memory before the data.
+    start_memory_before_the_data(&bundled_config(), state.path());
     let out = bin()
         .args(["run", "--dry-run", "--config"])
         .arg(bundled_config())

@@ -40,3 +40,42 @@ pub fn bin() -> assert_cmd::Command {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Run the bundled-style `config` once (local sink: no key) on `state`, so the row memory
+/// starts with a baseline, then empty every row's identity memory, keeping when it began: every
+/// event and sample the sources show is then new to the next run, as if the memory had been
+/// started before any of them (a first run counts nothing).
+pub fn start_memory_before_the_data(config: &std::path::Path, state: &std::path::Path) {
+    let out = bin()
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    forget_identities(state);
+}
+
+/// Empty every row's identity memory, keeping when it began.
+pub fn forget_identities(state: &std::path::Path) {
+    use infra_health::state::{StateStore, rows};
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    rt.block_on(async {
+        let store = StateStore::open(&state.display().to_string()).expect("the state store opens");
+        store
+            .update_json(rows::ROWS_KEY, |m: &mut rows::RowMemory| {
+                for r in &mut m.rows {
+                    r.delivered.ids = Default::default();
+                }
+                assert!(m.rows.iter().any(|r| r.delivered.since.is_some()));
+            })
+            .await
+            .expect("the row memory is written");
+    });
+}
