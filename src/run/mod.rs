@@ -397,6 +397,14 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         opts.state.as_deref(),
         plan.state_url.as_deref(),
     ))?);
+    // Without its state a run would send every sample and event again and could neither carry
+    // rows forward nor spool: a store that cannot be reached is fatal (exit 1) before any work.
+    state.reachable().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the state store cannot be reached, nothing was collected or sent: {e} (check the \
+             URL, the credentials or IAM role, and the endpoint)"
+        )
+    })?;
     let http = crate::net::http_client()?;
     let sink = sinks::select(
         &plan.sink,
