@@ -362,8 +362,12 @@ pub struct Job<'a> {
     pub source: String,
     /// Rows added from what was collected (`import-stable`: the acceptance criteria artifacts
     /// declare for themselves).
-    pub derive_rows: fn(&[CheckDef], &[CollectorOutcome]) -> Vec<CheckDef>,
+    pub derive_rows: DeriveRows<'a>,
 }
+
+/// How a job adds rows from what it collected (given its rows and the collectors' outcomes).
+pub type DeriveRows<'a> =
+    Box<dyn Fn(&[CheckDef], &[CollectorOutcome]) -> Vec<CheckDef> + Send + Sync + 'a>;
 
 fn no_derived_rows(_: &[CheckDef], _: &[CollectorOutcome]) -> Vec<CheckDef> {
     Vec::new()
@@ -376,7 +380,7 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         rows: plan.checks.clone(),
         collectors: select_collectors(plan, &opts.only)?,
         source: plan.defaults.source.clone(),
-        derive_rows: no_derived_rows,
+        derive_rows: Box::new(no_derived_rows),
     };
     execute(job, opts).await
 }

@@ -740,3 +740,85 @@ fn an_unreachable_s3_state_store_is_exit_1_before_collecting() {
         "a collector ran although the state store was down"
     );
 }
+
+// ---- 2. rows derived from an artifact's acceptance criteria ------------------------------------
+
+/// docs/stable-suite-artifact.md: a row derived from an artifact's acceptance criteria is carried
+/// forward 26 h. A second import that finds nothing new must still show it (inferred), not drop
+/// it; a newer artifact's criterion replaces the remembered one.
+#[test]
+fn acceptance_rows_survive_an_import_that_finds_nothing_new() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let artifacts = dir.path().join("artifacts");
+    std::fs::create_dir_all(&artifacts).expect("mkdir");
+    let state = dir.path().join("state");
+    let emit = |run: &str, accept: &str| {
+        bin()
+            .args([
+                "emit-stable",
+                "--suite",
+                "stable",
+                "--job",
+                "newjob",
+                "--run-id",
+                run,
+            ])
+            .args([
+                "--metric",
+                "sps=41000:steps_per_sec",
+                "--accept",
+                accept,
+                "-o",
+            ])
+            .arg(artifacts.join(format!("{run}.json")))
+            .assert()
+            .success();
+    };
+    let import = || {
+        let out = bin()
+            .args(["import-stable", "--config"])
+            .arg(bundled_config())
+            .arg("--from")
+            .arg(&artifacts)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .expect("import-stable");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find(|l| l.starts_with("training/newjob"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no derived row training/newjob:\n{stdout}"))
+    };
+    emit("r1", "sps>40000");
+    let first = import();
+    assert!(
+        first.contains(">40000") && first.ends_with("pass"),
+        "{first}"
+    );
+    let second = import();
+    assert!(
+        second.contains(">40000") && second.ends_with("pass (inferred)"),
+        "{second}"
+    );
+    // A newer artifact with a stricter criterion: its condition wins.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    emit("r2", "sps>50000");
+    let third = import();
+    assert!(
+        third.contains(">50000") && third.ends_with("fail"),
+        "{third}"
+    );
+    let fourth = import();
+    assert!(
+        fourth.contains(">50000") && fourth.ends_with("fail (inferred)"),
+        "{fourth}"
+    );
+}
