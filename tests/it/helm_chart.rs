@@ -1587,3 +1587,149 @@ fn notes_flag_the_remote_eval_placeholder() {
     );
     assert!(notes.contains("not in the infra-health"), "{notes}");
 }
+
+/// The `helm upgrade` commands of a fenced block in docs/deploy.md, continuation lines joined.
+fn documented_helm_upgrades() -> Vec<String> {
+    let doc = std::fs::read_to_string(crate::support::repo_root().join("docs/deploy.md"))
+        .expect("docs/deploy.md");
+    let mut out = Vec::new();
+    let mut in_block = false;
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block || !line.trim_start().starts_with("helm upgrade") {
+            continue;
+        }
+        let mut full = line.trim().to_string();
+        while full.ends_with('\\') {
+            full.pop();
+            match lines.next() {
+                Some(next) => full = format!("{} {}", full.trim_end(), next.trim()),
+                None => break,
+            }
+        }
+        out.push(full);
+    }
+    out
+}
+
+/// The documented install and upgrade commands render as written (placeholders filled in), an
+/// upgrade that sets only a few values keeps the others (`--reuse-values`), and none starts from
+/// the CI file's example account and region.
+#[test]
+fn documented_helm_commands_render_and_keep_the_other_values() {
+    let commands = documented_helm_upgrades();
+    assert!(commands.len() >= 4, "{commands:#?}");
+    let production = crate::support::repo_root().join("config/production.toml");
+    for cmd in &commands {
+        assert!(
+            !cmd.contains("ci/externalsecret-irsa-values.yaml"),
+            "{cmd}: the CI values carry an example account and region"
+        );
+        if !cmd.contains("--install") {
+            assert!(
+                cmd.contains("--reuse-values"),
+                "{cmd}: without --reuse-values an upgrade resets every other value"
+            );
+        }
+        // As `helm template`: the release and chart, then the values as written.
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let mut args: Vec<String> = vec!["template".into()];
+        let mut i = 0;
+        let mut positional = 0;
+        while i < words.len() {
+            let w = words[i];
+            match w {
+                "helm" | "upgrade" | "--install" | "--reuse-values" | "…" => {}
+                "-n" => i += 1,
+                "--set" | "--set-file" | "-f" => {
+                    let value = words.get(i + 1).copied().unwrap_or("");
+                    let value = value
+                        .replace("./prod.toml", &production.display().to_string())
+                        .replace("BUCKET", "bucket")
+                        .replace("ARTIFACTS-bucket", "artifacts-bucket")
+                        .replace("PREFIX", "prefix")
+                        .replace("ACCOUNT", "111122223333")
+                        .replace("REGION", "eu-west-1")
+                        .replace("OWNER/NAME", "acme/widgets");
+                    args.push(w.into());
+                    args.push(value);
+                    i += 1;
+                }
+                _ if positional < 2 => {
+                    positional += 1;
+                    args.push(if positional == 2 {
+                        CHART.into()
+                    } else {
+                        w.into()
+                    });
+                }
+                _ => panic!("{cmd}: unexpected word {w:?}"),
+            }
+            i += 1;
+        }
+        let reuses = cmd.contains("--reuse-values");
+        if reuses {
+            // What --reuse-values keeps: a release installed with a state store.
+            args.extend(["--set".into(), "state.url=s3://bucket/prefix/".into()]);
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_helm(&arg_refs);
+        assert!(
+            out.status.success(),
+            "{cmd}\nas helm {}:\n{}",
+            args.join(" "),
+            text(&out.stderr)
+        );
+        if cmd.contains("jobDefaults.suspend=true") {
+            // "Pause everything" pauses every job.
+            for cj in cronjobs(&parse_documents(&text(&out.stdout))) {
+                assert_eq!(cj["spec"]["suspend"].as_bool(), Some(true), "{}", name(cj));
+            }
+        }
+    }
+}
+
+/// The docs never write a key file inside the repository, and git and the Docker build context
+/// ignore one written there by mistake.
+#[test]
+fn key_files_stay_out_of_the_repository() {
+    let root = crate::support::repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/deploy.md")).expect("docs/deploy.md");
+    assert!(
+        doc.contains("KEYS=$(mktemp -d)"),
+        "the Secret recipe uses a temporary directory"
+    );
+    for line in doc.lines() {
+        if let Some((_, path)) = line.split_once("--from-file=")
+            && let Some((_, file)) = path.split_once('=')
+        {
+            assert!(
+                file.starts_with("\"$KEYS/"),
+                "docs/deploy.md reads a key file from {file}: {line}"
+            );
+        }
+        assert!(
+            !(line.contains("> ./dd-")
+                || line.contains("> dd-")
+                || line.contains("> ./github-token")),
+            "docs/deploy.md writes a key file into the working directory: {line}"
+        );
+    }
+    let gitignore = std::fs::read_to_string(root.join(".gitignore")).expect(".gitignore");
+    let dockerignore = std::fs::read_to_string(root.join("deploy/Dockerfile.dockerignore"))
+        .expect("deploy/Dockerfile.dockerignore");
+    for key in ["dd-api-key", "dd-app-key", "github-token"] {
+        assert!(
+            gitignore.lines().any(|l| l == key),
+            ".gitignore lacks {key}"
+        );
+        assert!(
+            dockerignore.lines().any(|l| l == format!("**/{key}")),
+            "the Docker ignore file lacks {key}"
+        );
+    }
+}
