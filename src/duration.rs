@@ -108,7 +108,7 @@ pub fn format_duration(d: Duration) -> String {
     if total == 0 {
         return "0s".to_string();
     }
-    if total % NANOS_PER_DAY == 0 {
+    if total.is_multiple_of(NANOS_PER_DAY) {
         return format!("{}d", total / NANOS_PER_DAY);
     }
     let mut out = String::new();

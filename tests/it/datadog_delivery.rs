@@ -52,9 +52,9 @@ fn sink(state: &Path, opts: &toml::Table, key: &str) -> DatadogSink {
 fn metrics(run: usize, n: usize, ts: i64, dist_every: usize) -> Vec<Metric> {
     (0..n)
         .map(|i| {
-            let value = if dist_every > 0 && i % dist_every == 0 {
+            let value = if dist_every > 0 && i.is_multiple_of(dist_every) {
                 MetricValue::Distribution(vec![i as f64, 1.5, 2.5])
-            } else if i % 3 == 0 {
+            } else if i.is_multiple_of(3) {
                 MetricValue::Count {
                     value: i as f64,
                     interval: 600,
