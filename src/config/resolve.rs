@@ -17,7 +17,7 @@ use crate::sinks::{SinkKind, SinkSettings};
 
 use super::locate::{header_line, key_line, line_of};
 use super::problems::Problems;
-use super::raw::{RawCheck, RawDashboard, RawDefaults};
+use super::raw::{CHECK_KEYS, RawCheck, RawDashboard, RawDefaults};
 use super::{DEFAULT_CARRY_FORWARD, DEFAULT_COLLECTOR_TIMEOUT, DashboardSettings, Defaults};
 
 pub(super) fn resolve_defaults(p: &mut Problems, raw: Option<&Spanned<toml::Table>>) -> Defaults {
@@ -270,6 +270,23 @@ fn fill_missing(
     let mut keys = Vec::new();
     let line = header_line(p.text, span);
     for (key, placeholder) in REQUIRED_CHECK_KEYS {
+        // A misspelt key (`metrc`) is the missing one: one problem, and its value is checked.
+        let typo = filled
+            .keys()
+            .find(|k| !CHECK_KEYS.contains(&k.as_str()) && typo_distance(k, key) <= 2)
+            .cloned();
+        if let (false, Some(typo)) = (filled.contains_key(*key), typo) {
+            p.key(
+                span,
+                "check",
+                &typo,
+                format!("unknown key `{typo}`; did you mean `{key}`?"),
+            );
+            if let Some(value) = filled.remove(&typo) {
+                filled.insert(key.to_string(), value);
+            }
+            continue;
+        }
         if !filled.contains_key(*key) {
             p.at(
                 line,
@@ -285,6 +302,21 @@ fn fill_missing(
         }
     }
     (filled, keys)
+}
+
+/// Edit distance between two keys (insertions, deletions, substitutions).
+fn typo_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 pub(super) fn resolve_checks(

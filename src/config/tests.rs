@@ -343,3 +343,21 @@ metric = \"ci.x\"
     // Nothing about the placeholders filled in for the missing `metric`.
     assert_eq!(got.len(), want.len(), "{errs:#?}");
 }
+
+/// `CHECK_KEYS` is exactly what a `[[check]]` accepts.
+#[test]
+fn check_keys_are_the_fields_of_a_row() {
+    let err = toml::Value::Table(toml::toml! { bogus_key = 1 })
+        .try_into::<super::raw::RawCheck>()
+        .err()
+        .expect("an unknown key is refused");
+    let message = err.message();
+    let listed: Vec<&str> = message
+        .split("expected one of ")
+        .nth(1)
+        .expect("serde lists the fields")
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`'))
+        .collect();
+    assert_eq!(listed, super::raw::CHECK_KEYS, "{message}");
+}

@@ -311,6 +311,8 @@ async fn a_400_is_not_retried_and_a_403_names_the_site() {
         report.problems
     );
     assert_eq!(report.dropped_points, 10);
+    // README: a 400 is not spooled (sending it again would fail the same way).
+    assert_eq!(report.spooled_series, 0, "a 400 is dropped, not spooled");
     // The 400, then the dropped-points self-metric; never the same batch twice.
     let posts: Vec<_> = fake
         .seen()
