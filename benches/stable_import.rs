@@ -50,7 +50,7 @@ fn artifact(i: usize) -> Artifact {
 /// Every tenth artifact is Parquet, the rest JSON.
 fn encoded(i: usize) -> (String, Vec<u8>) {
     let a = artifact(i);
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         (
             format!("runs/{:03}/{i}.parquet", i % 100),
             stable_suite::parquet::write(&a).unwrap(),

@@ -97,12 +97,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 /// milliseconds with zero parts left out, so `26h` stays `26h` rather than `1d2h`. A remainder
 /// below a millisecond is written as a decimal number of milliseconds (`1s0.5ms`), which keeps
 /// the form exact: `parse_duration(&format_duration(d)) == Ok(d)` for every `d`.
+/// An age for a person: [`format_duration`] of the whole seconds (`52m17s`, not
+/// `52m17s178.492986ms`); under a second is `0s`.
+pub fn format_age(d: Duration) -> String {
+    format_duration(Duration::from_secs(d.as_secs()))
+}
+
 pub fn format_duration(d: Duration) -> String {
     let total = d.as_nanos();
     if total == 0 {
         return "0s".to_string();
     }
-    if total % NANOS_PER_DAY == 0 {
+    if total.is_multiple_of(NANOS_PER_DAY) {
         return format!("{}d", total / NANOS_PER_DAY);
     }
     let mut out = String::new();
@@ -284,6 +290,14 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_age_is_whole_seconds() {
+        let d = Duration::from_secs(52 * 60 + 17) + Duration::from_nanos(178_492_986);
+        assert_eq!(format_age(d), "52m17s");
+        assert_eq!(format_age(Duration::from_millis(400)), "0s");
+        assert_eq!(format_age(Duration::from_secs(26 * 3600)), "26h");
+    }
     use super::*;
     use proptest::prelude::*;
 

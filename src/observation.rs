@@ -103,6 +103,20 @@ pub enum UnknownReason {
 }
 
 impl UnknownReason {
+    /// Every reason, in the order of the enum (the docs' `reason` list is checked against it).
+    pub const ALL: [UnknownReason; 10] = [
+        UnknownReason::NoData,
+        UnknownReason::CollectorTimeout,
+        UnknownReason::CollectorFailed,
+        UnknownReason::CollectorPanic,
+        UnknownReason::Stale,
+        UnknownReason::NotANumber,
+        UnknownReason::InvalidValue,
+        UnknownReason::WorkflowNotFound,
+        UnknownReason::OutputTooLarge,
+        UnknownReason::FutureTimestamp,
+    ];
+
     /// The value of the `reason` tag on the wire (stable: dashboards and monitors filter on it).
     pub fn tag(self) -> &'static str {
         match self {
@@ -116,6 +130,23 @@ impl UnknownReason {
             UnknownReason::WorkflowNotFound => "workflow_not_found",
             UnknownReason::OutputTooLarge => "output_too_large",
             UnknownReason::FutureTimestamp => "future_timestamp",
+        }
+    }
+
+    /// Where a variant sits in [`ALL`](Self::ALL): a new variant does not compile until it is
+    /// given a place there (and so in the docs, which a test checks against `ALL`).
+    pub fn position(self) -> usize {
+        match self {
+            UnknownReason::NoData => 0,
+            UnknownReason::CollectorTimeout => 1,
+            UnknownReason::CollectorFailed => 2,
+            UnknownReason::CollectorPanic => 3,
+            UnknownReason::Stale => 4,
+            UnknownReason::NotANumber => 5,
+            UnknownReason::InvalidValue => 6,
+            UnknownReason::WorkflowNotFound => 7,
+            UnknownReason::OutputTooLarge => 8,
+            UnknownReason::FutureTimestamp => 9,
         }
     }
 }
@@ -332,6 +363,16 @@ impl SelfMetric {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_unknown_reason_is_in_all_at_its_position() {
+        for (i, r) in UnknownReason::ALL.iter().enumerate() {
+            assert_eq!(r.position(), i, "{r:?}");
+        }
+        let tags: std::collections::BTreeSet<&str> =
+            UnknownReason::ALL.iter().map(|r| r.tag()).collect();
+        assert_eq!(tags.len(), UnknownReason::ALL.len(), "tags are distinct");
+    }
     use super::UnknownReason;
 
     #[test]

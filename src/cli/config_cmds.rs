@@ -16,12 +16,16 @@ pub async fn validate(cli: &Cli, online: bool) -> anyhow::Result<u8> {
     // The dashboard is part of the config's contract: it must chart what the rows emit.
     let dashboard = crate::dashboard::render(&plan)?;
     println!(
-        "{}: ok ({} collectors, {} rows; dashboard {:?} with {} widgets)",
+        "{}: ok ({}, {}; dashboard {:?} with {})",
         path.display(),
-        plan.collectors.len(),
-        plan.checks.len(),
+        super::output::count(plan.collectors.len(), "collector", "collectors"),
+        super::output::count(plan.checks.len(), "row", "rows"),
         plan.dashboard.title,
-        crate::dashboard::widget_count(&dashboard)
+        super::output::count(
+            crate::dashboard::widget_count(&dashboard),
+            "widget",
+            "widgets"
+        )
     );
     if online {
         let http = crate::net::http_client()?;
@@ -43,24 +47,26 @@ pub async fn validate(cli: &Cli, online: bool) -> anyhow::Result<u8> {
 pub fn checks(cli: &Cli, metrics: bool) -> anyhow::Result<u8> {
     if metrics {
         let plan = load_plan(cli)?;
-        print!("{}", crate::catalog::Catalog::of(&plan)?.listing());
+        super::output::stdout(&crate::catalog::Catalog::of(&plan)?.listing())?;
         return Ok(exit::OK);
     }
     let plan = load_plan(cli)?;
+    let mut text = String::new();
     for def in &plan.checks {
         let name = plan
             .schema
             .metric_name(&def.row.pipeline(), &def.metric)
             .context("metric name")?;
-        println!(
-            "{:<45} {:<14} {:<12} {:<22} {}",
+        text.push_str(&format!(
+            "{:<45} {:<14} {:<12} {:<22} {}\n",
             def.row.to_string(),
             def.condition.human(),
             format!("{:?}", def.encoding).to_lowercase(),
             def.collector,
             name
-        );
+        ));
     }
+    super::output::stdout(&text)?;
     Ok(exit::OK)
 }
 

@@ -12,6 +12,11 @@ use crate::exit;
 use crate::secret::Secret;
 use crate::sinks::datadog::{ApiError, Client, DatadogConfig, KeyCheck};
 
+/// The commands that need `DD_APP_KEY` (README, "Which key each command needs"; a test runs
+/// each of them without it).
+pub const APP_KEY_COMMANDS: [&str; 4] =
+    ["dashboard push", "dashboard diff", "verify", "run --verify"];
+
 /// The result of one credential check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckLine {
@@ -70,7 +75,7 @@ pub async fn check_datadog(options: &toml::Table, http: reqwest::Client) -> Vec<
         Ok(None) => lines.push(CheckLine {
             what: app_what.to_string(),
             ok: true,
-            detail: "not set (only `dashboard push` and `verify` need it)".into(),
+            detail: format!("not set (only {} need it)", APP_KEY_COMMANDS.join(", ")),
         }),
         Err(e) => lines.push(fail(app_what, e)),
         Ok(Some(app)) => {

@@ -18,7 +18,7 @@ fn emit(text: &str, out: Option<&Path>, what: &str) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write the {what} to {}", path.display()))?;
             eprintln!("{what} written to {}", path.display());
         }
-        None => print!("{text}"),
+        None => super::output::stdout(text)?,
     }
     Ok(())
 }

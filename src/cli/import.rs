@@ -121,15 +121,19 @@ pub fn render_summary(s: &ImportSummary, color: bool) -> String {
     let mut text = crate::matrix::render(&rows, color);
     let i = &s.import;
     text.push_str(&format!(
-        "\n{} artifacts listed: {} already imported, {} new, {} malformed, {} unreadable. {} metrics to {}{}.\n",
-        i.listed,
+        "\n{} listed: {} already imported, {} new, {} malformed, {} unreadable. {} to {}{}.\n",
+        super::output::count(i.listed, "artifact", "artifacts"),
         i.already_imported,
         i.imported.len(),
         i.bad.len(),
         i.unread.len(),
-        s.metrics,
+        super::output::count(s.metrics, "metric", "metrics"),
         s.delivery.destination,
-        if s.delivery.ok { "" } else { " (NOT delivered; the checkpoint was not advanced)" },
+        if s.delivery.ok {
+            ""
+        } else {
+            " (NOT delivered; the checkpoint was not advanced)"
+        },
     ));
     for bad in &i.bad {
         text.push_str(&format!("malformed artifact skipped: {bad}\n"));
@@ -168,7 +172,10 @@ pub async fn execute_import(cli: &Cli, args: &ImportStableArgs) -> anyhow::Resul
     let to_stdout = !args.dry_run || args.output.is_some();
     let text = render_summary(&summary, to_stdout && std::io::stdout().is_terminal());
     if to_stdout {
-        print!("{text}");
+        // Delivered already: a closed stdout must not turn the exit code into a panic.
+        if let Err(e) = super::output::stdout(&text) {
+            tracing::warn!("{e:#}");
+        }
     } else {
         eprint!("{text}");
     }

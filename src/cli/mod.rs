@@ -11,6 +11,7 @@ pub mod config_cmds;
 pub mod credentials;
 pub mod dashboard;
 pub mod import;
+pub mod output;
 pub mod run;
 pub mod state;
 pub mod verify;
@@ -157,6 +158,7 @@ pub enum StateCommand {
     },
     /// Forget one row (`category/workflow/task/check`, as `state show` prints it).
     Reset {
+        /// The row to forget: `category/workflow/task/check`, as `state show` prints it.
         #[arg(value_name = "ROW")]
         row: String,
         /// State store URL (as for `run`).
@@ -189,14 +191,19 @@ pub struct EmitStableArgs {
     /// Re-emit (validate, or convert between JSON and Parquet) this artifact instead of flags.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["suite", "job", "run_id"])]
     pub input: Option<PathBuf>,
+    /// The suite the run belongs to (e.g. `stable`); tag `suite` on its observations.
     #[arg(long, required_unless_present = "input")]
     pub suite: Option<String>,
+    /// The job within the suite (e.g. `multigpu_arena`); rows select on it with `match`.
     #[arg(long, required_unless_present = "input")]
     pub job: Option<String>,
+    /// The recipe or entry point the job ran (optional, e.g. `arena.multigpu`).
     #[arg(long)]
     pub recipe: Option<String>,
+    /// The run's unique id (at most 200 characters; never a tag).
     #[arg(long, required_unless_present = "input")]
     pub run_id: Option<String>,
+    /// Where the run ran (optional, e.g. `skypilot`); the `runner` metric tag.
     #[arg(long)]
     pub runner: Option<String>,
     /// RFC 3339 time, or `now`.
@@ -208,6 +215,7 @@ pub struct EmitStableArgs {
     /// success, failure, timeout or cancelled.
     #[arg(long, default_value = "success")]
     pub exit_status: String,
+    /// The runner's exit code (optional).
     #[arg(long, allow_hyphen_values = true)]
     pub exit_code: Option<i64>,
     /// NAME=VALUE:UNIT, e.g. sps=43120:steps_per_sec (repeatable).
@@ -348,5 +356,42 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         exit::USAGE
     } else {
         exit::FATAL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` explains every flag and argument of every command (an undocumented flag shows an
+    /// empty line there).
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub
+                    .get_about()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "infra-health", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

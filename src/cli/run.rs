@@ -79,14 +79,14 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
     let inferred = rows.iter().filter(|(_, r)| r.inferred).count();
     use crate::checks::Status;
     text.push_str(&format!(
-        "\n{} rows: {} pass, {} warn, {} fail, {} unknown; {} inferred (carried forward). {} metrics to {}{}.\n",
-        rows.len(),
+        "\n{}: {} pass, {} warn, {} fail, {} unknown; {} inferred (carried forward). {} to {}{}.\n",
+        super::output::count(rows.len(), "row", "rows"),
         count(Status::Pass),
         count(Status::Warn),
         count(Status::Fail),
         count(Status::Unknown),
         inferred,
-        summary.metrics,
+        super::output::count(summary.metrics, "metric", "metrics"),
         summary.delivery.destination,
         if summary.delivery.ok {
             ""
@@ -100,7 +100,10 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
         }
     }
     if to_stdout {
-        print!("{text}");
+        // Delivered already: a closed stdout must not turn the exit code into a panic.
+        if let Err(e) = super::output::stdout(&text) {
+            tracing::warn!("{e:#}");
+        }
     } else {
         eprint!("{text}");
     }

@@ -24,10 +24,29 @@ pub(super) fn open(plan: &Plan, flag: Option<&str>) -> anyhow::Result<StateStore
     ))?)
 }
 
+/// The state store `state show` / `state reset` read, which must already exist: opening a local
+/// store creates its directory, and a mistyped `--state` would otherwise show an empty memory
+/// (and leave a new directory behind) instead of saying that nothing is there.
+pub(super) fn open_existing(plan: &Plan, flag: Option<&str>) -> anyhow::Result<StateStore> {
+    let url = crate::state::url_for(flag, plan.state_url.as_deref());
+    if !url.contains("://") || url.starts_with("file://") {
+        let dir = std::path::Path::new(url.strip_prefix("file://").unwrap_or(&url));
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "no state store at {}: the directory does not exist (nothing has run with this \
+                 state yet, or the path is mistyped); state comes from --state, then \
+                 INFRA_HEALTH_STATE, then the config's [state] url, then ./.infra-health",
+                dir.display()
+            );
+        }
+    }
+    open(plan, flag)
+}
+
 /// The row memory as a table (or JSON), rows of the config first, then stored rows the config
 /// no longer has.
 pub async fn show(plan: &Plan, state_flag: Option<&str>, json: bool) -> anyhow::Result<String> {
-    let state = open(plan, state_flag)?;
+    let state = open_existing(plan, state_flag)?;
     let memory = rows::load(&state).await?;
     if json {
         let mut text = serde_json::to_string_pretty(&memory).context("cannot encode the state")?;
@@ -46,6 +65,7 @@ fn table(plan: &Plan, memory: &RowMemory, location: &str) -> String {
         "OBSERVED".into(),
         "AGE".into(),
         "LAST RUNS".into(),
+        "WHY".into(),
     ]];
     for stored in &memory.rows {
         let def = plan.checks.iter().find(|d| d.row == stored.row);
@@ -75,6 +95,14 @@ fn table(plan: &Plan, memory: &RowMemory, location: &str) -> String {
                 format_duration(std::time::Duration::from_secs(secs))
             })
             .unwrap_or_else(|| "-".into());
+        // An unknown row says why (its `reason` tag and the words), an inferred one since when.
+        let why = match (&result.unknown_reason, &result.reason) {
+            (Some(tag), Some(words)) => format!("{}: {}", tag.tag(), words),
+            (Some(tag), None) => tag.tag().to_string(),
+            (None, Some(words)) if result.inferred => words.clone(),
+            _ => String::new(),
+        };
+        let why = clip(why.lines().next().unwrap_or(""), 120);
         let strip: String = stored
             .history
             .iter()
@@ -89,9 +117,10 @@ fn table(plan: &Plan, memory: &RowMemory, location: &str) -> String {
                 .unwrap_or_else(|| "never".into()),
             age,
             strip,
+            why,
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for l in &lines {
         for (i, c) in l.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
@@ -109,15 +138,25 @@ fn table(plan: &Plan, memory: &RowMemory, location: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} rows remembered in {location}. History: ✓ pass, ~ inferred, ! warn, ✗ fail, ? unknown (oldest first).",
-        memory.rows.len()
+        "\n{} remembered in {location}. History: ✓ pass, ~ inferred, ! warn, ✗ fail, ? unknown (oldest first).",
+        super::output::count(memory.rows.len(), "row", "rows")
     );
     out
 }
 
+/// `text` cut to `max` characters, with `…` when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// Forget one row, under the lease. An unknown row is an error that lists the known ones.
 pub async fn reset(plan: &Plan, state_flag: Option<&str>, row: &str) -> anyhow::Result<()> {
-    let state = open(plan, state_flag)?;
+    let state = open_existing(plan, state_flag)?;
     let (removed, known) = state
         .update_json(rows::ROWS_KEY, |m: &mut RowMemory| {
             let known: Vec<String> = m.rows.iter().map(|r| r.row.to_string()).collect();
@@ -143,7 +182,7 @@ pub async fn execute(cli: &Cli, cmd: &StateCommand) -> anyhow::Result<u8> {
     match cmd {
         StateCommand::Show { json, state } => {
             let plan = load_plan(cli)?;
-            print!("{}", show(&plan, state.as_deref(), *json).await?);
+            super::output::stdout(&show(&plan, state.as_deref(), *json).await?)?;
             Ok(exit::OK)
         }
         StateCommand::Reset { row, state } => {

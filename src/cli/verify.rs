@@ -27,12 +27,11 @@ pub async fn execute(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<u8> {
     };
     let report = report::verify(&plan, &opts).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("cannot write the report")?
-        );
+        let mut text = serde_json::to_string_pretty(&report).context("cannot write the report")?;
+        text.push('\n');
+        super::output::stdout(&text)?;
     } else {
-        print!("{}", report::render(&report));
+        super::output::stdout(&report::render(&report))?;
     }
     Ok(exit_code(&report))
 }

@@ -172,13 +172,8 @@ fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, Confi
     }
     let defaults = resolve_defaults(&mut p, raw.defaults.as_ref());
     let state_url = raw.state.as_ref().and_then(|s| {
-        match toml::Value::Table(s.get_ref().clone()).try_into::<RawState>() {
-            Ok(r) => r.url,
-            Err(e) => {
-                p.serde(&s.span(), "state", &e);
-                None
-            }
-        }
+        p.lenient::<RawState>(&s.span(), "state", s.get_ref())
+            .and_then(|r| r.url)
     });
     let sink = resolve_sink(&mut p, raw.sink.as_ref());
     let dashboard = resolve_dashboard(&mut p, raw.dashboard.as_ref(), &defaults);
@@ -195,6 +190,18 @@ fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, Confi
             None
         }
     };
+    // A bad prefix must not hide the rows' own problems: check them against the default schema
+    // (the plan is refused anyway, since a problem was recorded).
+    let fallback_schema = match &schema {
+        Some(_) => None,
+        None => Schema::new(
+            crate::schema::DEFAULT_PREFIX,
+            &defaults.env,
+            &defaults.service,
+            &defaults.tags,
+        )
+        .ok(),
+    };
 
     let config_dir = path
         .parent()
@@ -206,7 +213,7 @@ fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, Confi
     let config_dir = std::path::absolute(&config_dir).unwrap_or(config_dir);
     let collectors = resolve_collectors(&mut p, &raw.collector, &config_dir);
     let mut warnings = Vec::new();
-    let checks = match &schema {
+    let checks = match schema.as_ref().or(fallback_schema.as_ref()) {
         Some(schema) => resolve_checks(
             &mut p,
             &raw.check,

@@ -156,6 +156,42 @@ impl Problems<'_> {
         self.at(line, Some(format!("{section}.{key}")), message);
     }
 
+    /// Deserialize the table at `span` into `T`, reporting every bad key rather than only the
+    /// first: an unknown or mistyped key is reported, left out, and the rest read again, so one
+    /// bad key does not hide the table's other keys (nor what depends on them: a bad `prefix`
+    /// after an unknown `[defaults]` key, or a row's own errors). `None` only when the table
+    /// cannot be read without a key it lacks (a required field).
+    pub(super) fn lenient<T: serde::de::DeserializeOwned>(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        section: &str,
+        table: &toml::Table,
+    ) -> Option<T> {
+        let mut table = table.clone();
+        // Each round removes one key, so this ends.
+        for _ in 0..=table.len() {
+            let err = match toml::Value::Table(table.clone()).try_into::<T>() {
+                Ok(value) => return Some(value),
+                Err(e) => e,
+            };
+            let message = err.message().trim().to_string();
+            let named = key_in_message(&message)
+                .filter(|k| table.contains_key(k) && !message.starts_with("missing field"));
+            let bad = named.or_else(|| bad_key::<T>(&table));
+            match bad {
+                Some(key) => {
+                    self.key(span, section, &key, message);
+                    table.remove(&key);
+                }
+                None => {
+                    self.serde(span, section, &err);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
     /// A serde error for the table at `span`: point at the key it names, if any.
     pub(super) fn serde(
         &mut self,
@@ -177,4 +213,17 @@ impl Problems<'_> {
             }
         }
     }
+}
+
+/// The key of `table` whose value alone `T` refuses (a wrong type), found by reading each key on
+/// its own: a missing required field is not its fault.
+fn bad_key<T: serde::de::DeserializeOwned>(table: &toml::Table) -> Option<String> {
+    table.iter().find_map(|(k, v)| {
+        let mut single = toml::Table::new();
+        single.insert(k.clone(), v.clone());
+        match toml::Value::Table(single).try_into::<T>() {
+            Err(e) if !e.message().trim().starts_with("missing field") => Some(k.clone()),
+            _ => None,
+        }
+    })
 }

@@ -58,6 +58,30 @@ pub(super) struct RawState {
     pub(super) url: Option<String>,
 }
 
+/// Every key a `[[check]]` accepts (the fields of [`RawCheck`]; a test keeps them in step).
+pub(super) const CHECK_KEYS: &[&str] = &[
+    "workflow_category",
+    "workflow_name",
+    "task",
+    "check",
+    "title",
+    "collector",
+    "signal",
+    "match",
+    "aggregate",
+    "condition",
+    "warn",
+    "encoding",
+    "metric",
+    "summary",
+    "percentiles",
+    "interval",
+    "unit",
+    "carry_forward",
+    "source",
+    "tags",
+];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCheck {

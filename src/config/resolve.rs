@@ -17,19 +17,15 @@ use crate::sinks::{SinkKind, SinkSettings};
 
 use super::locate::{header_line, key_line, line_of};
 use super::problems::Problems;
-use super::raw::{RawCheck, RawDashboard, RawDefaults};
+use super::raw::{CHECK_KEYS, RawCheck, RawDashboard, RawDefaults};
 use super::{DEFAULT_CARRY_FORWARD, DEFAULT_COLLECTOR_TIMEOUT, DashboardSettings, Defaults};
 
 pub(super) fn resolve_defaults(p: &mut Problems, raw: Option<&Spanned<toml::Table>>) -> Defaults {
     let span = raw.map(|r| r.span()).unwrap_or(0..0);
     let parsed: RawDefaults = match raw {
-        Some(t) => match toml::Value::Table(t.get_ref().clone()).try_into() {
-            Ok(d) => d,
-            Err(e) => {
-                p.serde(&span, "defaults", &e);
-                RawDefaults::default()
-            }
-        },
+        Some(t) => p
+            .lenient(&span, "defaults", t.get_ref())
+            .unwrap_or_default(),
         None => RawDefaults::default(),
     };
     let carry_forward = match parsed.carry_forward.as_deref().map(parse_duration) {
@@ -77,13 +73,9 @@ pub(super) fn resolve_dashboard(
     defaults: &Defaults,
 ) -> DashboardSettings {
     let parsed: RawDashboard = match raw {
-        Some(t) => match toml::Value::Table(t.get_ref().clone()).try_into() {
-            Ok(d) => d,
-            Err(e) => {
-                p.serde(&t.span(), "dashboard", &e);
-                RawDashboard::default()
-            }
-        },
+        Some(t) => p
+            .lenient(&t.span(), "dashboard", t.get_ref())
+            .unwrap_or_default(),
         None => RawDashboard::default(),
     };
     if let (Some(t), Some(raw)) = (&parsed.title, raw)
@@ -255,6 +247,78 @@ pub(super) fn resolve_collectors(
     out
 }
 
+/// The keys every `[[check]]` must have, with a placeholder that passes their own checks.
+const REQUIRED_CHECK_KEYS: &[(&str, &str)] = &[
+    ("workflow_category", "missing"),
+    ("workflow_name", "missing"),
+    ("task", "missing"),
+    ("check", "missing"),
+    ("collector", "missing"),
+    ("signal", "missing"),
+    ("condition", ">=0"),
+    ("metric", "missing.metric"),
+];
+
+/// A row table with every missing required key reported and filled with a placeholder (unique
+/// per row, so two incomplete rows are not duplicates of each other); the filled keys.
+fn fill_missing(
+    p: &mut Problems,
+    span: &std::ops::Range<usize>,
+    table: &toml::Table,
+) -> (toml::Table, Vec<&'static str>) {
+    let mut filled = table.clone();
+    let mut keys = Vec::new();
+    let line = header_line(p.text, span);
+    for (key, placeholder) in REQUIRED_CHECK_KEYS {
+        // A misspelt key (`metrc`) is the missing one: one problem, and its value is checked.
+        let typo = filled
+            .keys()
+            .find(|k| !CHECK_KEYS.contains(&k.as_str()) && typo_distance(k, key) <= 2)
+            .cloned();
+        if let (false, Some(typo)) = (filled.contains_key(*key), typo) {
+            p.key(
+                span,
+                "check",
+                &typo,
+                format!("unknown key `{typo}`; did you mean `{key}`?"),
+            );
+            if let Some(value) = filled.remove(&typo) {
+                filled.insert(key.to_string(), value);
+            }
+            continue;
+        }
+        if !filled.contains_key(*key) {
+            p.at(
+                line,
+                Some(format!("check.{key}")),
+                format!("missing field `{key}`: every [[check]] needs one"),
+            );
+            let value = match *key {
+                "condition" | "metric" => placeholder.to_string(),
+                _ => format!("{placeholder}_line_{line}"),
+            };
+            filled.insert(key.to_string(), toml::Value::String(value));
+            keys.push(*key);
+        }
+    }
+    (filled, keys)
+}
+
+/// Edit distance between two keys (insertions, deletions, substitutions).
+fn typo_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 pub(super) fn resolve_checks(
     p: &mut Problems,
     raw: &[Spanned<toml::Table>],
@@ -271,104 +335,108 @@ pub(super) fn resolve_checks(
     // that mean different things must not arrive in Datadog as the same tag.
     let mut condition_tags: HashMap<String, (Condition, usize)> = HashMap::new();
     for table in raw {
-        let span = table.span();
-        let header = header_line(p.text, &span);
-        let r: RawCheck = match toml::Value::Table(table.get_ref().clone()).try_into() {
-            Ok(r) => r,
-            Err(e) => {
-                p.serde(&span, "check", &e);
-                continue;
+        // A missing required key is reported, then filled with a placeholder so the row's
+        // other keys are still checked; problems of the placeholder itself are dropped.
+        let (filled, placeholders) = fill_missing(p, &table.span(), table.get_ref());
+        let list_before = p.list.len();
+        let rows_before = out.len();
+        'row: {
+            let span = table.span();
+            let header = header_line(p.text, &span);
+            let Some(r) = p.lenient::<RawCheck>(&span, "check", &filled) else {
+                break 'row;
+            };
+            let errors_before = p.list.len();
+            let row = RowId {
+                source: r.source.clone().unwrap_or_else(|| defaults.source.clone()),
+                workflow_category: r.workflow_category.clone(),
+                workflow_name: r.workflow_name.clone(),
+                task: r.task.clone(),
+                check: r.check.clone(),
+            };
+            for (key, value) in [
+                ("source", &row.source),
+                ("workflow_category", &row.workflow_category),
+                ("workflow_name", &row.workflow_name),
+                ("task", &row.task),
+                ("check", &row.check),
+            ] {
+                if let Err(e) = schema::validate_tag_value(key, value) {
+                    p.key(&span, "check", key, e.to_string());
+                }
             }
-        };
-        let errors_before = p.list.len();
-        let row = RowId {
-            source: r.source.clone().unwrap_or_else(|| defaults.source.clone()),
-            workflow_category: r.workflow_category.clone(),
-            workflow_name: r.workflow_name.clone(),
-            task: r.task.clone(),
-            check: r.check.clone(),
-        };
-        for (key, value) in [
-            ("source", &row.source),
-            ("workflow_category", &row.workflow_category),
-            ("workflow_name", &row.workflow_name),
-            ("task", &row.task),
-            ("check", &row.check),
-        ] {
-            if let Err(e) = schema::validate_tag_value(key, value) {
-                p.key(&span, "check", key, e.to_string());
+            let condition = match Condition::parse(&r.condition) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    p.key(&span, "check", "condition", e.to_string());
+                    None
+                }
+            };
+            let warn = match r.warn.as_deref().map(Condition::parse) {
+                None => None,
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    p.key(&span, "check", "warn", e.to_string());
+                    None
+                }
+            };
+            if let Some(word) = condition.as_ref().and_then(Condition::non_ascii_word) {
+                p.key(
+                    &span,
+                    "check",
+                    "condition",
+                    format!(
+                        "the word {word:?} has characters outside ASCII; the `condition` tag keeps \
+                         only a-z, 0-9, `_` and `.`, so it would arrive in Datadog as {:?}, which \
+                         other words share; compare on an ASCII word",
+                        condition
+                            .as_ref()
+                            .map(Condition::tag_value)
+                            .unwrap_or_default()
+                    ),
+                );
             }
-        }
-        let condition = match Condition::parse(&r.condition) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                p.key(&span, "check", "condition", e.to_string());
-                None
-            }
-        };
-        let warn = match r.warn.as_deref().map(Condition::parse) {
-            None => None,
-            Some(Ok(c)) => Some(c),
-            Some(Err(e)) => {
-                p.key(&span, "check", "warn", e.to_string());
-                None
-            }
-        };
-        if let Some(word) = condition.as_ref().and_then(Condition::non_ascii_word) {
-            p.key(
-                &span,
-                "check",
-                "condition",
-                format!(
-                    "the word {word:?} has characters outside ASCII; the `condition` tag keeps \
-                     only a-z, 0-9, `_` and `.`, so it would arrive in Datadog as {:?}, which \
-                     other words share; compare on an ASCII word",
-                    condition
-                        .as_ref()
-                        .map(Condition::tag_value)
-                        .unwrap_or_default()
-                ),
-            );
-        }
-        if let (Some(c), Some(w)) = (&condition, &warn)
-            && let Err(why) = c.check_warn(w)
-        {
-            p.key(&span, "check", "warn", why);
-        }
-        if !collectors.iter().any(|c| c.name == r.collector) {
-            let names: Vec<&str> = collectors.iter().map(|c| c.name.as_str()).collect();
-            p.key(
-                &span,
-                "check",
-                "collector",
-                format!(
-                    "no collector named {:?} (defined: {})",
-                    r.collector,
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            );
-        }
-        if let Err(e) = schema.metric_name(&row.pipeline(), &r.metric) {
-            p.key(&span, "check", "metric", e.to_string());
-        }
-        for (k, v) in &r.tags {
-            if let Err(e) =
-                schema::validate_tag_key(k).and_then(|_| schema::validate_tag_value(k, v))
+            if let (Some(c), Some(w)) = (&condition, &warn)
+                && let Err(why) = c.check_warn(w)
             {
-                p.key(&span, "check", "tags", e.to_string());
+                p.key(&span, "check", "warn", why);
             }
-        }
-        if let Some(u) = &r.unit
-            && let Err(e) = schema::validate_tag_value("unit", u)
-        {
-            p.key(&span, "check", "unit", e.to_string());
-        }
-        let parse_dur =
-            |p: &mut Problems, key: &str, value: &Option<String>, default: Duration| match value
+            if !collectors.iter().any(|c| c.name == r.collector) {
+                let names: Vec<&str> = collectors.iter().map(|c| c.name.as_str()).collect();
+                p.key(
+                    &span,
+                    "check",
+                    "collector",
+                    format!(
+                        "no collector named {:?} (defined: {})",
+                        r.collector,
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+            }
+            if let Err(e) = schema.metric_name(&row.pipeline(), &r.metric) {
+                p.key(&span, "check", "metric", e.to_string());
+            }
+            for (k, v) in &r.tags {
+                if let Err(e) =
+                    schema::validate_tag_key(k).and_then(|_| schema::validate_tag_value(k, v))
+                {
+                    p.key(&span, "check", "tags", e.to_string());
+                }
+            }
+            if let Some(u) = &r.unit
+                && let Err(e) = schema::validate_tag_value("unit", u)
+            {
+                p.key(&span, "check", "unit", e.to_string());
+            }
+            let parse_dur = |p: &mut Problems,
+                             key: &str,
+                             value: &Option<String>,
+                             default: Duration| match value
                 .as_deref()
                 .map(parse_duration)
             {
@@ -379,117 +447,130 @@ pub(super) fn resolve_checks(
                     default
                 }
             };
-        let carry_forward = parse_dur(p, "carry_forward", &r.carry_forward, defaults.carry_forward);
-        let interval = parse_dur(p, "interval", &r.interval, Duration::from_secs(600));
-        if interval.as_secs() == 0 {
-            p.key(
-                &span,
-                "check",
-                "interval",
-                "a COUNT interval must be at least 1s",
-            );
-        }
-        if let Some(first) = seen.get(&row) {
-            p.at(
-                header,
-                Some("check".into()),
-                format!("duplicate row {row} (first defined on line {first}); rows are identified by workflow_category, workflow_name, task and check"),
-            );
-            continue;
-        }
-        seen.insert(row.clone(), header);
-        let Some(condition) = condition else { continue };
-        if p.list.len() > errors_before {
-            continue;
-        }
-        let tag = condition.tag_value();
-        match condition_tags.get(&tag) {
-            Some((other, line)) if !other.same_meaning(&condition) => {
+            let carry_forward =
+                parse_dur(p, "carry_forward", &r.carry_forward, defaults.carry_forward);
+            let interval = parse_dur(p, "interval", &r.interval, Duration::from_secs(600));
+            if interval.as_secs() == 0 {
                 p.key(
                     &span,
                     "check",
-                    "condition",
-                    format!(
-                        "condition {} is sent as the tag condition:{tag}, like the different \
-                         condition {} of the row on line {line}; Datadog could not tell them \
-                         apart: write one of them differently",
-                        condition.human(),
-                        other.human()
-                    ),
+                    "interval",
+                    "a COUNT interval must be at least 1s",
                 );
-                continue;
             }
-            Some(_) => {}
-            None => {
-                condition_tags.insert(tag, (condition.clone(), header));
+            if let Some(first) = seen.get(&row) {
+                p.at(
+                    header,
+                    Some("check".into()),
+                    format!("duplicate row {row} (first defined on line {first}); rows are identified by workflow_category, workflow_name, task and check"),
+                );
+                break 'row;
             }
-        }
-        let encoding = r.encoding.unwrap_or(match condition.operand() {
-            crate::checks::condition::Operand::Text(_) => Encoding::Status,
-            _ => Encoding::Gauge,
-        });
-        if encoding == Encoding::Distribution && r.summary.is_none() && !r.percentiles {
-            warnings.push(format!(
-                "{}:{header}: row {row} is a distribution compared on p90 (set `summary` to choose)",
-                p.file.display()
-            ));
-        }
-        // Datadog keeps one type per metric name: a name sent as a distribution by one row and
-        // as a gauge or count by another would be misread (or dropped) on one side.
-        let kind = match encoding {
-            Encoding::Status | Encoding::Gauge => "gauge",
-            Encoding::Count => "count",
-            Encoding::Distribution => "distribution",
-        };
-        // A count row also sends its level as the gauge `<metric>.window`.
-        let mut sent = vec![(r.metric.clone(), kind)];
-        if encoding == Encoding::Count {
-            sent.push((crate::schema::encode::window_metric(&r.metric), "gauge"));
-        }
-        let mut clash = false;
-        for (metric, kind) in sent {
-            let full = format!("{}.{}", row.pipeline(), metric);
-            match kinds.get(&full) {
-                Some((other, line)) if *other != kind => {
+            seen.insert(row.clone(), header);
+            let Some(condition) = condition else {
+                break 'row;
+            };
+            if p.list.len() > errors_before {
+                break 'row;
+            }
+            let tag = condition.tag_value();
+            match condition_tags.get(&tag) {
+                Some((other, line)) if !other.same_meaning(&condition) => {
                     p.key(
                         &span,
                         "check",
-                        "metric",
+                        "condition",
                         format!(
-                            "metric {metric:?} is sent as a {kind} here but as a {other} by the row on line {line}; Datadog keeps one type per metric name"
+                            "condition {} is sent as the tag condition:{tag}, like the different \
+                             condition {} of the row on line {line}; Datadog could not tell them \
+                             apart: write one of them differently",
+                            condition.human(),
+                            other.human()
                         ),
                     );
-                    clash = true;
+                    break 'row;
                 }
-                _ => {
-                    kinds.insert(full, (kind, header));
+                Some(_) => {}
+                None => {
+                    condition_tags.insert(tag, (condition.clone(), header));
                 }
             }
+            let encoding = r.encoding.unwrap_or(match condition.operand() {
+                crate::checks::condition::Operand::Text(_) => Encoding::Status,
+                _ => Encoding::Gauge,
+            });
+            if encoding == Encoding::Distribution && r.summary.is_none() && !r.percentiles {
+                warnings.push(format!(
+                    "{}:{header}: row {row} is a distribution compared on p90 (set `summary` to choose)",
+                    p.file.display()
+                ));
+            }
+            // Datadog keeps one type per metric name: a name sent as a distribution by one row and
+            // as a gauge or count by another would be misread (or dropped) on one side.
+            let kind = match encoding {
+                Encoding::Status | Encoding::Gauge => "gauge",
+                Encoding::Count => "count",
+                Encoding::Distribution => "distribution",
+            };
+            // A count row also sends its level as the gauge `<metric>.window`.
+            let mut sent = vec![(r.metric.clone(), kind)];
+            if encoding == Encoding::Count {
+                sent.push((crate::schema::encode::window_metric(&r.metric), "gauge"));
+            }
+            let mut clash = false;
+            for (metric, kind) in sent {
+                let full = format!("{}.{}", row.pipeline(), metric);
+                match kinds.get(&full) {
+                    Some((other, line)) if *other != kind => {
+                        p.key(
+                            &span,
+                            "check",
+                            "metric",
+                            format!(
+                                "metric {metric:?} is sent as a {kind} here but as a {other} by the row on line {line}; Datadog keeps one type per metric name"
+                            ),
+                        );
+                        clash = true;
+                    }
+                    _ => {
+                        kinds.insert(full, (kind, header));
+                    }
+                }
+            }
+            if clash {
+                break 'row;
+            }
+            let title = r.title.clone().unwrap_or_else(|| {
+                format!("{} {}", r.task.replace('_', " "), r.check.replace('_', " "))
+            });
+            out.push(CheckDef {
+                row,
+                collector: r.collector,
+                signal: r.signal,
+                matches: r.matches,
+                aggregate: r.aggregate,
+                condition,
+                warn,
+                encoding,
+                metric: r.metric,
+                summary: r.summary.unwrap_or(Summary::P90),
+                percentiles: r.percentiles,
+                interval: interval.as_secs().max(1),
+                unit: r.unit,
+                carry_forward,
+                tags: r.tags,
+                title,
+            });
         }
-        if clash {
-            continue;
+        if !placeholders.is_empty() {
+            let keys: Vec<String> = placeholders.iter().map(|k| format!("check.{k}")).collect();
+            let mut i = 0;
+            p.list.retain(|e| {
+                i += 1;
+                i <= list_before || !e.key.as_ref().is_some_and(|k| keys.contains(k))
+            });
+            out.truncate(rows_before);
         }
-        let title = r.title.clone().unwrap_or_else(|| {
-            format!("{} {}", r.task.replace('_', " "), r.check.replace('_', " "))
-        });
-        out.push(CheckDef {
-            row,
-            collector: r.collector,
-            signal: r.signal,
-            matches: r.matches,
-            aggregate: r.aggregate,
-            condition,
-            warn,
-            encoding,
-            metric: r.metric,
-            summary: r.summary.unwrap_or(Summary::P90),
-            percentiles: r.percentiles,
-            interval: interval.as_secs().max(1),
-            unit: r.unit,
-            carry_forward,
-            tags: r.tags,
-            title,
-        });
     }
     out
 }

@@ -286,3 +286,78 @@ proptest::proptest! {
         }
     }
 }
+
+/// `validate` reports every problem in one pass: an unknown `[defaults]` key does not hide a bad
+/// prefix, a bad prefix does not hide the rows' errors, and within a row an unknown key, a
+/// mistyped value or a missing required key does not hide the row's other errors.
+#[test]
+fn every_kind_of_problem_is_reported_in_one_pass() {
+    let text = "\
+[defaults]
+prefix = \"metta.\"
+colour = \"blue\"
+
+[[collector]]
+name = \"f\"
+type = \"file\"
+path = \"obs.json\"
+
+[[check]]
+workflow_category = \"ci\"
+workflow_name = \"w\"
+task = \"t\"
+check = \"c\"
+collector = \"f\"
+signal = \"s\"
+condition = \"<<5\"
+frobnicate = 1
+
+[[check]]
+workflow_category = \"ci\"
+workflow_name = \"w\"
+task = \"t2\"
+check = \"c\"
+collector = \"nope\"
+signal = \"s\"
+condition = \"<5\"
+carry_forward = 5
+metric = \"ci.x\"
+";
+    let errs = parse(Path::new("c.toml"), text).unwrap_err().0;
+    let got: Vec<(usize, Option<String>)> = errs.iter().map(|e| (e.line, e.key.clone())).collect();
+    let want = [
+        (2, "defaults.prefix"),
+        (3, "defaults.colour"),
+        (10, "check.metric"),
+        (17, "check.condition"),
+        (18, "check.frobnicate"),
+        (25, "check.collector"),
+        (28, "check.carry_forward"),
+    ];
+    for (line, key) in want {
+        assert!(
+            got.contains(&(line, Some(key.to_string()))),
+            "{key} on line {line} not reported: {errs:#?}"
+        );
+    }
+    // Nothing about the placeholders filled in for the missing `metric`.
+    assert_eq!(got.len(), want.len(), "{errs:#?}");
+}
+
+/// `CHECK_KEYS` is exactly what a `[[check]]` accepts.
+#[test]
+fn check_keys_are_the_fields_of_a_row() {
+    let err = toml::Value::Table(toml::toml! { bogus_key = 1 })
+        .try_into::<super::raw::RawCheck>()
+        .err()
+        .expect("an unknown key is refused");
+    let message = err.message();
+    let listed: Vec<&str> = message
+        .split("expected one of ")
+        .nth(1)
+        .expect("serde lists the fields")
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`'))
+        .collect();
+    assert_eq!(listed, super::raw::CHECK_KEYS, "{message}");
+}

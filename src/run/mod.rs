@@ -343,8 +343,12 @@ pub struct Job<'a> {
     pub source: String,
     /// Rows added from what was collected (`import-stable`: the acceptance criteria artifacts
     /// declare for themselves).
-    pub derive_rows: fn(&[CheckDef], &[CollectorOutcome]) -> Vec<CheckDef>,
+    pub derive_rows: DeriveRows<'a>,
 }
+
+/// How a job adds rows from what it collected (given its rows and the collectors' outcomes).
+pub type DeriveRows<'a> =
+    Box<dyn Fn(&[CheckDef], &[CollectorOutcome]) -> Vec<CheckDef> + Send + Sync + 'a>;
 
 fn no_derived_rows(_: &[CheckDef], _: &[CollectorOutcome]) -> Vec<CheckDef> {
     Vec::new()
@@ -357,7 +361,7 @@ pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
         rows: plan.checks.clone(),
         collectors: select_collectors(plan, &opts.only)?,
         source: plan.defaults.source.clone(),
-        derive_rows: no_derived_rows,
+        derive_rows: Box::new(no_derived_rows),
     };
     execute(job, opts).await
 }
@@ -383,6 +387,14 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         ))?
         .with_clock(now),
     );
+    // Without its state a run would send every sample and event again and could neither carry
+    // rows forward nor spool: a store that cannot be reached is fatal (exit 1) before any work.
+    state.reachable().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the state store cannot be reached, nothing was collected or sent: {e} (check the \
+             URL, the credentials or IAM role, and the endpoint)"
+        )
+    })?;
     let http = crate::net::http_client()?;
     let sink = sinks::select(
         &plan.sink,

@@ -290,6 +290,16 @@ impl StateStore {
         }
     }
 
+    /// Whether the store answers at all: a metadata read of the row memory (absent is fine). A
+    /// store that cannot be reached (network, credentials, bucket) is an error, so a run can stop
+    /// before collecting anything instead of failing every read and write one by one.
+    pub async fn reachable(&self) -> Result<(), StateError> {
+        match self.store.head(&self.path(rows::ROWS_KEY)).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     /// Replace `key` atomically.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StateError> {
         self.store

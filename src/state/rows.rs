@@ -507,7 +507,7 @@ fn decide(
             r.inferred = true;
             r.reason = Some(format!(
                 "carried forward: observed {} ago (limit {}); this run: {why}",
-                format_duration(age),
+                crate::duration::format_age(age),
                 format_duration(limit)
             ));
             return r;

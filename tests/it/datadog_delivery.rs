@@ -52,9 +52,9 @@ fn sink(state: &Path, opts: &toml::Table, key: &str) -> DatadogSink {
 fn metrics(run: usize, n: usize, ts: i64, dist_every: usize) -> Vec<Metric> {
     (0..n)
         .map(|i| {
-            let value = if dist_every > 0 && i % dist_every == 0 {
+            let value = if dist_every > 0 && i.is_multiple_of(dist_every) {
                 MetricValue::Distribution(vec![i as f64, 1.5, 2.5])
-            } else if i % 3 == 0 {
+            } else if i.is_multiple_of(3) {
                 MetricValue::Count {
                     value: i as f64,
                     interval: 600,
@@ -311,6 +311,8 @@ async fn a_400_is_not_retried_and_a_403_names_the_site() {
         report.problems
     );
     assert_eq!(report.dropped_points, 10);
+    // README: a 400 is not spooled (sending it again would fail the same way).
+    assert_eq!(report.spooled_series, 0, "a 400 is dropped, not spooled");
     // The 400, then the dropped-points self-metric; never the same batch twice.
     let posts: Vec<_> = fake
         .seen()
@@ -596,7 +598,8 @@ fn the_binary_delivers_spools_and_never_shows_the_key_in_any_mode() {
         &run_dd,
         &key,
         0,
-        "metrics to Datadog (datadoghq.com)",
+        // The summary names where the metrics went: the endpoint overrides the site's API.
+        &format!("metrics to Datadog (datadoghq.com via {}/)", fake.url),
     ));
     assert_eq!(std::fs::read_dir(state.join("spool")).unwrap().count(), 0);
     let series = |r: &[Recorded]| r.iter().filter(|p| p.kind.is_some()).count();

@@ -143,14 +143,34 @@ fn parse_documents(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The values every render below starts from: the chart refuses to render without a state
+/// store unless ephemeral state is asked for, so the "default" render asks for it.
+const EPHEMERAL: [&str; 2] = ["--set", "state.ephemeral=true"];
+
+/// The default values, plus `state.ephemeral=true` (the only thing the chart cannot default).
 fn default_render() -> &'static [Value] {
     static DOCS: OnceLock<Vec<Value>> = OnceLock::new();
-    DOCS.get_or_init(|| render(&[]))
+    DOCS.get_or_init(|| render(&EPHEMERAL))
 }
 
+/// The production-shaped values (ESO, IRSA, S3 state), with the remote-eval job switched on.
 fn eso_render() -> &'static [Value] {
     static DOCS: OnceLock<Vec<Value>> = OnceLock::new();
-    DOCS.get_or_init(|| render(&["-f", ESO_VALUES]))
+    DOCS.get_or_init(|| render(&["-f", ESO_VALUES, "--set", "jobs.remote-eval.enabled=true"]))
+}
+
+/// `render` on top of [`EPHEMERAL`].
+fn render_ephemeral(extra: &[&str]) -> Vec<Value> {
+    let mut args = EPHEMERAL.to_vec();
+    args.extend_from_slice(extra);
+    render(&args)
+}
+
+/// `template_err` on top of [`EPHEMERAL`].
+fn template_err_ephemeral(extra: &[&str]) -> String {
+    let mut args = EPHEMERAL.to_vec();
+    args.extend_from_slice(extra);
+    template_err(&args)
 }
 
 /// A `helm template` that must fail; returns its error output.
@@ -314,15 +334,36 @@ fn schedule_interval(cj: &Value) -> Duration {
 // ---- tests ------------------------------------------------------------------------------------
 
 #[test]
-fn helm_lint_strict_passes_with_default_values() {
-    let out = run_helm(&["lint", "--strict", CHART]);
+fn helm_lint_strict_passes_with_ephemeral_state() {
+    let out = run_helm(&["lint", "--strict", "--set", "state.ephemeral=true", CHART]);
     assert!(
         out.status.success(),
-        "helm lint --strict failed:\n{}{}",
+        "helm lint --strict --set state.ephemeral=true failed:\n{}{}",
         text(&out.stdout),
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("0 chart(s) failed"));
+}
+
+/// Without a state store every pod starts empty: each job sends the other jobs' rows as
+/// unknown and COUNT baselines die with the pod. The chart refuses that unless asked for.
+#[test]
+fn no_state_url_is_refused_unless_ephemeral_is_set_on_purpose() {
+    let err = template_err(&[]);
+    assert!(err.contains("state.url is required"), "{err}");
+    assert!(err.contains("state.ephemeral=true"), "{err}");
+
+    // Ephemeral on purpose: the NOTES say what is lost.
+    let notes = install_notes(&EPHEMERAL);
+    for lost in ["carry-forward", "COUNT baselines", "empty memory", "spool"] {
+        assert!(
+            notes.contains(lost),
+            "NOTES do not mention {lost}:\n{notes}"
+        );
+    }
+    // A real store: no warning.
+    let notes = install_notes(&["--set", "state.url=s3://bucket/infra-health/"]);
+    assert!(!notes.contains("empty memory"), "{notes}");
 }
 
 #[test]
@@ -353,12 +394,6 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
             "cron args: {a:?}"
         );
 
-        let eval = cronjob(docs, "infra-health-remote-eval");
-        assert_eq!(eval["spec"]["schedule"].as_str(), Some("5 * * * *"));
-        assert_eq!(args(eval), ["run", "--only", "exec"]);
-        assert_eq!(eval["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
-        assert_eq!(eval["spec"]["suspend"].as_bool(), Some(false));
-
         let stable = cronjob(docs, "infra-health-stable-suite");
         assert_eq!(stable["spec"]["schedule"].as_str(), Some("0 * * * *"));
         let a = args(stable);
@@ -367,8 +402,20 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
             ["import-stable", "--from"],
             "stable-suite args: {a:?}"
         );
-        assert_eq!(cronjobs(docs).len(), 3);
     }
+    // The remote eval's tool is not in the image: its job is off unless switched on.
+    assert_eq!(cronjobs(default_render()).len(), 2);
+    assert!(
+        cronjobs(default_render())
+            .iter()
+            .all(|cj| name(cj) != "infra-health-remote-eval")
+    );
+    let eval = cronjob(eso_render(), "infra-health-remote-eval");
+    assert_eq!(eval["spec"]["schedule"].as_str(), Some("5 * * * *"));
+    assert_eq!(args(eval), ["run", "--only", "exec"]);
+    assert_eq!(eval["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
+    assert_eq!(eval["spec"]["suspend"].as_bool(), Some(false));
+    assert_eq!(cronjobs(eso_render()).len(), 3);
     // With stableSuite.from set the import runs; without it the job exists but is suspended, and
     // says why, instead of running `import-stable --from ""` every hour.
     let eso_stable = cronjob(eso_render(), "infra-health-stable-suite");
@@ -397,7 +444,7 @@ fn the_dashboard_push_job_is_off_by_default_and_gets_the_app_key_when_on() {
             .iter()
             .all(|cj| name(cj) != "infra-health-dashboard")
     );
-    let docs = render(&[
+    let docs = render_ephemeral(&[
         "--set",
         "secrets.existingSecret=dd-keys",
         "--set",
@@ -633,7 +680,7 @@ fn default_config_is_the_production_config_and_changes_roll_the_checksum() {
         cronjob(default_render(), "infra-health-cron"),
         "checksum/config",
     );
-    let other = render(&["--set", "config=[defaults]\nenv = \"staging\"\n"]);
+    let other = render_ephemeral(&["--set", "config=[defaults]\nenv = \"staging\"\n"]);
     assert_eq!(config_text(&other), "[defaults]\nenv = \"staging\"\n");
     let after = pod_annotation(cronjob(&other, "infra-health-cron"), "checksum/config");
     assert_ne!(
@@ -702,7 +749,7 @@ fn job_collectors_exist_in_the_default_config() {
 /// is above that timeout, read from the config the chart mounts.
 #[test]
 fn remote_eval_job_outlasts_the_exec_collectors_timeout() {
-    for docs in [default_render(), eso_render()] {
+    for docs in [eso_render()] {
         let plan = config_plan(docs);
         let exec: Vec<&CollectorInstance> = plan
             .collectors
@@ -801,10 +848,16 @@ fn jobs_outlast_their_collectors_and_rows_carry_across_their_jobs_interval() {
                 }
             }
         }
-        // Every collector but stable_suite (fed by the import-stable job) has a `run` job.
+        // Every collector but stable_suite (fed by the import-stable job) has a `run` job; the
+        // exec collector's job (remote-eval) is off by default.
+        let eval_on = cronjobs(docs)
+            .iter()
+            .any(|cj| name(cj) == "infra-health-remote-eval");
         for c in &plan.collectors {
             assert!(
-                refreshed.contains(&c.name) || c.kind == "stable_suite",
+                refreshed.contains(&c.name)
+                    || c.kind == "stable_suite"
+                    || (c.kind == "exec" && !eval_on),
                 "no job runs collector {}",
                 c.name
             );
@@ -870,7 +923,7 @@ fn install_notes(extra: &[&str]) -> String {
 /// mounted config; github.repository (GITHUB_REPOSITORY) takes care of the `repo` lines.
 #[test]
 fn notes_list_the_config_placeholders_left() {
-    let notes = install_notes(&[]);
+    let notes = install_notes(&EPHEMERAL);
     assert!(notes.contains("still has placeholders"), "{notes}");
     for line in [
         "repo = \"change-me/change-me\"",
@@ -884,11 +937,21 @@ fn notes_list_the_config_placeholders_left() {
         );
     }
 
-    let notes = install_notes(&["--set", "github.repository=acme/widgets"]);
+    let notes = install_notes(&[
+        "--set",
+        "state.ephemeral=true",
+        "--set",
+        "github.repository=acme/widgets",
+    ]);
     assert!(!notes.contains("repo = "), "{notes}");
     assert!(notes.contains("eval-queue.change-me.invalid"), "{notes}");
 
-    let notes = install_notes(&["--set", "config=[defaults]\nenv = \"staging\"\n"]);
+    let notes = install_notes(&[
+        "--set",
+        "state.ephemeral=true",
+        "--set",
+        "config=[defaults]\nenv = \"staging\"\n",
+    ]);
     assert!(!notes.contains("placeholders"), "{notes}");
 }
 
@@ -914,7 +977,7 @@ fn secrets_come_only_from_secret_key_refs() {
                 .iter()
                 .zip(["dd-api-key", "dd-app-key", "github-token"])
             {
-                let e = env_var(cj, var).unwrap_or_else(|| panic!("{n}: no env {var}"));
+                let Some(e) = env_var(cj, var) else { continue };
                 let r = &e["valueFrom"]["secretKeyRef"];
                 assert_eq!(r["name"].as_str(), Some(secret), "{n}: {var} secret name");
                 assert_eq!(r["key"].as_str(), Some(key), "{n}: {var} secret key");
@@ -923,16 +986,100 @@ fn secrets_come_only_from_secret_key_refs() {
     }
 }
 
+/// The secret variables a job's container gets.
+fn secret_vars(cj: &Value) -> BTreeSet<String> {
+    env_list(cj)
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter(|v| SECRET_ENV.iter().any(|s| v.trim_end_matches("_FILE") == *s))
+        .map(|v| v.trim_end_matches("_FILE").to_string())
+        .collect()
+}
+
+/// Each job gets only the keys it uses: the remote eval, which runs a third-party tool, the API
+/// key alone; the cron job the API key and the GitHub token; the dashboard and verify jobs the
+/// application key too. No job on by default needs the application key, so the Secret need not
+/// have one.
+#[test]
+fn each_job_gets_only_the_keys_it_uses() {
+    let docs = render(&[
+        "-f",
+        ESO_VALUES,
+        "--set",
+        "jobs.remote-eval.enabled=true",
+        "--set",
+        "jobs.dashboard.enabled=true",
+        "--set",
+        "jobs.verify.enabled=true",
+    ]);
+    let want: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("infra-health-cron", &["DD_API_KEY", "GITHUB_TOKEN"][..]),
+        ("infra-health-remote-eval", &["DD_API_KEY"][..]),
+        ("infra-health-stable-suite", &["DD_API_KEY"][..]),
+        ("infra-health-dashboard", &["DD_API_KEY", "DD_APP_KEY"][..]),
+        ("infra-health-verify", &["DD_API_KEY", "DD_APP_KEY"][..]),
+    ]);
+    assert_eq!(cronjobs(&docs).len(), want.len());
+    for mount_as_files in [false, true] {
+        let docs = if mount_as_files {
+            render(&[
+                "-f",
+                ESO_VALUES,
+                "--set",
+                "jobs.remote-eval.enabled=true",
+                "--set",
+                "jobs.dashboard.enabled=true",
+                "--set",
+                "jobs.verify.enabled=true",
+                "--set",
+                "secrets.mountAsFiles=true",
+            ])
+        } else {
+            docs.clone()
+        };
+        for cj in cronjobs(&docs) {
+            let n = name(cj);
+            let expected: BTreeSet<String> = want[n].iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                secret_vars(cj),
+                expected,
+                "{n} (mountAsFiles={mount_as_files})"
+            );
+            if mount_as_files {
+                // The mounted Secret holds only the job's keys too.
+                let items: BTreeSet<&str> = pod_spec(cj)["volumes"]
+                    .as_sequence()
+                    .expect("volumes")
+                    .iter()
+                    .filter_map(|v| v["secret"]["items"].as_sequence())
+                    .flatten()
+                    .filter_map(|i| i["key"].as_str())
+                    .collect();
+                assert_eq!(items.len(), expected.len(), "{n}: {items:?}");
+            }
+        }
+    }
+    // By default (dashboard and verify off) no pod asks for the application key, and the
+    // ExternalSecret does not fetch it, so a missing datadog/app-key cannot block the pods.
+    for docs in [default_render(), eso_render()] {
+        for cj in cronjobs(docs) {
+            assert!(!secret_vars(cj).contains("DD_APP_KEY"), "{}", name(cj));
+        }
+    }
+    let yaml = serde_norway::to_string(of_kind(eso_render(), "ExternalSecret")[0]).expect("yaml");
+    assert!(!yaml.contains("datadog/app-key"), "{yaml}");
+}
+
 #[test]
 fn inline_secret_values_are_refused() {
-    let err = template_err(&[
+    let err = template_err_ephemeral(&[
         "--set",
         "extraEnv[0].name=DD_API_KEY",
         "--set",
         "extraEnv[0].value=not-a-real-key",
     ]);
     assert!(err.contains("DD_API_KEY with an inline value"), "{err}");
-    let err = template_err(&[
+    let err = template_err_ephemeral(&[
         "--set",
         "jobs.cron.env[0].name=GITHUB_TOKEN",
         "--set",
@@ -943,7 +1090,7 @@ fn inline_secret_values_are_refused() {
 
 #[test]
 fn secrets_can_be_mounted_as_files_instead_of_env() {
-    let docs = render(&["--set", "secrets.mountAsFiles=true"]);
+    let docs = render_ephemeral(&["--set", "secrets.mountAsFiles=true"]);
     for cj in cronjobs(&docs) {
         for var in SECRET_ENV {
             assert!(
@@ -951,9 +1098,9 @@ fn secrets_can_be_mounted_as_files_instead_of_env() {
                 "{}: {var} still in env",
                 name(cj)
             );
-            let file = env_value(cj, &format!("{var}_FILE")).expect("*_FILE env");
-            assert!(file.starts_with("/var/run/secrets/infra-health/"), "{file}");
         }
+        let file = env_value(cj, "DD_API_KEY_FILE").expect("DD_API_KEY_FILE env");
+        assert!(file.starts_with("/var/run/secrets/infra-health/"), "{file}");
         let volumes = pod_spec(cj)["volumes"].as_sequence().expect("volumes");
         assert!(
             volumes
@@ -967,7 +1114,9 @@ fn secrets_can_be_mounted_as_files_instead_of_env() {
 fn external_secret_only_when_enabled_with_the_three_remote_keys() {
     assert!(of_kind(default_render(), "ExternalSecret").is_empty());
 
-    let docs = eso_render();
+    // The application key is fetched once a job that uses it is on.
+    let with_verify = render(&["-f", ESO_VALUES, "--set", "jobs.verify.enabled=true"]);
+    let docs = &with_verify[..];
     let es = of_kind(docs, "ExternalSecret");
     assert_eq!(es.len(), 1, "expected one ExternalSecret");
     let es = es[0];
@@ -1012,7 +1161,7 @@ fn external_secret_only_when_enabled_with_the_three_remote_keys() {
     );
 
     // Older External Secrets Operator releases serve only v1beta1.
-    let docs = render(&[
+    let docs = render_ephemeral(&[
         "-f",
         ESO_VALUES,
         "--set",
@@ -1100,7 +1249,7 @@ fn every_object_has_the_standard_labels() {
 
 #[test]
 fn jobs_are_values_with_per_job_overrides() {
-    let docs = render(&[
+    let docs = render_ephemeral(&[
         "--set",
         "jobs.cron.collectors={github}",
         "--set",
@@ -1129,8 +1278,8 @@ fn jobs_are_values_with_per_job_overrides() {
         Some(900)
     );
     // A disabled job renders nothing.
-    let docs = render(&["--set", "jobs.stable-suite.enabled=false"]);
-    assert_eq!(cronjobs(&docs).len(), 2);
+    let docs = render_ephemeral(&["--set", "jobs.stable-suite.enabled=false"]);
+    assert_eq!(cronjobs(&docs).len(), 1);
     assert!(
         cronjobs(&docs)
             .iter()
@@ -1140,11 +1289,11 @@ fn jobs_are_values_with_per_job_overrides() {
 
 #[test]
 fn missing_secret_source_fails_with_a_clear_message() {
-    let err = template_err(&["--set", "secrets.existingSecret="]);
+    let err = template_err_ephemeral(&["--set", "secrets.existingSecret="]);
     assert!(err.contains("secrets.existingSecret is required"), "{err}");
     assert!(err.contains("externalSecret.enabled=true"), "{err}");
 
-    let err = template_err(&["--set", "externalSecret.enabled=true"]);
+    let err = template_err_ephemeral(&["--set", "externalSecret.enabled=true"]);
     assert!(
         err.contains("externalSecret.secretStoreRef.name is required"),
         "{err}"
@@ -1154,22 +1303,433 @@ fn missing_secret_source_fails_with_a_clear_message() {
 #[test]
 fn misconfigurations_fail_at_render_time() {
     // values.schema.json: types, enums and unknown keys.
-    let err = template_err(&["--set", "jobs.cron.backoffLimit=lots"]);
+    let err = template_err_ephemeral(&["--set", "jobs.cron.backoffLimit=lots"]);
     assert!(err.contains("backoffLimit"), "{err}");
-    let err = template_err(&["--set", "jobs.cron.concurencyPolicy=Allow"]);
+    let err = template_err_ephemeral(&["--set", "jobs.cron.concurencyPolicy=Allow"]);
     assert!(err.contains("concurencyPolicy"), "{err}");
-    let err = template_err(&["--set", "datadog.site=datadoghq.org"]);
+    let err = template_err_ephemeral(&["--set", "datadog.site=datadoghq.org"]);
     assert!(err.contains("/datadog/site"), "{err}");
-    let err = template_err(&["--set", "state.url=s3://Not_A_Bucket/x"]);
+    let err = template_err_ephemeral(&["--set", "state.url=s3://Not_A_Bucket/x"]);
     assert!(err.contains("/state/url"), "{err}");
     // Templates: a job forced on with an empty argument, IRSA on a foreign ServiceAccount.
-    let err = template_err(&["--set", "jobs.stable-suite.suspend=false"]);
+    let err = template_err_ephemeral(&["--set", "jobs.stable-suite.suspend=false"]);
     assert!(err.contains("stableSuite.from"), "{err}");
-    let err = template_err(&[
+    let err = template_err_ephemeral(&[
         "--set",
         "serviceAccount.create=false",
         "--set",
         "serviceAccount.irsa.roleArn=arn:aws:iam::123456789012:role/x",
     ]);
     assert!(err.contains("serviceAccount.create=true"), "{err}");
+}
+
+/// Per-job pod metadata and scheduling: the job's own entries over the chart-wide ones (so the
+/// 80-minute eval can be marked do-not-disrupt and pinned to its own nodes).
+#[test]
+fn jobs_have_their_own_annotations_labels_and_scheduling() {
+    let docs = render_ephemeral(&[
+        "--set",
+        "podAnnotations.team=infra",
+        "--set",
+        "podLabels.tier=monitoring",
+        "--set",
+        "nodeSelector.pool=general",
+        "--set",
+        "priorityClassName=low",
+        "--set",
+        "jobs.remote-eval.enabled=true",
+        "--set",
+        "jobs.remote-eval.podLabels.eval=yes",
+        "--set",
+        "jobs.remote-eval.nodeSelector.pool=eval",
+        "--set",
+        "jobs.remote-eval.priorityClassName=long-running",
+        "--set",
+        "jobs.remote-eval.tolerations[0].key=dedicated",
+        "--set",
+        "jobs.remote-eval.tolerations[0].operator=Exists",
+        "--set",
+        "jobs.remote-eval.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=eval",
+        "--set",
+        "jobs.remote-eval.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
+    ]);
+    let eval = cronjob(&docs, "infra-health-remote-eval");
+    let meta = &eval["spec"]["jobTemplate"]["spec"]["template"]["metadata"];
+    let pod = pod_spec(eval);
+    // The default do-not-disrupt annotations of the eval job, plus the chart-wide one.
+    assert_eq!(pod_annotation(eval, "karpenter.sh/do-not-disrupt"), "true");
+    assert_eq!(
+        pod_annotation(eval, "cluster-autoscaler.kubernetes.io/safe-to-evict"),
+        "false"
+    );
+    assert_eq!(pod_annotation(eval, "team"), "infra");
+    assert_eq!(meta["labels"]["eval"].as_str(), Some("yes"));
+    assert_eq!(meta["labels"]["tier"].as_str(), Some("monitoring"));
+    assert_eq!(pod["nodeSelector"]["pool"].as_str(), Some("eval"));
+    assert_eq!(pod["priorityClassName"].as_str(), Some("long-running"));
+    assert_eq!(pod["tolerations"][0]["key"].as_str(), Some("dedicated"));
+    assert!(pod["affinity"]["nodeAffinity"].is_mapping(), "{pod:?}");
+
+    // The other jobs keep the chart-wide settings and none of the eval's.
+    let cron = cronjob(&docs, "infra-health-cron");
+    let pod = pod_spec(cron);
+    assert_eq!(pod["nodeSelector"]["pool"].as_str(), Some("general"));
+    assert_eq!(pod["priorityClassName"].as_str(), Some("low"));
+    assert!(
+        pod["tolerations"].is_null() && pod["affinity"].is_null(),
+        "{pod:?}"
+    );
+    let annotations = &cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"];
+    assert!(annotations["karpenter.sh/do-not-disrupt"].is_null());
+    assert_eq!(annotations["team"].as_str(), Some("infra"));
+}
+
+/// An eviction, preemption or node drain (the pod condition DisruptionTarget) does not fail the
+/// Job: the pod does not count against backoffLimit and the Job starts a new one.
+#[test]
+fn pod_disruptions_are_ignored_by_default() {
+    for docs in [default_render(), eso_render()] {
+        for cj in cronjobs(docs) {
+            let rules = cj["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{}: no podFailurePolicy rules", name(cj)));
+            assert!(
+                rules.iter().any(|r| r["action"].as_str() == Some("Ignore")
+                    && r["onPodConditions"].as_sequence().is_some_and(|c| c
+                        .iter()
+                        .any(|c| c["type"].as_str() == Some("DisruptionTarget")))),
+                "{}: {rules:?}",
+                name(cj)
+            );
+        }
+    }
+    let docs = render_ephemeral(&["--set", "jobDefaults.podFailurePolicy=null"]);
+    for cj in cronjobs(&docs) {
+        assert!(cj["spec"]["jobTemplate"]["spec"]["podFailurePolicy"].is_null());
+    }
+}
+
+/// A Kubernetes quantity (`512Mi`, `1G`, `640M`) in bytes.
+fn quantity_bytes(q: &str) -> u64 {
+    let units: [(&str, u64); 6] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<u64>().expect("quantity number") * factor;
+        }
+    }
+    q.parse().expect("plain bytes")
+}
+
+/// The worst-case peak RSS docs/deploy.md documents ("Sizing"), in MB.
+fn documented_worst_case_peak_mb() -> u64 {
+    let doc = std::fs::read_to_string(crate::support::repo_root().join("docs/deploy.md"))
+        .expect("docs/deploy.md");
+    let line = doc
+        .lines()
+        .find(|l| l.contains("worst case"))
+        .expect("docs/deploy.md has a sizing row for the worst case");
+    let mb = line
+        .split('|')
+        .filter_map(|cell| cell.trim().strip_suffix(" MB"))
+        .find_map(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no `<n> MB` peak in the worst-case row: {line}"));
+    assert!(mb >= 455, "the issue measured 455 MB; the docs say {mb} MB");
+    mb
+}
+
+/// An OOM kill is a SIGKILL: no spool, no exit code. Every job's memory request and limit cover
+/// the documented worst-case peak (the largest accepted input).
+#[test]
+fn memory_covers_the_documented_worst_case_peak() {
+    let peak = documented_worst_case_peak_mb() * 1_000_000;
+    for docs in [default_render(), eso_render()] {
+        for cj in cronjobs(docs) {
+            let res = &container(cj)["resources"];
+            for (what, q) in [
+                ("requests", &res["requests"]["memory"]),
+                ("limits", &res["limits"]["memory"]),
+            ] {
+                let q = q
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{}: no memory {what}", name(cj)));
+                assert!(
+                    quantity_bytes(q) >= peak,
+                    "{}: memory {what} {q} is below the documented peak of {peak} bytes",
+                    name(cj)
+                );
+            }
+        }
+    }
+}
+
+/// `helm test`: a hook pod that validates the mounted config and checks the Datadog keys,
+/// getting the API key and (optionally) the application key, never the GitHub token.
+#[test]
+fn helm_test_pod_runs_validate_and_credentials_check() {
+    for docs in [default_render(), eso_render()] {
+        let pods = of_kind(docs, "Pod");
+        assert_eq!(pods.len(), 1, "expected one test Pod");
+        let pod = pods[0];
+        assert_eq!(
+            pod["metadata"]["annotations"]["helm.sh/hook"].as_str(),
+            Some("test")
+        );
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"].as_str(), Some("Never"));
+        let commands: Vec<Vec<&str>> = ["initContainers", "containers"]
+            .iter()
+            .flat_map(|k| spec[k].as_sequence().into_iter().flatten())
+            .map(|c| {
+                c["args"]
+                    .as_sequence()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(commands, [vec!["validate"], vec!["credentials", "check"]]);
+        for c in ["initContainers", "containers"]
+            .iter()
+            .flat_map(|k| spec[k].as_sequence().into_iter().flatten())
+        {
+            // The arguments are ones the binary accepts.
+            let a: Vec<&str> = c["args"]
+                .as_sequence()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let parsed = <infra_health::cli::Cli as clap::Parser>::try_parse_from(
+                std::iter::once("infra-health").chain(a.iter().copied()),
+            );
+            assert!(parsed.is_ok(), "{a:?}");
+            let env = c["env"].as_sequence().expect("env");
+            let var = |n: &str| env.iter().find(|e| e["name"].as_str() == Some(n));
+            assert_eq!(
+                var("INFRA_HEALTH_CONFIG").and_then(|e| e["value"].as_str()),
+                Some("/etc/infra-health/infra-health.toml")
+            );
+            assert!(
+                var("GITHUB_TOKEN").is_none(),
+                "the test pod gets no GitHub token"
+            );
+            let api = var("DD_API_KEY").expect("DD_API_KEY");
+            assert_eq!(
+                api["valueFrom"]["secretKeyRef"]["optional"].as_bool(),
+                Some(false)
+            );
+            let app = var("DD_APP_KEY").expect("DD_APP_KEY, optional");
+            assert_eq!(
+                app["valueFrom"]["secretKeyRef"]["optional"].as_bool(),
+                Some(true)
+            );
+            assert_eq!(
+                c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+                Some(true)
+            );
+        }
+    }
+    let docs = render_ephemeral(&["--set", "test.enabled=false"]);
+    assert!(of_kind(&docs, "Pod").is_empty());
+}
+
+/// The exit codes src/exit.rs defines, as (number, constant name).
+fn exit_codes() -> Vec<(u8, String)> {
+    let src = std::fs::read_to_string(crate::support::repo_root().join("src/exit.rs"))
+        .expect("src/exit.rs");
+    let codes: Vec<(u8, String)> = src
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let value = rest.split('=').nth(1)?.trim().trim_end_matches(';');
+            Some((value.parse().ok()?, name.trim().to_string()))
+        })
+        .collect();
+    assert!(codes.len() >= 8, "{codes:?}");
+    codes
+}
+
+/// NOTES list every exit code the binary has, so a failed Job can be read from them.
+#[test]
+fn notes_list_every_exit_code() {
+    let notes = install_notes(&EPHEMERAL);
+    let (_, codes) = notes
+        .split_once("Exit codes")
+        .unwrap_or_else(|| panic!("no exit codes in NOTES:\n{notes}"));
+    for (code, name) in exit_codes() {
+        assert!(
+            codes.lines().any(|l| l.starts_with(&format!("  {code} "))),
+            "NOTES do not explain exit code {code} ({name}):\n{notes}"
+        );
+    }
+}
+
+/// The remote eval's tool is not in the image: enabling its job with the production config's
+/// placeholder command is flagged.
+#[test]
+fn notes_flag_the_remote_eval_placeholder() {
+    let notes = install_notes(&EPHEMERAL);
+    assert!(notes.contains("remote-eval job is off"), "{notes}");
+    let notes = install_notes(&[
+        "--set",
+        "state.ephemeral=true",
+        "--set",
+        "jobs.remote-eval.enabled=true",
+    ]);
+    assert!(
+        notes.contains("/opt/infra-health/tools/request_eval"),
+        "{notes}"
+    );
+    assert!(notes.contains("not in the infra-health"), "{notes}");
+}
+
+/// The `helm upgrade` commands of a fenced block in docs/deploy.md, continuation lines joined.
+fn documented_helm_upgrades() -> Vec<String> {
+    let doc = std::fs::read_to_string(crate::support::repo_root().join("docs/deploy.md"))
+        .expect("docs/deploy.md");
+    let mut out = Vec::new();
+    let mut in_block = false;
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block || !line.trim_start().starts_with("helm upgrade") {
+            continue;
+        }
+        let mut full = line.trim().to_string();
+        while full.ends_with('\\') {
+            full.pop();
+            match lines.next() {
+                Some(next) => full = format!("{} {}", full.trim_end(), next.trim()),
+                None => break,
+            }
+        }
+        out.push(full);
+    }
+    out
+}
+
+/// The documented install and upgrade commands render as written (placeholders filled in), an
+/// upgrade that sets only a few values keeps the others (`--reuse-values`), and none starts from
+/// the CI file's example account and region.
+#[test]
+fn documented_helm_commands_render_and_keep_the_other_values() {
+    let commands = documented_helm_upgrades();
+    assert!(commands.len() >= 4, "{commands:#?}");
+    let production = crate::support::repo_root().join("config/production.toml");
+    for cmd in &commands {
+        assert!(
+            !cmd.contains("ci/externalsecret-irsa-values.yaml"),
+            "{cmd}: the CI values carry an example account and region"
+        );
+        if !cmd.contains("--install") {
+            assert!(
+                cmd.contains("--reuse-values"),
+                "{cmd}: without --reuse-values an upgrade resets every other value"
+            );
+        }
+        // As `helm template`: the release and chart, then the values as written.
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let mut args: Vec<String> = vec!["template".into()];
+        let mut i = 0;
+        let mut positional = 0;
+        while i < words.len() {
+            let w = words[i];
+            match w {
+                "helm" | "upgrade" | "--install" | "--reuse-values" | "…" => {}
+                "-n" => i += 1,
+                "--set" | "--set-file" | "-f" => {
+                    let value = words.get(i + 1).copied().unwrap_or("");
+                    let value = value
+                        .replace("./prod.toml", &production.display().to_string())
+                        .replace("BUCKET", "bucket")
+                        .replace("ARTIFACTS-bucket", "artifacts-bucket")
+                        .replace("PREFIX", "prefix")
+                        .replace("ACCOUNT", "111122223333")
+                        .replace("REGION", "eu-west-1")
+                        .replace("OWNER/NAME", "acme/widgets");
+                    args.push(w.into());
+                    args.push(value);
+                    i += 1;
+                }
+                _ if positional < 2 => {
+                    positional += 1;
+                    args.push(if positional == 2 {
+                        CHART.into()
+                    } else {
+                        w.into()
+                    });
+                }
+                _ => panic!("{cmd}: unexpected word {w:?}"),
+            }
+            i += 1;
+        }
+        let reuses = cmd.contains("--reuse-values");
+        if reuses {
+            // What --reuse-values keeps: a release installed with a state store.
+            args.extend(["--set".into(), "state.url=s3://bucket/prefix/".into()]);
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_helm(&arg_refs);
+        assert!(
+            out.status.success(),
+            "{cmd}\nas helm {}:\n{}",
+            args.join(" "),
+            text(&out.stderr)
+        );
+        if cmd.contains("jobDefaults.suspend=true") {
+            // "Pause everything" pauses every job.
+            for cj in cronjobs(&parse_documents(&text(&out.stdout))) {
+                assert_eq!(cj["spec"]["suspend"].as_bool(), Some(true), "{}", name(cj));
+            }
+        }
+    }
+}
+
+/// The docs never write a key file inside the repository, and git and the Docker build context
+/// ignore one written there by mistake.
+#[test]
+fn key_files_stay_out_of_the_repository() {
+    let root = crate::support::repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/deploy.md")).expect("docs/deploy.md");
+    assert!(
+        doc.contains("KEYS=$(mktemp -d)"),
+        "the Secret recipe uses a temporary directory"
+    );
+    for line in doc.lines() {
+        if let Some((_, path)) = line.split_once("--from-file=")
+            && let Some((_, file)) = path.split_once('=')
+        {
+            assert!(
+                file.starts_with("\"$KEYS/"),
+                "docs/deploy.md reads a key file from {file}: {line}"
+            );
+        }
+        assert!(
+            !(line.contains("> ./dd-")
+                || line.contains("> dd-")
+                || line.contains("> ./github-token")),
+            "docs/deploy.md writes a key file into the working directory: {line}"
+        );
+    }
+    let gitignore = std::fs::read_to_string(root.join(".gitignore")).expect(".gitignore");
+    let dockerignore = std::fs::read_to_string(root.join("deploy/Dockerfile.dockerignore"))
+        .expect("deploy/Dockerfile.dockerignore");
+    for key in ["dd-api-key", "dd-app-key", "github-token"] {
+        assert!(
+            gitignore.lines().any(|l| l == key),
+            ".gitignore lacks {key}"
+        );
+        assert!(
+            dockerignore.lines().any(|l| l == format!("**/{key}")),
+            "the Docker ignore file lacks {key}"
+        );
+    }
 }

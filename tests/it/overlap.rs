@@ -38,7 +38,7 @@ fn config(dir: &Path, intake: &str) -> std::path::PathBuf {
 fn job(which: usize, cfg: &Path, state: &str, env: &[(&'static str, String)]) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("infra-health"));
     let examples = repo_root().join("examples/stable-suite");
-    if which % 2 == 0 {
+    if which.is_multiple_of(2) {
         cmd.args(["run", "--only", "github_actions,github_commits,eval"]);
     } else {
         cmd.args(["import-stable", "--rebase-timestamps", "--from"])

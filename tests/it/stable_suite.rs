@@ -192,9 +192,12 @@ fn local_import_skips_malformed_artifacts_and_keeps_the_rest() {
     let (code, stdout, _) = import(runs.to_str().unwrap(), tmp.path(), true, &[]);
     assert_eq!(code, 0);
     let metrics = dry_run_metrics(&serde_json::from_str(&stdout).unwrap());
+    // Fresh: only the new artifact's value. (The other job's row, derived from an earlier
+    // artifact's acceptance criterion, is carried forward: re-sent as `inferred:true`.)
     let sps: Vec<_> = metrics
         .iter()
         .filter(|(n, _, _)| n == "metta.infra.stablesuite.training.sps")
+        .filter(|(_, _, tags)| !tags.contains(&"inferred:true".to_string()))
         .collect();
     assert_eq!(sps.len(), 1, "{metrics:?}");
     assert_eq!(sps[0].1, 39000.0);
@@ -313,9 +316,12 @@ fn s3_import_reads_a_prefix_once_and_picks_up_new_artifacts() {
     let (code, stdout, _) = import("s3://stable-it/nightly/", tmp.path(), true, &env);
     assert_eq!(code, 0);
     let metrics = dry_run_metrics(&serde_json::from_str(&stdout).unwrap());
+    // Fresh: only the new artifact's value; rows derived from earlier artifacts are carried
+    // forward (`inferred:true`).
     let sps: Vec<_> = metrics
         .iter()
         .filter(|(n, _, _)| n == "metta.infra.stablesuite.training.sps")
+        .filter(|(_, _, tags)| !tags.contains(&"inferred:true".to_string()))
         .map(|m| m.1)
         .collect();
     assert_eq!(sps, vec![46000.0]);

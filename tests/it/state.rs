@@ -384,7 +384,16 @@ fn state_show_and_reset_through_the_binary() {
         .find(|l| l.starts_with("training/multigpu_arena/hearts/reward_threshold"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("inferred") && line.contains("0.63"), "{line}");
-    assert!(line.trim_end().ends_with("✓~"), "history strip: {line}");
+    // The history strip, then why the row is inferred.
+    let strip = line
+        .find("  ✓~ ")
+        .unwrap_or_else(|| panic!("history strip: {line}"));
+    assert!(
+        line[strip + "  ✓~ ".len()..]
+            .trim_start()
+            .starts_with("carried forward: "),
+        "history strip, then why: {line}"
+    );
     let row = line.split_whitespace().next().unwrap().to_string();
 
     let reset = |row: &str| {

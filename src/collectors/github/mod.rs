@@ -179,6 +179,25 @@ impl GithubSource {
             .map_err(|e: toml::de::Error| BuildError::options(&e))?;
         let env = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
 
+        // A `file://` api_url replays a recording of named repositories: it is a fixed input,
+        // so the environment of a GitHub Actions runner (GITHUB_API_URL, GITHUB_REPOSITORY) must
+        // neither send it to the network nor ask it for another repository.
+        let replay = opts
+            .api_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("file://"));
+        let env = |name: &str| {
+            if replay && matches!(name, "GITHUB_API_URL" | "GITHUB_REPOSITORY") {
+                if std::env::var_os(name).is_some_and(|v| !v.is_empty()) {
+                    tracing::debug!(
+                        "collector {}: {name} ignored: api_url replays a recording",
+                        ctx.name
+                    );
+                }
+                return None;
+            }
+            env(name)
+        };
         let mut names: Vec<String> = opts.repo.into_iter().chain(opts.repos).collect();
         if let Some(r) = env("GITHUB_REPOSITORY") {
             names = vec![r];

@@ -130,6 +130,19 @@ pub struct DatadogConfig {
     pub concurrency: usize,
 }
 
+impl DatadogConfig {
+    /// Where requests go, for a person: the site, and the URL when `DD_URL` / `endpoint` sends
+    /// them somewhere else than the site's own API (`datadoghq.com via http://127.0.0.1:8126/`).
+    pub fn describe(&self) -> String {
+        match site_base(&self.site) {
+            Ok(own) if own.trim_end_matches('/') == self.base.as_str().trim_end_matches('/') => {
+                self.site.clone()
+            }
+            _ => format!("{} via {}", self.site, self.base),
+        }
+    }
+}
+
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()

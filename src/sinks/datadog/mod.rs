@@ -130,7 +130,7 @@ impl DatadogSink {
         let mut dropped = Dropped::default();
         let mut problems = Vec::new();
         let mut report = DeliveryReport {
-            destination: format!("Datadog ({})", self.client.config().site),
+            destination: format!("Datadog ({})", self.client.config().describe()),
             ..Default::default()
         };
 

@@ -160,8 +160,8 @@ impl DashboardStore {
             let mut rng = rand::rngs::StdRng::seed_from_u64(self.id_seq);
             self.id_seq += 1;
             let mut id = String::with_capacity(11);
-            for i in 0..9 {
-                if i > 0 && i % 3 == 0 {
+            for i in 0..9u32 {
+                if i > 0 && i.is_multiple_of(3) {
                     id.push('-');
                 }
                 id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);

@@ -390,12 +390,13 @@ pub fn truth(s: &Scenario) -> Truth {
     }
     let in_window = |created: i64| move |now: i64| created >= now - WINDOW;
     for r in &s.runs {
-        if r.attempts.len() > 1 && r.attempts[1].conclusion == "success" {
-            if let Some(d) = detected(r.attempts[1].completed, |now| {
+        if r.attempts.len() > 1
+            && r.attempts[1].conclusion == "success"
+            && let Some(d) = detected(r.attempts[1].completed, |now| {
                 in_window(r.created)(now) && r.completed_at(now)
-            }) {
-                t.flaky.push(d);
-            }
+            })
+        {
+            t.flaky.push(d);
         }
         for (k, a) in r.attempts.iter().enumerate() {
             // A duration sample is the attempt GitHub shows, once completed.

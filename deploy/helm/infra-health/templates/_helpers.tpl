@@ -106,10 +106,19 @@ The TOML config text: inline `config` wins, else the chart file named by `config
 {{- end }}
 
 {{/*
-State URL (INFRA_HEALTH_STATE). Empty state.url falls back to the pod's /tmp emptyDir.
+State URL (INFRA_HEALTH_STATE). Without state.url every pod starts with an empty memory (no
+carry-forward: each job sends the other jobs' rows as unknown; COUNT baselines lost), so an empty
+state.url is refused unless state.ephemeral=true says it is on purpose; then the pod's /tmp
+emptyDir holds the state for one run.
 */}}
 {{- define "infra-health.stateUrl" -}}
-{{- default "file:///tmp/infra-health-state/" .Values.state.url }}
+{{- if .Values.state.url }}
+{{- .Values.state.url }}
+{{- else if .Values.state.ephemeral }}
+{{- "file:///tmp/infra-health-state/" }}
+{{- else }}
+{{- fail "state.url is required: set state.url=s3://BUCKET/PREFIX/ (the state store every job shares: carry-forward, COUNT baselines, GitHub ETag cache, spool of undelivered metrics). Without it each pod starts with an empty memory and every run sends the other jobs' rows as unknown; set state.ephemeral=true to accept that (for a trial)" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -154,6 +163,8 @@ Refuse an EnvVar list that sets a secret variable inline. Call with (dict "env" 
 
 {{/*
 The container env of one job. Call with (dict "root" $ "job" $resolvedJob "jobName" $key).
+The job gets only the secret variables named in its secretKeys; a key listed in
+.job.optionalKeys is injected with secretKeyRef.optional=true.
 */}}
 {{- define "infra-health.env" -}}
 {{- $root := .root -}}
@@ -190,9 +201,10 @@ The container env of one job. Call with (dict "root" $ "job" $resolvedJob "jobNa
   value: /tmp
 {{- $secretName := include "infra-health.secretName" $root }}
 {{- $names := include "infra-health.secretEnvNames" $root | fromYaml }}
+{{- $optionalKeys := .job.optionalKeys | default list }}
 {{- range $key := list "ddApiKey" "ddAppKey" "githubToken" }}
 {{- $secretKey := index $v.secrets.keys $key }}
-{{- if $secretKey }}
+{{- if and $secretKey (has $key ($.job.secretKeys | default list)) }}
 {{- if $v.secrets.mountAsFiles }}
 - name: {{ index $names $key }}_FILE
   value: {{ printf "%s/%s" (trimSuffix "/" $v.secrets.mountPath) $secretKey | quote }}
@@ -202,7 +214,7 @@ The container env of one job. Call with (dict "root" $ "job" $resolvedJob "jobNa
     secretKeyRef:
       name: {{ $secretName }}
       key: {{ $secretKey }}
-      optional: {{ $v.secrets.optional }}
+      optional: {{ or $v.secrets.optional (has $key $optionalKeys) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -214,4 +226,39 @@ The container env of one job. Call with (dict "root" $ "job" $resolvedJob "jobNa
 {{- with .job.env }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+Volume mounts of the `helm test` pod: the config, /tmp and (mountAsFiles) the Secret.
+*/}}
+{{- define "infra-health.testMounts" -}}
+- name: config
+  mountPath: {{ include "infra-health.configDir" . }}
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.secrets.mountAsFiles }}
+- name: secrets
+  mountPath: {{ .Values.secrets.mountPath }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The secret keys (names of secrets.keys) some enabled job uses, space-separated: the
+ExternalSecret fetches only these, so a key no job needs (the application key while the
+dashboard and verify jobs are off) need not exist in AWS Secrets Manager.
+*/}}
+{{- define "infra-health.usedSecretKeys" -}}
+{{- $used := list }}
+{{- range $jobKey, $raw := .Values.jobs }}
+{{- $enabled := (kindIs "invalid" $raw.enabled) | ternary $.Values.jobDefaults.enabled $raw.enabled }}
+{{- if $enabled }}
+{{- $keys := (kindIs "invalid" $raw.secretKeys) | ternary $.Values.jobDefaults.secretKeys $raw.secretKeys }}
+{{- range $keys }}
+{{- $used = append $used . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $used | uniq | sortAlpha | join " " }}
 {{- end }}
