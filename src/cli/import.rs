@@ -167,6 +167,7 @@ pub async fn execute_import(cli: &Cli, args: &ImportStableArgs) -> anyhow::Resul
     let summary = import_stable(&plan, opts).await?;
     let to_stdout = !args.dry_run || args.output.is_some();
     let text = render_summary(&summary, to_stdout && std::io::stdout().is_terminal());
+    let text = crate::secret::redact(&text);
     if to_stdout {
         print!("{text}");
     } else {

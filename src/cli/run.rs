@@ -99,6 +99,8 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
             text.push_str(&format!("collector {} failed: {e}\n", c.name));
         }
     }
+    // The last edge before the terminal: no secret's value leaves in a row's reason.
+    let text = crate::secret::redact(&text);
     if to_stdout {
         print!("{text}");
     } else {

@@ -143,7 +143,8 @@ pub async fn execute(cli: &Cli, cmd: &StateCommand) -> anyhow::Result<u8> {
     match cmd {
         StateCommand::Show { json, state } => {
             let plan = load_plan(cli)?;
-            print!("{}", show(&plan, state.as_deref(), *json).await?);
+            let text = show(&plan, state.as_deref(), *json).await?;
+            print!("{}", crate::secret::redact(&text));
             Ok(exit::OK)
         }
         StateCommand::Reset { row, state } => {

@@ -365,12 +365,13 @@ impl StateStore {
             written_at: Utc::now(),
             data: value,
         };
-        serde_json::to_vec_pretty(&env)
-            .map(Bytes::from)
-            .map_err(|source| StateError::Encode {
-                key: key.into(),
-                source,
-            })
+        let text = serde_json::to_string_pretty(&env).map_err(|source| StateError::Encode {
+            key: key.into(),
+            source,
+        })?;
+        // The state store is an edge where text leaves the process: no secret's value is
+        // written, whatever a row's reason or a collector's checkpoint picked up.
+        Ok(Bytes::from(crate::secret::redact(&text).into_owned()))
     }
 
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
