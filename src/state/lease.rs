@@ -87,6 +87,15 @@ impl StateStore {
                 self.take_over(lease_key, &held).await?;
                 continue;
             }
+            // A stop request (SIGTERM) ends the wait at once: a stale lease can hold for a
+            // minute, longer than the grace period; the caller goes on without this update.
+            if crate::shutdown::requested() {
+                return Err(StateError::LeaseInterrupted {
+                    location: self.location.clone(),
+                    key: lease_key.into(),
+                    holder: holder.map(|l| l.owner).unwrap_or_default(),
+                });
+            }
             if started.elapsed() > LEASE_WAIT {
                 return Err(StateError::LeaseTimeout {
                     location: self.location.clone(),
@@ -96,7 +105,10 @@ impl StateStore {
                 });
             }
             let pause = 20 + rand::random::<u64>() % 80;
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                () = crate::shutdown::requested_wait() => {}
+            }
         }
     }
 

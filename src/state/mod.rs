@@ -99,6 +99,14 @@ pub enum StateError {
         holder: String,
         waited: Duration,
     },
+    #[error(
+        "state store {location}: stopped waiting for the lease on {key} (held by {holder}): the process was asked to stop; nothing was written"
+    )]
+    LeaseInterrupted {
+        location: String,
+        key: String,
+        holder: String,
+    },
 }
 
 /// The on-disk envelope of every JSON state object: a format version so that a newer or older
