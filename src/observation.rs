@@ -117,7 +117,11 @@ pub fn check_ids(value: &Value, ids: &[String]) -> Result<(), String> {
         };
         return Err(format!("{} ids, expected {expected}", ids.len()));
     }
-    if let Some((i, id)) = ids.iter().enumerate().find(|(_, id)| id.len() > MAX_ID_BYTES) {
+    if let Some((i, id)) = ids
+        .iter()
+        .enumerate()
+        .find(|(_, id)| id.len() > MAX_ID_BYTES)
+    {
         return Err(format!(
             "ids[{i}] is {} bytes, more than the {MAX_ID_BYTES} an id may have",
             id.len()
@@ -422,7 +426,10 @@ mod tests {
         assert!(check_ids(&samples, &ids(3)).is_ok());
         assert!(check_ids(&samples, &[]).is_ok());
         let err = check_ids(&samples, &ids(2)).unwrap_err();
-        assert!(err.contains("2 ids") && err.contains("one per sample (3)"), "{err}");
+        assert!(
+            err.contains("2 ids") && err.contains("one per sample (3)"),
+            "{err}"
+        );
         assert!(check_ids(&Value::Number(4.0), &ids(4)).is_ok());
         assert!(check_ids(&Value::Number(4.0), &ids(1)).is_ok());
         assert!(check_ids(&Value::Number(4.0), &ids(3)).is_err());
@@ -434,7 +441,10 @@ mod tests {
         assert!(check_ids(&samples, &ok).is_ok());
         let dup = vec!["a".to_string(), "b".into(), "a".into()];
         let err = check_ids(&samples, &dup).unwrap_err();
-        assert!(err.contains("\"a\"") && err.contains("more than once"), "{err}");
+        assert!(
+            err.contains("\"a\"") && err.contains("more than once"),
+            "{err}"
+        );
     }
 
     #[test]

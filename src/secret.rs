@@ -199,7 +199,10 @@ mod tests {
         let text = "oops\n2026-01-01T00:00:00Z  INFO forged line\r\u{1b}[31m sanitize-secret-999";
         let clean = sanitize_captured(text);
         assert!(!clean.contains('\n') && !clean.contains('\r') && !clean.contains('\u{1b}'));
-        assert!(clean.contains("oops\\n2026") && clean.contains("\\u{1b}"), "{clean}");
+        assert!(
+            clean.contains("oops\\n2026") && clean.contains("\\u{1b}"),
+            "{clean}"
+        );
         assert!(clean.ends_with("[redacted]"), "{clean}");
     }
 
@@ -214,7 +217,10 @@ mod tests {
             unsafe { std::env::set_var(var, value) };
             let err = Secret::from_env(&[var]).unwrap_err();
             assert!(err.contains(var), "{err}");
-            assert!(!err.contains("abcd1234") && !err.contains("efgh5678"), "{err}");
+            assert!(
+                !err.contains("abcd1234") && !err.contains("efgh5678"),
+                "{err}"
+            );
             // SAFETY: as above.
             unsafe { std::env::remove_var(var) };
         }

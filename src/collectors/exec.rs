@@ -755,7 +755,10 @@ echo '{"signal":"good","value":[1,2],"ids":["a","b"]}'"#,
         assert_eq!(get(&obs, "remote_eval.bad_lines"), &Value::Number(2.0));
         assert_eq!(get(&obs, "good"), &Value::Samples(vec![1.0, 2.0]));
         assert_eq!(get(&obs, "bom"), &Value::Number(1.0));
-        assert!(!obs.iter().any(|o| o.signal == "mismatch" || o.signal == "dup"));
+        assert!(
+            !obs.iter()
+                .any(|o| o.signal == "mismatch" || o.signal == "dup")
+        );
     }
 
     #[tokio::test]
@@ -780,7 +783,10 @@ forged line2' >&2; exit 1"#,
         let Value::Text(env) = get(&obs, "env") else {
             panic!("no env line")
         };
-        assert!(env.contains("INFRA_HEALTH_TEST_PASSED=passed-value"), "{env}");
+        assert!(
+            env.contains("INFRA_HEALTH_TEST_PASSED=passed-value"),
+            "{env}"
+        );
         assert!(!env.contains("hidden-value"), "{env}");
         assert!(env.contains("PATH="), "{env}");
         assert!(env.contains(PROBE_ID_ENV), "{env}");

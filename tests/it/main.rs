@@ -18,6 +18,7 @@ mod helm_chart;
 mod http_probe;
 mod jobs;
 mod overlap;
+mod secrets;
 mod shutdown;
 mod stable_suite;
 mod stable_suite_docs;

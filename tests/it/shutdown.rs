@@ -261,7 +261,10 @@ fn sigterm_through_timeout_at_random_instants_always_delivers_or_spools() {
         }
     }
     // The instants fall inside the run often enough for the test to mean something.
-    assert!(stopped >= 5, "only {stopped} of 20 runs were stopped mid-run");
+    assert!(
+        stopped >= 5,
+        "only {stopped} of 20 runs were stopped mid-run"
+    );
 }
 
 /// A lease left by a crashed run holds for a minute; a SIGTERM while the run waits for it ends
@@ -274,7 +277,10 @@ fn sigterm_interrupts_the_wait_for_a_stale_lease() {
     let expires = chrono::Utc::now() + chrono::TimeDelta::seconds(60);
     std::fs::write(
         state.join("locks/rows.json.lease"),
-        format!(r#"{{"owner":"crashed-run-1","expires_at":"{}"}}"#, expires.to_rfc3339()),
+        format!(
+            r#"{{"owner":"crashed-run-1","expires_at":"{}"}}"#,
+            expires.to_rfc3339()
+        ),
     )
     .unwrap();
     std::fs::write(
