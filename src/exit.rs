@@ -19,3 +19,7 @@ pub const STATE_FAILED: u8 = 6;
 /// `verify` (or `run --verify`): something delivered is not visible in Datadog as it was sent
 /// (missing, late, a different value, status or tag), or a dashboard widget shows it wrongly.
 pub const VERIFY_FAILED: u8 = 7;
+/// Delivered, but points the intake refused as invalid (HTTP 400) or too large to fit any
+/// request were dropped: they are not spooled (they would be refused again) and are counted in
+/// `<prefix>.delivery.dropped_points` with `reason:rejected`.
+pub const DROPPED: u8 = 8;

@@ -182,7 +182,7 @@ pub fn exit_code(summary: &ImportSummary) -> u8 {
     let partial = summary.collector.result.is_err()
         || !summary.import.bad.is_empty()
         || !summary.import.unlisted.is_empty();
-    super::pipeline_exit_code(summary.delivery.ok, &summary.state_problems, partial)
+    super::pipeline_exit_code(&summary.delivery, &summary.state_problems, partial)
 }
 
 /// `emit-stable`: build or re-read an artifact and write it.

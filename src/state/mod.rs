@@ -130,6 +130,8 @@ pub struct StateStore {
     /// The backend supports `If-Match` puts (S3); the local filesystem does not.
     conditional_update: bool,
     lease_ttl: Duration,
+    /// Old takeover markers (lock debris) were swept away once by this store.
+    debris_swept: std::sync::atomic::AtomicBool,
 }
 
 /// A JSON state object as read, with the version it was read at (for a conditional write).
@@ -192,6 +194,7 @@ impl StateStore {
                 owner,
                 conditional_update: true,
                 lease_ttl: LEASE_TTL,
+                debris_swept: Default::default(),
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -231,6 +234,7 @@ impl StateStore {
             owner,
             conditional_update: false,
             lease_ttl: LEASE_TTL,
+            debris_swept: Default::default(),
         })
     }
 

@@ -9,6 +9,7 @@ mod dashboard;
 mod dashboard_push;
 mod datadog_delivery;
 mod docs;
+mod edges;
 mod exec_probe;
 mod fake_dashboards;
 mod file_inputs;
