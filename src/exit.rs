@@ -4,7 +4,8 @@
 pub const OK: u8 = 0;
 /// A fatal error before delivery: bad config, unreadable state, bad credentials file.
 pub const FATAL: u8 = 1;
-/// Command-line usage error (clap's own code).
+/// Command-line usage error (clap's own code), flags that would do nothing, `--only` naming no
+/// collector.
 pub const USAGE: u8 = 2;
 /// Delivered, but one or more collectors failed: their rows are `unknown`.
 pub const PARTIAL: u8 = 3;
