@@ -62,7 +62,9 @@ pub fn register_well_known() {
         if let Ok(v) = std::env::var(var) {
             register(v.trim());
         }
+        // Only a small regular file (a mounted secret): never block on a FIFO or read a device.
         if let Ok(path) = std::env::var(format!("{var}_FILE"))
+            && std::fs::metadata(path.trim()).is_ok_and(|m| m.is_file() && m.len() <= 65536)
             && let Ok(content) = std::fs::read_to_string(path.trim())
         {
             register(content.trim());

@@ -167,7 +167,7 @@ path = "main.json"
 [[collector]]
 name = "eval"
 type = "exec"
-command = ["sh", "-c", "sleep 0.3; echo '{{\"signal\":\"lat\",\"value\":[1,2],\"ids\":[\"a\",\"b\"]}}'"]
+command = ["sh", "-c", "sleep 0.8; echo '{{\"signal\":\"lat\",\"value\":[1,2],\"ids\":[\"a\",\"b\"]}}'"]
 
 [[check]]
 workflow_category = "ci"
@@ -203,15 +203,18 @@ metric = "eval.remote.success"
 fn sigterm_through_timeout_at_random_instants_always_delivers_or_spools() {
     use rand::Rng;
     let intake = FakeDatadog::start(KEY);
-    intake.set_latency(Duration::from_millis(250));
+    // About 1.3 s a run: the probe takes 0.8 s, the intake answers in 0.4 s.
+    intake.set_latency(Duration::from_millis(400));
     let dir = tempfile::tempdir().unwrap();
     let config = quick_config(dir.path(), &intake.url);
     let mut rng = rand::rng();
     let mut stopped = 0;
+    // Runs in which the second copy of the signal arrived apart from the first.
+    let mut twice = 0;
     for i in 0..20 {
         let state = dir.path().join(format!("state-{i}"));
         let before = intake.recorded().len();
-        let after_ms: u64 = rng.random_range(100..1400);
+        let after_ms: u64 = rng.random_range(100..1500);
         let started = Instant::now();
         let out = Command::new("timeout")
             .arg("--preserve-status")
@@ -238,6 +241,9 @@ fn sigterm_through_timeout_at_random_instants_always_delivers_or_spools() {
         if code == Some(5) {
             stopped += 1;
         }
+        if stderr.contains("the same stop request") {
+            twice += 1;
+        }
         assert!(
             took < Duration::from_millis(after_ms) + Duration::from_secs(20),
             "run {i}: ended {took:?} after it started, past the grace: {stderr}"
@@ -260,9 +266,10 @@ fn sigterm_through_timeout_at_random_instants_always_delivers_or_spools() {
                 .unwrap_or_else(|e| panic!("run {i}: rows.json is not valid JSON: {e}"));
         }
     }
+    eprintln!("{stopped} of 20 runs stopped mid-run; {twice} saw the signal twice");
     // The instants fall inside the run often enough for the test to mean something.
     assert!(
-        stopped >= 5,
+        stopped >= 8,
         "only {stopped} of 20 runs were stopped mid-run"
     );
 }
@@ -354,4 +361,65 @@ metric = "ci.workflow.success"
     assert!(payloads >= 1, "nothing delivered: {stderr}");
     // The crashed run's lease is untouched: it is not ours.
     assert!(state.join("locks/rows.json.lease").exists());
+}
+
+/// A second SIGTERM well after the first cuts the grace short, but not the spooling: the run
+/// stops waiting for a hung intake at once, spools what it collected, and exits 5.
+#[test]
+fn a_later_second_sigterm_cuts_the_grace_short_and_still_spools() {
+    let intake = FakeDatadog::start(KEY);
+    intake.set_latency(Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let config = quick_config(dir.path(), &intake.url);
+    let state = dir.path().join("state");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("infra-health"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--state")
+        .arg(&state)
+        .env("DD_API_KEY", KEY)
+        .env_remove("DD_URL")
+        .env_remove("DD_SITE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The probe takes 0.8 s; then the run waits on the intake, which never answers in time.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: sending SIGTERM to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal alone ended the run before its grace"
+    );
+    let second = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if second.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after the second SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let waited = second.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "exited {waited:?} after the second SIGTERM: {stderr}"
+    );
+    assert!(
+        stderr.contains("cutting the grace period short"),
+        "{stderr}"
+    );
+    let spooled = std::fs::read_dir(state.join("spool"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(spooled >= 1, "nothing spooled: {stderr}");
 }
