@@ -444,15 +444,27 @@ impl ExecCollector {
                         crate::secret::sanitize_captured(&l.signal)
                     );
                 }
-                Ok(l) if !l.signal.trim().is_empty() => out.push(Observation {
-                    signal: l.signal,
-                    value: l.value,
-                    unit: l.unit,
-                    timestamp: l.timestamp.unwrap_or(now),
-                    tags: l.tags,
-                    ids: l.ids,
-                    unknown_reason: None,
-                }),
+                Ok(l) if !l.signal.trim().is_empty() => {
+                    // JSON escapes can carry line breaks and terminal codes into texts that
+                    // are printed and logged: escape them as for stderr.
+                    let clean = |t: String| crate::secret::sanitize_captured(&t);
+                    out.push(Observation {
+                        signal: clean(l.signal),
+                        value: match l.value {
+                            Value::Text(t) => Value::Text(clean(t)),
+                            v => v,
+                        },
+                        unit: l.unit.map(clean),
+                        timestamp: l.timestamp.unwrap_or(now),
+                        tags: l
+                            .tags
+                            .into_iter()
+                            .map(|(k, v)| (clean(k), clean(v)))
+                            .collect(),
+                        ids: l.ids,
+                        unknown_reason: None,
+                    })
+                }
                 Ok(_) => {
                     bad += 1;
                     tracing::warn!("`{}` stdout line {}: empty signal", self.describe(), i + 1);
@@ -755,6 +767,18 @@ echo '{"signal":"good","value":[1,2],"ids":["a","b"]}'"#,
         assert_eq!(get(&obs, "remote_eval.bad_lines"), &Value::Number(2.0));
         assert_eq!(get(&obs, "good"), &Value::Samples(vec![1.0, 2.0]));
         assert_eq!(get(&obs, "bom"), &Value::Number(1.0));
+        let c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"printf '%s\n' '{"signal":"text","value":"ok\nFORGED line","tags":{"runner":"a\u001b[31m"}}'"#,
+            ],
+            5000,
+        );
+        let obs = c.run(Utc::now()).await.unwrap();
+        let text = obs.iter().find(|o| o.signal == "text").unwrap();
+        assert_eq!(text.value, Value::Text("ok\\nFORGED line".into()));
+        assert_eq!(text.tags["runner"], "a\\u{1b}[31m");
         assert!(
             !obs.iter()
                 .any(|o| o.signal == "mismatch" || o.signal == "dup")
