@@ -87,7 +87,9 @@ async fn measure(label: &str, url: &str, n: usize, passes: usize) {
     let mut last = None;
     for _ in 0..passes {
         let started = Instant::now();
-        let batch = import::import(&source, None, &opts).await.unwrap();
+        let batch = import::import(&source, None, &opts, chrono::Utc::now())
+            .await
+            .unwrap();
         let obs = batch.observations(&opts, Utc::now());
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(batch.artifacts.len(), n, "{:?}", batch.bad.first());
@@ -107,7 +109,7 @@ async fn measure(label: &str, url: &str, n: usize, passes: usize) {
     let mut incremental = Vec::new();
     for _ in 0..passes {
         let started = Instant::now();
-        let again = import::import(&source, Some(&checkpoint), &opts)
+        let again = import::import(&source, Some(&checkpoint), &opts, chrono::Utc::now())
             .await
             .unwrap();
         incremental.push(started.elapsed().as_secs_f64());

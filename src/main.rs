@@ -4,6 +4,8 @@ use clap::Parser;
 use infra_health::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // Before anything can print: the tool's own keys are redacted wherever they show up.
+    infra_health::secret::register_well_known();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(|| infra_health::progress::LogWriter)
@@ -31,7 +33,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            let message = error_chain(&err);
+            eprintln!("error: {}", infra_health::secret::redact(&message));
             ExitCode::from(cli::exit_code_for(&err))
         }
     }

@@ -56,12 +56,85 @@ impl Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Number(n) => write!(f, "{n}"),
+            Value::Number(n) => f.write_str(&human_number(*n)),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Text(s) => f.write_str(s),
             Value::Samples(s) => write!(f, "{} samples", s.len()),
         }
     }
+}
+
+/// A number as a person reads it in the matrix, the summary and the board: whole numbers as
+/// they are (`3`, `-12`), others to three decimals (`0.875`), and very large or very small ones
+/// in scientific notation (`1e308`, `2.5e-7`), never as hundreds of digits.
+pub fn human_number(n: f64) -> String {
+    if !n.is_finite() {
+        return format!("{n}");
+    }
+    let magnitude = n.abs();
+    if magnitude >= 1e15 || (magnitude > 0.0 && magnitude < 1e-3) {
+        let text = format!("{n:.3e}");
+        return match text.split_once('e') {
+            Some((mantissa, exp)) if mantissa.contains('.') => format!(
+                "{}e{exp}",
+                mantissa.trim_end_matches('0').trim_end_matches('.')
+            ),
+            _ => text,
+        };
+    }
+    if n.fract() == 0.0 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+/// The longest identity ([`Observation::ids`]) an observation may carry, in bytes: an id names
+/// a sample or an event (a request id, a sha), and every id is kept in the row memory.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Check the identities an outside source (a `file` or an `exec` observation) gives with a
+/// value: one per sample of [`Value::Samples`], for a number one per counted event (or one, for
+/// a single sample), at most one for a flag or text; each at most [`MAX_ID_BYTES`] bytes and
+/// none repeated. The error says which rule was broken, for a message naming the observation.
+pub fn check_ids(value: &Value, ids: &[String]) -> Result<(), String> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let fits = match value {
+        Value::Samples(s) => ids.len() == s.len(),
+        Value::Number(n) => ids.len() == 1 || *n == ids.len() as f64,
+        Value::Bool(_) | Value::Text(_) => ids.len() == 1,
+    };
+    if !fits {
+        let expected = match value {
+            Value::Samples(s) => format!("one per sample ({})", s.len()),
+            Value::Number(n) => format!("one per counted event ({}) or one", human_number(*n)),
+            Value::Bool(_) | Value::Text(_) => "at most one".to_string(),
+        };
+        return Err(format!("{} ids, expected {expected}", ids.len()));
+    }
+    if let Some((i, id)) = ids
+        .iter()
+        .enumerate()
+        .find(|(_, id)| id.len() > MAX_ID_BYTES)
+    {
+        return Err(format!(
+            "ids[{i}] is {} bytes, more than the {MAX_ID_BYTES} an id may have",
+            id.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+        let shown: String = dup.chars().take(64).collect();
+        return Err(format!(
+            "id {shown:?} appears more than once; each sample or event has its own id"
+        ));
+    }
+    Ok(())
 }
 
 /// Signal of an observation that explains why rows have no data ([`Observation::unavailable`]):
@@ -363,6 +436,47 @@ impl SelfMetric {
 
 #[cfg(test)]
 mod tests {
+    use super::{UnknownReason, Value, check_ids, human_number};
+
+    #[test]
+    fn huge_and_tiny_numbers_print_in_scientific_notation() {
+        assert_eq!(human_number(1e308), "1e308");
+        assert_eq!(human_number(-1.2345e20), "-1.234e20");
+        assert_eq!(human_number(2.5e-7), "2.5e-7");
+        assert_eq!(human_number(3.0), "3");
+        assert_eq!(human_number(0.875), "0.875");
+        assert_eq!(human_number(0.0), "0");
+        assert!(human_number(f64::MAX).len() < 12);
+        assert_eq!(Value::Number(1e308).to_string(), "1e308");
+    }
+
+    #[test]
+    fn identities_must_match_the_values_fit_and_be_distinct() {
+        let ids = |n: usize| (0..n).map(|i| format!("id-{i}")).collect::<Vec<_>>();
+        let samples = Value::Samples(vec![1.0, 2.0, 3.0]);
+        assert!(check_ids(&samples, &ids(3)).is_ok());
+        assert!(check_ids(&samples, &[]).is_ok());
+        let err = check_ids(&samples, &ids(2)).unwrap_err();
+        assert!(
+            err.contains("2 ids") && err.contains("one per sample (3)"),
+            "{err}"
+        );
+        assert!(check_ids(&Value::Number(4.0), &ids(4)).is_ok());
+        assert!(check_ids(&Value::Number(4.0), &ids(1)).is_ok());
+        assert!(check_ids(&Value::Number(4.0), &ids(3)).is_err());
+        assert!(check_ids(&Value::Text("x".into()), &ids(2)).is_err());
+        let long = vec!["x".repeat(257), "y".into(), "z".into()];
+        let err = check_ids(&samples, &long).unwrap_err();
+        assert!(err.contains("ids[0]") && err.contains("256"), "{err}");
+        let ok = vec!["x".repeat(256), "y".into(), "z".into()];
+        assert!(check_ids(&samples, &ok).is_ok());
+        let dup = vec!["a".to_string(), "b".into(), "a".into()];
+        let err = check_ids(&samples, &dup).unwrap_err();
+        assert!(
+            err.contains("\"a\"") && err.contains("more than once"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn every_unknown_reason_is_in_all_at_its_position() {
@@ -373,7 +487,6 @@ mod tests {
             UnknownReason::ALL.iter().map(|r| r.tag()).collect();
         assert_eq!(tags.len(), UnknownReason::ALL.len(), "tags are distinct");
     }
-    use super::UnknownReason;
 
     #[test]
     fn unknown_reasons_keep_their_wire_tags() {

@@ -16,15 +16,21 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 static TERMINAL: OnceLock<MultiProgress> = OnceLock::new();
 
 /// Where log lines go: stderr, written around the progress lines so neither garbles the
-/// other (`tracing_subscriber::fmt().with_writer(|| LogWriter)`).
+/// other (`tracing_subscriber::fmt().with_writer(|| LogWriter)`), with every secret's value
+/// replaced ([`crate::secret::redact`]): the last edge before a log line leaves the process.
 pub struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let clean = crate::secret::redact(&text);
+        let out = clean.as_bytes();
         match TERMINAL.get() {
-            Some(multi) => multi.suspend(|| std::io::stderr().write(buf)),
-            None => std::io::stderr().write(buf),
+            Some(multi) => multi.suspend(|| std::io::stderr().write_all(out))?,
+            None => std::io::stderr().write_all(out)?,
         }
+        // The whole event was written (redacted): the caller's bytes are all consumed.
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

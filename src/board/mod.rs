@@ -49,8 +49,10 @@ pub fn look(status: Status, inferred: bool) -> Look {
     Look { class, icon, label }
 }
 
-/// Escape text for HTML content and attribute values.
+/// Escape text for HTML content and attribute values, with every secret's value redacted first
+/// (the board is an edge where text leaves the process).
 pub fn escape(text: &str) -> String {
+    let text = crate::secret::redact(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

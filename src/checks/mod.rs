@@ -169,7 +169,8 @@ impl CheckResult {
             .as_deref()
             .is_some_and(|u| u == "second" || u == "seconds");
         let number = |n: f64| -> String {
-            if seconds && n.is_finite() && n >= 0.0 {
+            // Past ~30,000 years a duration reads better as a number (and would overflow one).
+            if seconds && n.is_finite() && (0.0..1e12).contains(&n) {
                 // Whole seconds past a minute: "4m39s" reads better than "4m38s700ms".
                 let n = if n >= 60.0 {
                     n.round()
@@ -178,14 +179,7 @@ impl CheckResult {
                 };
                 return crate::duration::format_duration(std::time::Duration::from_secs_f64(n));
             }
-            if n.fract() == 0.0 && n.abs() < 1e15 {
-                format!("{}", n as i64)
-            } else {
-                format!("{n:.3}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            }
+            crate::observation::human_number(n)
         };
         match (&self.value, self.compared) {
             (Some(Value::Samples(s)), Some(c)) => format!("{} (n={})", number(c), s.len()),
@@ -459,6 +453,19 @@ mod tests {
 
     fn obs(v: Value) -> Observation {
         Observation::new("s", v, Utc::now())
+    }
+
+    #[test]
+    fn huge_values_display_in_scientific_notation_and_never_panic() {
+        let d = def(">0");
+        let r = d.evaluate(Ok(&[obs(Value::Number(1e308))]));
+        assert_eq!(r.display_value(), "1e308");
+        let mut seconds = r.clone();
+        seconds.unit = Some("second".into());
+        // As a duration this would overflow; it prints as a number instead.
+        assert_eq!(seconds.display_value(), "1e308");
+        seconds.compared = Some(90.0);
+        assert_eq!(seconds.display_value(), "1m30s");
     }
 
     #[test]

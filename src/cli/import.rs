@@ -171,6 +171,7 @@ pub async fn execute_import(cli: &Cli, args: &ImportStableArgs) -> anyhow::Resul
     let summary = import_stable(&plan, opts).await?;
     let to_stdout = !args.dry_run || args.output.is_some();
     let text = render_summary(&summary, to_stdout && std::io::stdout().is_terminal());
+    let text = crate::secret::redact(&text);
     if to_stdout {
         // Delivered already: a closed stdout must not turn the exit code into a panic.
         if let Err(e) = super::output::stdout(&text) {
@@ -188,7 +189,7 @@ pub fn exit_code(summary: &ImportSummary) -> u8 {
     let partial = summary.collector.result.is_err()
         || !summary.import.bad.is_empty()
         || !summary.import.unlisted.is_empty();
-    super::pipeline_exit_code(summary.delivery.ok, &summary.state_problems, partial)
+    super::pipeline_exit_code(&summary.delivery, &summary.state_problems, partial)
 }
 
 /// `emit-stable`: build or re-read an artifact and write it.

@@ -334,13 +334,19 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
 
 /// The documented exit code of one pass of the pipeline (`run`, `import-stable`; README "Exit
 /// codes"): 5 when a signal stopped it, 4 when the delivery failed (what is left is spooled),
-/// 6 when the state store could not be written, 3 when part of the input failed (`partial`),
-/// else 0.
-pub fn pipeline_exit_code(delivered: bool, state_problems: &[String], partial: bool) -> u8 {
+/// 8 when points the intake refused were dropped, 6 when the state store could not be written,
+/// 3 when part of the input failed (`partial`), else 0.
+pub fn pipeline_exit_code(
+    delivery: &crate::sinks::DeliveryReport,
+    state_problems: &[String],
+    partial: bool,
+) -> u8 {
     if crate::shutdown::requested() {
         exit::INTERRUPTED
-    } else if !delivered {
+    } else if delivery.failed() {
         exit::DELIVERY_FAILED
+    } else if !delivery.ok {
+        exit::DROPPED
     } else if !state_problems.is_empty() {
         exit::STATE_FAILED
     } else if partial {
@@ -352,7 +358,10 @@ pub fn pipeline_exit_code(delivered: bool, state_problems: &[String], partial: b
 
 /// Map an error chain to the documented exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<clap::Error>().is_some() || err.downcast_ref::<UsageError>().is_some() {
+    if err.downcast_ref::<clap::Error>().is_some()
+        || err.downcast_ref::<UsageError>().is_some()
+        || err.downcast_ref::<crate::run::UnknownOnly>().is_some()
+    {
         exit::USAGE
     } else {
         exit::FATAL

@@ -54,7 +54,7 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
 /// The documented exit code of a run: 3 when a collector failed (its rows are unknown).
 pub fn exit_code(summary: &run::RunSummary) -> u8 {
     super::pipeline_exit_code(
-        summary.delivery.ok,
+        &summary.delivery,
         &summary.state_problems,
         summary.failed_collectors().next().is_some(),
     )
@@ -89,9 +89,14 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
         super::output::count(summary.metrics, "metric", "metrics"),
         summary.delivery.destination,
         if summary.delivery.ok {
-            ""
+            String::new()
+        } else if summary.delivery.failed() {
+            " (NOT delivered)".to_string()
         } else {
-            " (NOT delivered)"
+            format!(
+                " ({} points refused by the intake and dropped, not spooled)",
+                summary.delivery.rejected_points
+            )
         },
     ));
     for c in summary.failed_collectors() {
@@ -99,6 +104,8 @@ fn print_run(summary: &run::RunSummary, dry_run: bool) {
             text.push_str(&format!("collector {} failed: {e}\n", c.name));
         }
     }
+    // The last edge before the terminal: no secret's value leaves in a row's reason.
+    let text = crate::secret::redact(&text);
     if to_stdout {
         // Delivered already: a closed stdout must not turn the exit code into a panic.
         if let Err(e) = super::output::stdout(&text) {

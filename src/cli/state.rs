@@ -182,7 +182,9 @@ pub async fn execute(cli: &Cli, cmd: &StateCommand) -> anyhow::Result<u8> {
     match cmd {
         StateCommand::Show { json, state } => {
             let plan = load_plan(cli)?;
-            super::output::stdout(&show(&plan, state.as_deref(), *json).await?)?;
+            super::output::stdout(&crate::secret::redact(
+                &show(&plan, state.as_deref(), *json).await?,
+            ))?;
             Ok(exit::OK)
         }
         StateCommand::Reset { row, state } => {

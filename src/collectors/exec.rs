@@ -11,7 +11,8 @@
 //! | `command` | argv list (`["./tools/request_eval", "--json"]`) or a string run with `sh -c` | required |
 //! | `command_timeout` | kill the process group after this long | `30s` |
 //! | `cwd` | working directory, relative to the config file | the config file's directory |
-//! | `env` | extra environment variables (table) | none |
+//! | `env` | environment variables set for the command (table of name → value) | none |
+//! | `pass_env` | names of variables passed from infra-health's own environment (the allow-list) | none |
 //! | `signal_prefix` | prefix of the signals below | `exec` |
 //! | `success_codes` | exit codes that count as `success` | `[0]` |
 //!
@@ -25,6 +26,19 @@
 //!
 //! Other stdout lines are ignored. stderr is kept (its last 4 KiB) for the error message and the
 //! log when the command fails or times out.
+//!
+//! **Environment.** The command gets a clean environment: `PATH`, `HOME` and `LANG` (when set),
+//! the variables `pass_env` names, the `env` table, and [`PROBE_ID_ENV`]; nothing else of
+//! infra-health's environment. Its own keys (`DD_API_KEY`, `DD_APP_KEY`, `GITHUB_TOKEN`,
+//! `GH_TOKEN`, their `_FILE` forms) reach a probe only when `pass_env` names one, which is a risk
+//! the config takes on (a warning says so). Whatever the command prints is redacted as it is
+//! read ([`crate::secret::redact`]): a secret it echoes becomes `[redacted]` in observations,
+//! messages, state and logs; stderr is also escaped (`\n`, control characters) so it cannot
+//! forge log lines.
+//!
+//! **Identities.** A line's `ids`, when given, must be one per sample (or one per counted event
+//! for a number), each at most [`crate::observation::MAX_ID_BYTES`] bytes, none repeated; a line
+//! that breaks this is a bad line naming its signal, and the other lines still count.
 //!
 //! **Limits and edges.**
 //! - stdout is capped at 4 MiB ([`MAX_STDOUT`]). A command that prints more is killed and the run
@@ -53,7 +67,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::duration::{format_duration, parse_duration};
-use crate::observation::{Observation, Value};
+use crate::observation::{Observation, Value, check_ids};
 
 pub const KIND: CollectorKind = CollectorKind {
     name: "exec",
@@ -82,6 +96,8 @@ pub const EXIT_GRACE: Duration = Duration::from_millis(250);
 pub const PROBE_ID_ENV: &str = "INFRA_HEALTH_PROBE_ID";
 /// How much of the end of stderr is kept for messages.
 const STDERR_TAIL: usize = 4096;
+/// Variables of infra-health's environment every command gets (when set).
+pub const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG"];
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -100,6 +116,8 @@ struct ExecConfig {
     cwd: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    pass_env: Vec<String>,
     #[serde(default)]
     signal_prefix: Option<String>,
     #[serde(default)]
@@ -127,6 +145,7 @@ pub struct ExecCollector {
     argv: Vec<String>,
     cwd: PathBuf,
     env: BTreeMap<String, String>,
+    pass_env: Vec<String>,
     timeout: Duration,
     prefix: String,
     success_codes: Vec<i32>,
@@ -163,6 +182,21 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
             "must be a non-empty name without a trailing dot",
         ));
     }
+    for name in &cfg.pass_env {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(BuildError::at(
+                "pass_env",
+                format!("{name:?} is not an environment variable name"),
+            ));
+        }
+        let base = name.strip_suffix("_FILE").unwrap_or(name);
+        if crate::secret::WELL_KNOWN.contains(&base) {
+            tracing::warn!(
+                "exec `{}`: pass_env hands {name} to the command; it can read the key (its output is still redacted)",
+                argv.join(" ")
+            );
+        }
+    }
     Ok(Arc::new(ExecCollector {
         argv,
         cwd: cfg
@@ -171,6 +205,7 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
             .map(|c| ctx.resolve_path(c))
             .unwrap_or_else(|| ctx.config_dir.clone()),
         env: cfg.env,
+        pass_env: cfg.pass_env,
         timeout,
         prefix,
         success_codes: cfg.success_codes.unwrap_or_else(|| vec![0]),
@@ -355,9 +390,17 @@ async fn drain(
     }
 }
 
+/// Captured stdout as text, every secret redacted where it enters the program.
 fn text_of(buf: &Mutex<Vec<u8>>) -> String {
     buf.lock()
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .map(|b| crate::secret::redact(String::from_utf8_lossy(&b).trim()).into_owned())
+        .unwrap_or_default()
+}
+
+/// Captured stderr for a message: redacted, control characters escaped (one line).
+fn stderr_of(buf: &Mutex<Vec<u8>>) -> String {
+    buf.lock()
+        .map(|b| crate::secret::sanitize_captured(String::from_utf8_lossy(&b).trim()))
         .unwrap_or_default()
 }
 
@@ -370,25 +413,58 @@ impl ExecCollector {
         self.argv.join(" ")
     }
 
+    /// What the command inherits: [`BASE_ENV`] and `pass_env`, those that are set.
+    fn passed_env(&self) -> Vec<(String, std::ffi::OsString)> {
+        BASE_ENV
+            .iter()
+            .copied()
+            .chain(self.pass_env.iter().map(String::as_str))
+            .filter_map(|name| std::env::var_os(name).map(|v| (name.to_string(), v)))
+            .collect()
+    }
+
     /// Observations from the command's stdout: one per JSON-object line.
     fn parse_lines(&self, stdout: &str, now: DateTime<Utc>) -> (Vec<Observation>, usize) {
         let mut out = Vec::new();
         let mut bad = 0;
         for (i, line) in stdout.lines().enumerate() {
-            let line = line.trim();
+            // A byte-order mark (a tool written on Windows) is not part of the JSON.
+            let line = line.trim().trim_start_matches('\u{feff}');
             if !line.starts_with('{') {
                 continue;
             }
             match serde_json::from_str::<LineObservation>(line) {
-                Ok(l) if !l.signal.trim().is_empty() => out.push(Observation {
-                    signal: l.signal,
-                    value: l.value,
-                    unit: l.unit,
-                    timestamp: l.timestamp.unwrap_or(now),
-                    tags: l.tags,
-                    ids: l.ids,
-                    unknown_reason: None,
-                }),
+                Ok(l) if !l.signal.trim().is_empty() && check_ids(&l.value, &l.ids).is_err() => {
+                    bad += 1;
+                    let why = check_ids(&l.value, &l.ids).err().unwrap_or_default();
+                    tracing::warn!(
+                        "`{}` stdout line {} (signal {:?}): bad ids: {why}; skipped",
+                        self.describe(),
+                        i + 1,
+                        crate::secret::sanitize_captured(&l.signal)
+                    );
+                }
+                Ok(l) if !l.signal.trim().is_empty() => {
+                    // JSON escapes can carry line breaks and terminal codes into texts that
+                    // are printed and logged: escape them as for stderr.
+                    let clean = |t: String| crate::secret::sanitize_captured(&t);
+                    out.push(Observation {
+                        signal: clean(l.signal),
+                        value: match l.value {
+                            Value::Text(t) => Value::Text(clean(t)),
+                            v => v,
+                        },
+                        unit: l.unit.map(clean),
+                        timestamp: l.timestamp.unwrap_or(now),
+                        tags: l
+                            .tags
+                            .into_iter()
+                            .map(|(k, v)| (clean(k), clean(v)))
+                            .collect(),
+                        ids: l.ids,
+                        unknown_reason: None,
+                    })
+                }
                 Ok(_) => {
                     bad += 1;
                     tracing::warn!("`{}` stdout line {}: empty signal", self.describe(), i + 1);
@@ -396,9 +472,10 @@ impl ExecCollector {
                 Err(e) => {
                     bad += 1;
                     tracing::warn!(
-                        "`{}` stdout line {}: not an observation ({e}); skipped",
+                        "`{}` stdout line {}: not an observation ({}); skipped",
                         self.describe(),
-                        i + 1
+                        i + 1,
+                        crate::secret::sanitize_captured(&e.to_string())
                     );
                 }
             }
@@ -412,6 +489,8 @@ impl ExecCollector {
         let mut cmd = tokio::process::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
             .current_dir(&self.cwd)
+            .env_clear()
+            .envs(self.passed_env())
             .envs(&self.env)
             .env(PROBE_ID_ENV, &probe_id)
             .stdin(Stdio::null())
@@ -498,7 +577,7 @@ impl ExecCollector {
                 });
             }
             Err(_) => {
-                let stderr = text_of(&err_buf);
+                let stderr = stderr_of(&err_buf);
                 return Err(CollectError::Timeout(format!(
                     "`{}` timed out after {}; killed its process group{}",
                     self.describe(),
@@ -513,7 +592,7 @@ impl ExecCollector {
         };
         let wall = started.elapsed().as_secs_f64();
         let stdout = text_of(&out_buf);
-        let stderr = text_of(&err_buf);
+        let stderr = stderr_of(&err_buf);
         let (mut obs, bad_lines) = self.parse_lines(&stdout, now);
         let result = match status.code() {
             Some(code) if self.success_codes.contains(&code) => "success",
@@ -573,6 +652,7 @@ mod tests {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             cwd: std::env::temp_dir(),
             env: BTreeMap::new(),
+            pass_env: Vec::new(),
             timeout: Duration::from_millis(timeout_ms),
             prefix: "remote_eval".into(),
             success_codes: vec![0],
@@ -668,6 +748,74 @@ mod tests {
             &Value::Text("success".into())
         );
         assert_eq!(get(&obs, "remote_eval.latency"), &Value::Number(2.0));
+    }
+
+    #[tokio::test]
+    async fn lines_with_bad_ids_are_bad_lines_and_the_rest_still_count() {
+        let c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"printf '\357\273\277{"signal":"bom","value":1}\n'
+echo '{"signal":"mismatch","value":[1,2,3],"ids":["a","b"]}'
+echo '{"signal":"dup","value":[1,2],"ids":["a","a"]}'
+echo '{"signal":"good","value":[1,2],"ids":["a","b"]}'"#,
+            ],
+            5000,
+        );
+        let obs = c.run(Utc::now()).await.unwrap();
+        assert_eq!(get(&obs, "remote_eval.bad_lines"), &Value::Number(2.0));
+        assert_eq!(get(&obs, "good"), &Value::Samples(vec![1.0, 2.0]));
+        assert_eq!(get(&obs, "bom"), &Value::Number(1.0));
+        let c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"printf '%s\n' '{"signal":"text","value":"ok\nFORGED line","tags":{"runner":"a\u001b[31m"}}'"#,
+            ],
+            5000,
+        );
+        let obs = c.run(Utc::now()).await.unwrap();
+        let text = obs.iter().find(|o| o.signal == "text").unwrap();
+        assert_eq!(text.value, Value::Text("ok\\nFORGED line".into()));
+        assert_eq!(text.tags["runner"], "a\\u{1b}[31m");
+        assert!(
+            !obs.iter()
+                .any(|o| o.signal == "mismatch" || o.signal == "dup")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_command_gets_a_clean_environment_and_its_output_is_redacted() {
+        // SAFETY: variable names only this test uses.
+        unsafe {
+            std::env::set_var("INFRA_HEALTH_TEST_PASSED", "passed-value");
+            std::env::set_var("INFRA_HEALTH_TEST_HIDDEN", "hidden-value");
+        }
+        crate::secret::register("exec-test-secret-4711");
+        let mut c = collector(
+            &[
+                "sh",
+                "-c",
+                r#"echo "{\"signal\":\"env\",\"value\":\"$(env | sort | tr '\n' ' ')\"}"; echo 'exec-test-secret-4711 line1
+forged line2' >&2; exit 1"#,
+            ],
+            5000,
+        );
+        c.pass_env = vec!["INFRA_HEALTH_TEST_PASSED".into()];
+        let obs = c.run(Utc::now()).await.unwrap();
+        let Value::Text(env) = get(&obs, "env") else {
+            panic!("no env line")
+        };
+        assert!(
+            env.contains("INFRA_HEALTH_TEST_PASSED=passed-value"),
+            "{env}"
+        );
+        assert!(!env.contains("hidden-value"), "{env}");
+        assert!(env.contains("PATH="), "{env}");
+        assert!(env.contains(PROBE_ID_ENV), "{env}");
+        let stderr = stderr_of(&Mutex::new(b"exec-test-secret-4711 a\nb".to_vec()));
+        assert_eq!(stderr, "[redacted] a\\nb");
     }
 
     #[tokio::test]

@@ -11,7 +11,13 @@
 //! | `rebase_timestamps` | shift every timestamp so the newest is "now" (example data) | `false` |
 //! | `max_bytes` | a larger file is refused (row `unknown`) without being read past the cap | `16777216` (16 MiB) |
 //!
-//! A missing `timestamp` means "now". Signals are whatever the file names.
+//! A missing `timestamp` means "now". Signals are whatever the file names. A UTF-8 byte-order
+//! mark at the start of the file is accepted.
+//!
+//! `ids`, when given, must be one per sample (for a number: one per counted event, or one),
+//! each at most [`crate::observation::MAX_ID_BYTES`] bytes, none repeated: an observation that
+//! breaks this is skipped with a warning naming it (file and position, signal), and the others
+//! still count.
 //!
 //! No input can hold the process: the path must be a regular file (after following symlinks).
 //! A FIFO, a device such as `/dev/zero`, a socket or a directory is refused with an error naming
@@ -30,7 +36,7 @@ use serde::Deserialize;
 
 use super::{BuildContext, BuildError, CollectContext, CollectError, Collector, CollectorKind};
 use crate::duration::parse_duration;
-use crate::observation::{Observation, Value};
+use crate::observation::{Observation, Value, check_ids};
 
 pub const KIND: CollectorKind = CollectorKind {
     name: "file",
@@ -182,6 +188,8 @@ pub fn read_regular_file(path: &Path, max_bytes: u64) -> Result<String, CollectE
 
 impl FileCollector {
     pub fn parse(&self, text: &str, now: DateTime<Utc>) -> Result<Vec<Observation>, CollectError> {
+        // A byte-order mark, as some Windows editors write, is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let shape: FileShape = serde_json::from_str(text).map_err(|e| {
             // serde_json's untagged error loses the field; retry the list shape for a precise one.
             let detail = serde_json::from_str::<Vec<FileObservation>>(text)
@@ -199,7 +207,17 @@ impl FileCollector {
             _ => chrono::TimeDelta::zero(),
         };
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
+        for (i, item) in items.into_iter().enumerate() {
+            // One observation with bad identities is skipped, naming it; the rest still count.
+            if let Err(why) = check_ids(&item.value, &item.ids) {
+                tracing::warn!(
+                    "{}: observation {} (signal {:?}): bad ids: {why}; skipped",
+                    self.path.display(),
+                    i + 1,
+                    item.signal
+                );
+                continue;
+            }
             let timestamp = item.timestamp.map(|t| t + shift).unwrap_or(now);
             if let Some(max_age) = self.max_age {
                 let age = (now - timestamp).to_std().unwrap_or_default();
@@ -325,6 +343,28 @@ mod tests {
             .to_string();
         assert!(err.contains("obs.json"), "{err}");
         assert!(err.contains("valeu"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let obs = collector()
+            .parse("\u{feff}[{\"signal\":\"a\",\"value\":1}]", Utc::now())
+            .unwrap();
+        assert_eq!(obs.len(), 1);
+    }
+
+    #[test]
+    fn an_observation_with_bad_ids_is_skipped_and_the_rest_still_count() {
+        let long = "x".repeat(300);
+        let text = format!(
+            r#"[{{"signal":"short","value":[1,2,3],"ids":["a","b"]}},
+               {{"signal":"long","value":[1],"ids":["{long}"]}},
+               {{"signal":"dup","value":[1,2],"ids":["a","a"]}},
+               {{"signal":"good","value":[1,2],"ids":["a","b"]}}]"#
+        );
+        let obs = collector().parse(&text, Utc::now()).unwrap();
+        let names: Vec<&str> = obs.iter().map(|o| o.signal.as_str()).collect();
+        assert_eq!(names, vec!["good"]);
     }
 
     #[test]

@@ -109,7 +109,9 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
             message: unreadable_message(path, &e),
         }])
     })?;
-    parse_with(path, &text, true)
+    // A byte-order mark (an editor on Windows) is not part of the TOML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_with(path, text, true)
 }
 
 /// Validate config text. `path` is used for messages and to resolve relative paths. Rows may

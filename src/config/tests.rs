@@ -21,6 +21,16 @@ fn the_bundled_config_is_valid() {
 }
 
 #[test]
+fn a_config_file_with_a_byte_order_mark_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    // Beside the bundled config's own directory layout: its relative paths are not read here.
+    let file = dir.path().join("infra-health.toml");
+    std::fs::write(&file, format!("\u{feff}{GOOD}")).unwrap();
+    let plan = load(&file).unwrap();
+    assert_eq!(plan.checks.len(), 21);
+}
+
+#[test]
 fn every_mistake_is_reported_with_its_line() {
     let text = "[defaults]\nprefx = \"x\"\n\n[bogus]\na = 1\n\n[[collector]]\nname = \"f\"\ntype = \"nope\"\n\n[[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\ncollector = \"missing\"\nsignal = \"s\"\ncondition = \"=< 5\"\nmetric = \"ci.x\"\n";
     let errs = parse(Path::new("c.toml"), text).unwrap_err().0;

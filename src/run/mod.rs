@@ -82,11 +82,17 @@ impl RunSummary {
     }
 }
 
-/// Select collectors for `--only` (instance names or types). Unknown names are an error.
+/// `--only` named no collector of the config: a usage error (exit 2), raised before any work.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownOnly(pub String);
+
+/// Select collectors for `--only` (instance names or types). Unknown names are an
+/// [`UnknownOnly`] error.
 pub fn select_collectors<'a>(
     plan: &'a Plan,
     only: &[String],
-) -> anyhow::Result<Vec<&'a CollectorInstance>> {
+) -> Result<Vec<&'a CollectorInstance>, UnknownOnly> {
     if only.is_empty() {
         return Ok(plan.collectors.iter().collect());
     }
@@ -97,11 +103,11 @@ pub fn select_collectors<'a>(
             .any(|c| &c.name == name || c.kind == name)
         {
             let names: Vec<&str> = plan.collectors.iter().map(|c| c.name.as_str()).collect();
-            anyhow::bail!(
+            return Err(UnknownOnly(format!(
                 "--only {name:?}: no collector with that name or type in {} (defined: {})",
                 plan.file.display(),
                 names.join(", ")
-            );
+            )));
         }
     }
     Ok(plan

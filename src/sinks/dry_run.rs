@@ -85,6 +85,8 @@ impl DryRunSink {
                 return report;
             }
         };
+        // The request bodies leave the process: no secret's value goes with them.
+        let text = crate::secret::redact(&text);
         let written = match &self.output {
             Some(path) => tokio::fs::write(path, text.as_bytes())
                 .await

@@ -52,9 +52,15 @@ impl LocalSink {
         for (file, body) in bodies {
             let key = format!("{dir}/{file}");
             let result = match body {
+                // Files under the state directory leave the process: redacted like every other.
                 Ok(b) => self
                     .state
-                    .put(&key, Bytes::from(b))
+                    .put(
+                        &key,
+                        Bytes::from(
+                            crate::secret::redact(&String::from_utf8_lossy(&b)).into_owned(),
+                        ),
+                    )
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(format!("cannot encode {file}: {e}")),

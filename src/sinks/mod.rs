@@ -61,6 +61,20 @@ pub struct DeliveryReport {
     /// False when something could not be delivered now (it may be spooled).
     pub ok: bool,
     pub problems: Vec<String>,
+    /// Points the intake refused as invalid (HTTP 400) or that fit in no request (too large):
+    /// dropped, never spooled, since sending them again would be refused again.
+    pub rejected_points: usize,
+    /// Some requests could not be sent now: spooled for the next run (or lost, when the spool
+    /// could not be written).
+    pub send_failed: bool,
+}
+
+impl DeliveryReport {
+    /// Delivery failed in a way the next run may fix: something was spooled or could not be
+    /// sent (exit 4). A run whose only loss is points the intake refused is not this.
+    pub fn failed(&self) -> bool {
+        !self.ok && (self.send_failed || self.rejected_points == 0)
+    }
 }
 
 pub enum Sink {

@@ -218,6 +218,8 @@ impl<'de> Visitor<'de> for Strict<'_> {
 /// Parse JSON text into a [`Value`], refusing duplicate keys with an error naming the file and
 /// the key's path.
 fn parse_strict(bytes: &[u8], file: &str) -> Result<Value, ArtifactError> {
+    // A UTF-8 byte-order mark (written by some Windows tools) is not part of the JSON.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let dup = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Strict {
@@ -324,6 +326,14 @@ mod tests {
     #[test]
     fn round_trips_through_the_writer() {
         let bytes = write_json(&sample()).unwrap();
+        let back = crate::stable_suite::parse(&bytes, Format::Json, "a.json").unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend(write_json(&sample()).unwrap());
         let back = crate::stable_suite::parse(&bytes, Format::Json, "a.json").unwrap();
         assert_eq!(back, sample());
     }

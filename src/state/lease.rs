@@ -17,8 +17,10 @@ const LEASE_WAIT: Duration = Duration::from_secs(120);
 /// A holder with less than this left on its lease does not write: the write might land after
 /// another run took the lease over.
 pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(10);
-/// Takeover markers older than this are deleted by the next takeover.
-const MARKER_KEEP: Duration = Duration::from_secs(3600);
+/// Takeover markers older than this are debris: the runs that saw the same expired lease acted
+/// on it within moments. The first lease a store takes sweeps them away (every lease's, not
+/// only its own), so markers left behind by crashes never pile up.
+const MARKER_KEEP: Duration = Duration::from_secs(600);
 
 #[derive(Serialize, Deserialize)]
 struct Lease {
@@ -67,6 +69,12 @@ impl StateStore {
 
     /// Take the lease `lease_key`; returns when it expires.
     pub(super) async fn acquire(&self, lease_key: &str) -> Result<DateTime<Utc>, StateError> {
+        if !self
+            .debris_swept
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.prune_markers(None).await;
+        }
         let started = std::time::Instant::now();
         loop {
             if let Some(expires_at) = self.create_lease(lease_key, self.lease_ttl).await? {
@@ -87,6 +95,15 @@ impl StateStore {
                 self.take_over(lease_key, &held).await?;
                 continue;
             }
+            // A stop request (SIGTERM) ends the wait at once: a stale lease can hold for a
+            // minute, longer than the grace period; the caller goes on without this update.
+            if crate::shutdown::requested() {
+                return Err(StateError::LeaseInterrupted {
+                    location: self.location.clone(),
+                    key: lease_key.into(),
+                    holder: holder.map(|l| l.owner).unwrap_or_default(),
+                });
+            }
             if started.elapsed() > LEASE_WAIT {
                 return Err(StateError::LeaseTimeout {
                     location: self.location.clone(),
@@ -96,7 +113,10 @@ impl StateStore {
                 });
             }
             let pause = 20 + rand::random::<u64>() % 80;
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                () = crate::shutdown::requested_wait() => {}
+            }
         }
     }
 
@@ -151,7 +171,7 @@ impl StateStore {
                     self.location
                 );
                 self.delete(lease_key).await?;
-                self.prune_markers(lease_key).await;
+                self.prune_markers(Some(lease_key)).await;
                 Ok(())
             }
             // Another run claimed this takeover; wait for the lease it takes.
@@ -164,7 +184,9 @@ impl StateStore {
         }
     }
 
-    async fn prune_markers(&self, lease_key: &str) {
+    /// Delete takeover markers older than [`MARKER_KEEP`]: those of `lease_key`, or of every
+    /// lease (`None`).
+    async fn prune_markers(&self, lease_key: Option<&str>) {
         use futures::TryStreamExt;
         let base = self.path("locks");
         let items: Vec<_> = match self.store.list(Some(&base)).try_collect().await {
@@ -175,16 +197,17 @@ impl StateStore {
             }
         };
         let keep = chrono::TimeDelta::from_std(MARKER_KEEP).unwrap_or(chrono::TimeDelta::MAX);
-        let lease_name = lease_key.rsplit('/').next().unwrap_or(lease_key);
-        let prefix = format!("{lease_name}.taken-");
+        let prefix = lease_key.map(|k| {
+            let lease_name = k.rsplit('/').next().unwrap_or(k);
+            format!("{lease_name}.taken-")
+        });
         for m in items {
             let old = m.last_modified + keep < Utc::now();
-            if !old
-                || !m
-                    .location
-                    .filename()
-                    .is_some_and(|n| n.starts_with(&prefix))
-            {
+            let marker = m.location.filename().is_some_and(|n| match &prefix {
+                Some(p) => n.starts_with(p.as_str()),
+                None => n.contains(".taken-"),
+            });
+            if !old || !marker {
                 continue;
             }
             if let Err(e) = self.store.delete(&m.location).await {
@@ -291,6 +314,31 @@ mod tests {
             "one takeover marker, no lease left: {locks:?}"
         );
         assert!(locks[0].starts_with("locks/n.json.lease.taken-"));
+    }
+
+    #[tokio::test]
+    async fn old_takeover_markers_of_every_lease_are_swept_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("locks");
+        std::fs::create_dir_all(&locks).unwrap();
+        let old = std::time::SystemTime::now() - (MARKER_KEEP + Duration::from_secs(60));
+        for name in [
+            "rows.json.lease.taken-00000000000000aa",
+            "other.json.lease.taken-00000000000000bb",
+            "spool_x.json.claim.taken-00000000000000cc",
+        ] {
+            let f = std::fs::File::create(locks.join(name)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        // A fresh marker is kept: a run may be acting on it right now.
+        std::fs::write(locks.join("rows.json.lease.taken-00000000000000dd"), "run").unwrap();
+        let store = StateStore::open(dir.path().to_str().unwrap()).unwrap();
+        store
+            .update_json("x.json", |v: &mut Vec<u32>| v.push(1))
+            .await
+            .unwrap();
+        let left = store.list("locks").await.unwrap();
+        assert_eq!(left, vec!["locks/rows.json.lease.taken-00000000000000dd"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

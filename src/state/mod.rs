@@ -100,6 +100,14 @@ pub enum StateError {
         holder: String,
         waited: Duration,
     },
+    #[error(
+        "state store {location}: stopped waiting for the lease on {key} (held by {holder}): the process was asked to stop; nothing was written"
+    )]
+    LeaseInterrupted {
+        location: String,
+        key: String,
+        holder: String,
+    },
 }
 
 /// The on-disk envelope of every JSON state object: a format version so that a newer or older
@@ -126,6 +134,8 @@ pub struct StateStore {
     /// The clock leases and claims are judged by: the wall clock, or a run's pinned clock that
     /// moves on with the time the process has been running (see [`StateStore::with_clock`]).
     clock: Option<(DateTime<Utc>, std::time::Instant)>,
+    /// Old takeover markers (lock debris) were swept away once by this store.
+    debris_swept: std::sync::atomic::AtomicBool,
 }
 
 /// A JSON state object as read, with the version it was read at (for a conditional write).
@@ -189,6 +199,7 @@ impl StateStore {
                 conditional_update: true,
                 lease_ttl: LEASE_TTL,
                 clock: None,
+                debris_swept: Default::default(),
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -229,6 +240,7 @@ impl StateStore {
             conditional_update: false,
             lease_ttl: LEASE_TTL,
             clock: None,
+            debris_swept: Default::default(),
         })
     }
 
@@ -399,12 +411,13 @@ impl StateStore {
             written_at: Utc::now(),
             data: value,
         };
-        serde_json::to_vec_pretty(&env)
-            .map(Bytes::from)
-            .map_err(|source| StateError::Encode {
-                key: key.into(),
-                source,
-            })
+        let text = serde_json::to_string_pretty(&env).map_err(|source| StateError::Encode {
+            key: key.into(),
+            source,
+        })?;
+        // The state store is an edge where text leaves the process: no secret's value is
+        // written, whatever a row's reason or a collector's checkpoint picked up.
+        Ok(Bytes::from(crate::secret::redact(&text).into_owned()))
     }
 
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {

@@ -42,3 +42,35 @@ fn every_collector_and_signal_is_documented() {
         }
     }
 }
+
+/// Every exit code of src/exit.rs has its row in the README's and the operations guide's exit
+/// code tables, and the README's Limits table carries the id limit the reader enforces.
+#[test]
+fn every_exit_code_and_the_id_limit_are_documented() {
+    let root = crate::support::repo_root();
+    let exit = std::fs::read_to_string(root.join("src/exit.rs")).unwrap();
+    let codes: Vec<u8> = exit
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub const "))
+        .filter_map(|l| l.split_once(": u8 = "))
+        .map(|(_, v)| v.trim_end_matches(';').parse().unwrap())
+        .collect();
+    assert!(codes.contains(&infra_health::exit::DROPPED), "{codes:?}");
+    for doc in ["README.md", "docs/deploy.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for code in &codes {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("| {code} |"))),
+                "{doc} has no exit-code row for {code}"
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let limit = infra_health::observation::MAX_ID_BYTES;
+    assert!(
+        readme
+            .lines()
+            .any(|l| l.starts_with("| an id in") && l.contains(&format!("{limit} bytes"))),
+        "README's Limits table lacks the {limit}-byte id limit"
+    );
+}

@@ -240,7 +240,7 @@ fn unknown_only_name_is_a_usage_error_not_a_silent_no_op() {
         .arg(state.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
 

@@ -140,13 +140,37 @@ impl ImportBatch {
     }
 }
 
+/// An artifact that says it finished later than this past `now` is refused by name: its
+/// value would be the row's latest and turn it `unknown` (a time from the future is not
+/// trusted), hiding a valid run imported beside it. The same bound as the row memory's.
+pub const MAX_AHEAD: chrono::TimeDelta = crate::state::rows::MAX_FUTURE;
+
+/// Refuse an artifact that finished in the future (more than [`MAX_AHEAD`] past `now`).
+fn check_not_future(name: &str, a: &Artifact, now: DateTime<Utc>) -> Result<(), ArtifactError> {
+    if a.finished_at > now + MAX_AHEAD {
+        return Err(ArtifactError::new(
+            name,
+            Some("finished_at"),
+            format!(
+                "{} is in the future (this import runs at {}); refused so that it does not hide the other runs; it is read again on the next import",
+                a.finished_at.to_rfc3339(),
+                now.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// List `source`, and read and parse every artifact `checkpoint` does not have (all of them
 /// when there is no checkpoint). Only a failed listing is an error; a bad or unreadable artifact
-/// is recorded in the batch and the rest are still imported.
+/// is recorded in the batch and the rest are still imported. An artifact from the future
+/// ([`MAX_AHEAD`] past `now`) is bad but left out of the checkpoint, so it is read again (a
+/// runner whose clock ran ahead is imported once its time has come).
 pub async fn import(
     source: &ArtifactSource,
     checkpoint: Option<&Checkpoint>,
     opts: &ImportOptions,
+    now: DateTime<Utc>,
 ) -> Result<ImportBatch, SourceError> {
     let listing = source.list_reporting().await?;
     let listed = listing.artifacts;
@@ -187,6 +211,14 @@ pub async fn import(
             )),
             Ok(Some(bytes)) => crate::stable_suite::parse(&bytes, r.format, &name),
         };
+        let future = match &parsed {
+            Ok(a) => check_not_future(&name, a, now).err(),
+            Err(_) => None,
+        };
+        if let Some(e) = future {
+            batch.bad.push(e);
+            continue;
+        }
         let valid = parsed.is_ok();
         match parsed {
             Ok(a) => batch.artifacts.push((name, a)),

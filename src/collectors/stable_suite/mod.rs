@@ -194,7 +194,7 @@ impl Collector for StableSuiteCollector {
             } else {
                 None
             };
-            let batch = import::import(&source, checkpoint.as_ref(), &self.options)
+            let batch = import::import(&source, checkpoint.as_ref(), &self.options, ctx.now)
                 .await
                 .map_err(|e| CollectError::Source(e.to_string()))?;
             for bad in &batch.bad {

@@ -540,7 +540,12 @@ where
             policy.max_retries,
             wait.as_secs_f64()
         );
-        tokio::time::sleep(wait).await;
+        // A stop request moves the deadline (and a second signal to now): the wait ends there,
+        // and the next attempt gives up at once.
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = crate::shutdown::grace_over() => {}
+        }
     }
 }
 

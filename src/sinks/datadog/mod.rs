@@ -258,6 +258,8 @@ impl DatadogSink {
             }
         }
         report.dropped_points = dropped.total();
+        report.rejected_points = dropped.0.get(&DropReason::Rejected).copied().unwrap_or(0);
+        report.send_failed = failed > 0 || dropped.0.contains_key(&DropReason::SpoolFailed);
         report.ok = failed == 0
             && !dropped.0.contains_key(&DropReason::Rejected)
             && !dropped.0.contains_key(&DropReason::SpoolFailed);
