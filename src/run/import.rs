@@ -20,8 +20,7 @@ use crate::collectors::stable_suite::{LastImport, StableSuiteCollector};
 use crate::config::Plan;
 use crate::sinks::DeliveryReport;
 
-/// The name of the collector instance `import-stable` runs (it appears in self-metric tags).
-pub const IMPORT_COLLECTOR: &str = "import-stable";
+pub use crate::collectors::stable_suite::IMPORT_COLLECTOR;
 #[derive(Debug, Clone, Default)]
 pub struct ImportStableOptions {
     pub from: String,
