@@ -135,6 +135,8 @@ pub struct DashboardStore {
     pub deletes: usize,
     id_seq: u64,
     widget_seq: i64,
+    /// Monitors and metric tag configurations (see [`super::fake_monitors`]).
+    pub side: super::fake_monitors::SideStore,
 }
 
 impl Default for DashboardStore {
@@ -148,6 +150,7 @@ impl Default for DashboardStore {
             deletes: 0,
             id_seq: 0,
             widget_seq: 0,
+            side: Default::default(),
         }
     }
 }
@@ -450,6 +453,7 @@ pub fn routes() -> Router<Shared> {
             "/api/v1/dashboard/{id}",
             get(get_one).put(replace).delete(delete),
         )
+        .merge(super::fake_monitors::routes())
 }
 
 type Outcome = Result<Value, (u16, String)>;
