@@ -8,6 +8,7 @@ mod config_hardening;
 mod dashboard;
 mod dashboard_push;
 mod datadog_delivery;
+mod datadog_models;
 mod datadog_side;
 mod docs;
 mod exec_probe;
