@@ -35,7 +35,7 @@ use crate::dashboard::query::MetricQuery;
 
 /// The tag every monitor infra-health creates carries; `--prune` deletes only monitors with it
 /// (and the config's `env`).
-pub const MANAGED_BY: &str = "managed-by:infra-health";
+pub const MANAGED_BY: &str = crate::schema::MANAGED_BY_TAG;
 
 /// The identifying tags a row monitor filters on, in order.
 const ROW_KEYS: &[&str] = &[

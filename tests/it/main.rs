@@ -10,6 +10,7 @@ mod dashboard_push;
 mod datadog_delivery;
 mod datadog_models;
 mod datadog_side;
+mod dead_pipeline;
 mod docs;
 mod exec_probe;
 mod fake_dashboards;

@@ -87,6 +87,7 @@ const WIDGET_TYPES: &[&str] = &[
     "check_status",
     "free_text",
     "heatmap",
+    "manage_status",
 ];
 
 // Datadog's lists, copied here on purpose rather than imported from `infra_health::dashboard`:
