@@ -43,7 +43,10 @@ pub async fn validate(cli: &Cli, online: bool) -> anyhow::Result<u8> {
 pub fn checks(cli: &Cli, metrics: bool) -> anyhow::Result<u8> {
     if metrics {
         let plan = load_plan(cli)?;
-        print!("{}", crate::catalog::Catalog::of(&plan)?.listing());
+        let catalog = crate::catalog::Catalog::of(&plan)?;
+        print!("{}", catalog.listing());
+        // The bill first: what these series cost, percentiles included (docs/dashboard.md).
+        println!("{}", crate::datadog_side::metric_config::cost(&catalog));
         return Ok(exit::OK);
     }
     let plan = load_plan(cli)?;
