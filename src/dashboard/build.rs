@@ -93,14 +93,14 @@ fn status_formats() -> Value {
 /// The whole dashboard document (what `POST /api/v1/dashboard` takes).
 pub fn dashboard(plan: &Plan, catalog: &Catalog) -> Value {
     let mut widgets = vec![legend(plan)];
-    if let Some(beat) = heartbeat(plan, catalog) {
-        widgets.push(beat);
-    }
     for (category, title) in categories(plan) {
         let inner = category_widgets(plan, catalog, &category);
         if !inner.is_empty() {
             widgets.push(group(&title, inner));
         }
+    }
+    if let Some(beat) = heartbeat(plan, catalog) {
+        widgets.push(beat);
     }
     let own = self_widgets(catalog);
     if !own.is_empty() {
@@ -146,7 +146,7 @@ fn legend(plan: &Plan) -> Value {
          **inferred** light green = carried forward from an earlier run; \
          **unknown** grey = no data (collector failed, stale or missing). \
          A row that no run refreshed leaves the matrix (no data) once its frame has passed: \
-         the pipeline stopped; the first group says since when.",
+         the pipeline stopped; \"Is the pipeline delivering?\" says since when.",
         title = plan.dashboard.title,
         file = plan
             .file
