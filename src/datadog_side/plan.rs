@@ -103,6 +103,8 @@ impl fmt::Display for Item {
 pub struct SidePlan {
     pub items: Vec<Item>,
     dashboard: Value,
+    /// The live dashboard's browser URL, when it exists.
+    dashboard_url: Option<String>,
     configs: Vec<TagConfig>,
     /// Metric names infra-health configured before (from the state store).
     recorded: BTreeSet<String>,
@@ -232,6 +234,9 @@ pub async fn plan(
     });
 
     // Monitors.
+    let dashboard_url = live_dashboard
+        .and_then(|l| l["url"].as_str())
+        .map(|p| dashboards.browser_url(p));
     let link = dashboard_link(plan, dashboards, live_dashboard);
     let wanted = monitors(plan, &catalog, &link);
     let live = api.managed_monitors(plan.schema.env()).await?;
@@ -281,6 +286,7 @@ pub async fn plan(
     Ok(SidePlan {
         items,
         dashboard,
+        dashboard_url,
         configs,
         recorded: recorded.metrics,
     })
@@ -305,6 +311,7 @@ pub async fn apply(
     let SidePlan {
         items,
         dashboard,
+        dashboard_url,
         configs,
         mut recorded,
     } = side;
@@ -339,11 +346,22 @@ pub async fn apply(
         )
         .await?;
 
-    let pushed = dashboards.push(state, &dashboard).await?;
+    // An unchanged dashboard is not written again (a PUT would bump its modification time).
+    let unchanged = items
+        .iter()
+        .any(|i| i.kind == Kind::Dashboard && i.action == Action::Keep);
+    let pushed = if unchanged {
+        None
+    } else {
+        Some(dashboards.push(state, &dashboard).await?)
+    };
+    let url = match &pushed {
+        Some(p) => p.url.clone(),
+        None => dashboard_url,
+    };
     let link = match &plan.datadog.dashboard_url {
         Some(u) => u.clone(),
-        None => pushed
-            .url
+        None => url
             .clone()
             .unwrap_or_else(|| format!("(the dashboard {:?})", plan.dashboard.title)),
     };
@@ -354,16 +372,19 @@ pub async fn apply(
     let mut out = Vec::new();
     for item in items {
         let item = match item.kind {
-            Kind::Dashboard => Item {
-                id: Some(pushed.id.clone()),
-                action: if pushed.created {
-                    Action::Create
-                } else if pushed.changes.is_empty() {
-                    Action::Keep
-                } else {
-                    Action::Update(lines(&pushed.changes))
+            Kind::Dashboard => match &pushed {
+                None => item,
+                Some(pushed) => Item {
+                    id: Some(pushed.id.clone()),
+                    action: if pushed.created {
+                        Action::Create
+                    } else if pushed.changes.is_empty() {
+                        Action::Keep
+                    } else {
+                        Action::Update(lines(&pushed.changes))
+                    },
+                    ..item
                 },
-                ..item
             },
             Kind::Monitor => apply_monitor(api, item, &wanted, &live).await?,
             Kind::TagConfig => item,
@@ -372,7 +393,7 @@ pub async fn apply(
     }
     Ok(Applied {
         items: out,
-        dashboard_url: pushed.url,
+        dashboard_url: url,
     })
 }
 

@@ -186,7 +186,7 @@ fn apply_makes_everything_the_config_implies_and_a_second_apply_changes_nothing(
     let before = (
         s.fake.monitor_counts(),
         s.fake.tag_writes(),
-        s.fake.dashboard_creates(),
+        (s.fake.dashboard_creates(), s.fake.dashboard_updates()),
     );
     let (code, out, err) = s.run(&["apply"]);
     assert_eq!(code, 0, "{err}");
@@ -203,12 +203,12 @@ fn apply_makes_everything_the_config_implies_and_a_second_apply_changes_nothing(
     let after = (
         s.fake.monitor_counts(),
         s.fake.tag_writes(),
-        s.fake.dashboard_creates(),
+        (s.fake.dashboard_creates(), s.fake.dashboard_updates()),
     );
     assert_eq!(before.0.0, after.0.0, "monitors created again");
     assert_eq!(before.0.1, after.0.1, "monitors updated again");
     assert_eq!(before.1, after.1, "tag configurations written again");
-    assert_eq!(before.2, after.2);
+    assert_eq!(before.2, after.2, "the dashboard was written again");
 
     // Their monitor was never touched.
     let theirs_now = s
