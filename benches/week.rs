@@ -17,6 +17,8 @@
 mod common;
 #[path = "../tests/it/support/fake_dashboards.rs"]
 mod fake_dashboards;
+#[path = "../tests/it/support/fake_monitors.rs"]
+mod fake_monitors;
 #[path = "../tests/it/support/fake_datadog.rs"]
 mod fake_datadog;
 #[path = "../tests/it/support/fake_github.rs"]
