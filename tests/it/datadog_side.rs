@@ -231,19 +231,31 @@ fn prune_deletes_only_what_infra_health_made_and_the_config_no_longer_implies() 
     }));
     let count = s.fake.monitors().len();
 
-    // Opt the remote-eval rows out, by category; drop the percentile-configured p90 row.
+    // Opt the evaluation rows out, by category, and drop the eval latency row: its
+    // distribution's tag configuration is no longer implied.
     let text = std::fs::read_to_string(&s.config).unwrap();
+    let start = text
+        .find("[[check]]\nworkflow_category = \"evaluation\"\nworkflow_name = \"remote_eval\"\ntask = \"request_eval\"\ncheck = \"latency_p50\"")
+        .expect("the latency row");
+    let tail = "metric = \"eval.remote.latency\"\n";
+    let end = start + text[start..].find(tail).unwrap() + tail.len();
+    let text = format!("{}{}", &text[..start], &text[end..]);
     std::fs::write(
         &s.config,
         format!("{text}\n[datadog.category.evaluation]\nalert = false\n"),
     )
     .unwrap();
+    let latency = "metta.infra.cron.eval.remote.latency";
+    assert!(s.fake.tag_config(latency).is_some());
     let (code, out, _) = s.run(&["plan"]);
     assert_eq!(code, 0);
     let orphans = out
         .matches("no longer in the config (delete with --prune)")
         .count();
-    assert_eq!(orphans, 4, "the four evaluation rows:\n{out}");
+    assert_eq!(
+        orphans, 5,
+        "the four evaluation rows and the latency percentiles:\n{out}"
+    );
     let (code, out, _) = s.run(&["apply"]);
     assert_eq!(code, 0);
     assert_eq!(
@@ -254,7 +266,9 @@ fn prune_deletes_only_what_infra_health_made_and_the_config_no_longer_implies() 
 
     let (code, out, err) = s.run(&["apply", "--prune"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("4 deleted"), "{out}");
+    assert!(out.contains("5 deleted"), "{out}");
+    assert!(s.fake.tag_config(latency).is_none(), "{out}");
+    assert!(s.fake.tag_config(DISTRIBUTIONS[0]).is_some());
     let left = s.fake.monitors();
     assert_eq!(left.len(), count - 4);
     assert!(
