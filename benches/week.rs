@@ -21,6 +21,8 @@ mod fake_dashboards;
 mod fake_datadog;
 #[path = "../tests/it/support/fake_github.rs"]
 mod fake_github;
+#[path = "../tests/it/support/fake_monitors.rs"]
+mod fake_monitors;
 #[path = "../tests/it/support/github_history.rs"]
 mod github_history;
 #[path = "../tests/it/support/query_eval.rs"]

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod dashboard;
+pub mod datadog_side;
 pub mod duration;
 pub mod exit;
 pub mod github;

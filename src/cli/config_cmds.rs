@@ -47,7 +47,13 @@ pub async fn validate(cli: &Cli, online: bool) -> anyhow::Result<u8> {
 pub fn checks(cli: &Cli, metrics: bool) -> anyhow::Result<u8> {
     if metrics {
         let plan = load_plan(cli)?;
-        super::output::stdout(&crate::catalog::Catalog::of(&plan)?.listing())?;
+        let catalog = crate::catalog::Catalog::of(&plan)?;
+        // The bill first: what these series cost, percentiles included (docs/dashboard.md).
+        super::output::stdout(&format!(
+            "{}{}\n",
+            catalog.listing(),
+            crate::datadog_side::metric_config::cost(&catalog)
+        ))?;
         return Ok(exit::OK);
     }
     let plan = load_plan(cli)?;

@@ -14,8 +14,14 @@ use crate::sinks::datadog::{ApiError, Client, DatadogConfig, KeyCheck};
 
 /// The commands that need `DD_APP_KEY` (README, "Which key each command needs"; a test runs
 /// each of them without it).
-pub const APP_KEY_COMMANDS: [&str; 4] =
-    ["dashboard push", "dashboard diff", "verify", "run --verify"];
+pub const APP_KEY_COMMANDS: [&str; 6] = [
+    "dashboard push",
+    "dashboard diff",
+    "datadog plan",
+    "datadog apply",
+    "verify",
+    "run --verify",
+];
 
 /// The result of one credential check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub mod board;
 pub mod config_cmds;
 pub mod credentials;
 pub mod dashboard;
+pub mod datadog;
 pub mod import;
 pub mod output;
 pub mod run;
@@ -75,6 +76,10 @@ pub enum Command {
     /// The Datadog dashboard generated from this config: render, diff, push or terraform.
     #[command(subcommand)]
     Dashboard(DashboardCommand),
+    /// The whole Datadog side: dashboard, monitors and metric tag configurations (percentiles):
+    /// plan, apply or terraform.
+    #[command(subcommand)]
+    Datadog(DatadogCommand),
     /// Read back from Datadog that every row of the last delivery landed as sent (needs
     /// DD_API_KEY and DD_APP_KEY). Exit 0 when all did, 7 when not.
     Verify(VerifyArgs),
@@ -130,6 +135,39 @@ pub enum DashboardCommand {
         #[arg(long, short = 'o', value_name = "FILE")]
         out: Option<PathBuf>,
         /// The Terraform resource name.
+        #[arg(long, default_value = "infra_health", value_name = "NAME")]
+        resource: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatadogCommand {
+    /// Show every change `apply` would make to the dashboard, the monitors and the metric tag
+    /// configurations (needs DD_API_KEY and DD_APP_KEY); changes nothing.
+    Plan {
+        /// Also list the deletions of what infra-health created and the config no longer implies.
+        #[arg(long)]
+        prune: bool,
+        /// State store URL (dashboard id, configured metrics), as for `run`.
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+    },
+    /// Make every change: idempotent, a second apply changes nothing.
+    Apply {
+        /// Delete monitors and tag configurations infra-health created that the config no longer
+        /// implies (monitors tagged managed-by:infra-health and this env only).
+        #[arg(long)]
+        prune: bool,
+        /// State store URL, as for `run`.
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+    },
+    /// Print the dashboard, monitors and metric tag configurations as Terraform resources.
+    Terraform {
+        /// Write it to FILE instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The dashboard's Terraform resource name (the monitors link to it).
         #[arg(long, default_value = "infra_health", value_name = "NAME")]
         resource: String,
     },
@@ -327,6 +365,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Dashboard(cmd) => {
             let plan = load_plan(&cli)?;
             dashboard::execute(&plan, cmd).await
+        }
+        Command::Datadog(cmd) => {
+            let plan = load_plan(&cli)?;
+            datadog::execute(&plan, cmd).await
         }
         Command::Credentials(CredentialsCommand::Check) => credentials::execute(&cli).await,
     }

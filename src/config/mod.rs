@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::checks::CheckDef;
+use crate::checks::{CheckDef, RowId};
 use crate::collectors::CollectorInstance;
 use crate::schema::Schema;
 use crate::sinks::SinkSettings;
@@ -31,7 +31,8 @@ pub use problems::{ConfigError, ConfigErrors, MAX_MESSAGE, MAX_QUOTED_VALUE, cli
 use problems::{Problems, unreadable_message};
 use raw::{RawState, RawTop, TOP_KEYS};
 use resolve::{
-    resolve_checks, resolve_collectors, resolve_dashboard, resolve_defaults, resolve_sink,
+    RowAlertRaw, resolve_checks, resolve_collectors, resolve_dashboard, resolve_datadog,
+    resolve_defaults, resolve_sink,
 };
 
 /// Where the config is looked for when `--config` and `INFRA_HEALTH_CONFIG` are not given.
@@ -45,6 +46,60 @@ pub struct DashboardSettings {
     /// The dashboard's title; `dashboard push` finds an existing dashboard by it.
     pub title: String,
     pub description: String,
+}
+
+/// The `[datadog]` table, resolved with each row's and collector's own settings: what
+/// `infra-health datadog plan|apply` builds the monitors from (docs/alerts.md).
+#[derive(Debug, Clone)]
+pub struct DatadogSettings {
+    /// How often the pipeline delivers: the shortest CronJob schedule. The matrix widgets and
+    /// the no-data monitors are sized from it.
+    pub period: Duration,
+    /// Who a failing row notifies (`@slack-…`, `@pagerduty-…`, `@team@example.com`).
+    pub notify: Vec<String>,
+    /// How long a row must be unknown before its (quieter) monitor fires.
+    pub unknown_after: Duration,
+    /// Who unknown rows notify (default: `notify`).
+    pub unknown_notify: Vec<String>,
+    /// How long Datadog waits before evaluating (points of a run arrive in a burst).
+    pub evaluation_delay: Duration,
+    /// The dashboard link in monitor messages; by default the live dashboard's URL.
+    pub dashboard_url: Option<String>,
+    /// Each row's alerting, by row.
+    pub rows: Vec<(RowId, RowAlerting)>,
+    /// Each collector's schedule and source link, in config order.
+    pub collectors: Vec<CollectorSchedule>,
+}
+
+/// How one row alerts, after row → category → `[datadog]` precedence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowAlerting {
+    /// `None`: `alert = false`, no monitor.
+    pub alert_after: Option<Duration>,
+    pub notify: Vec<String>,
+    /// Where to look when it fails (the workflow runs, the PR list, the artifacts).
+    pub link: Option<String>,
+}
+
+/// When a collector runs and where its source is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorSchedule {
+    pub name: String,
+    pub kind: &'static str,
+    /// How often the CronJob running it is scheduled (`period` in its `[[collector]]`).
+    pub period: Duration,
+    pub link: Option<String>,
+}
+
+impl DatadogSettings {
+    /// The alerting of a row (rows not in the config, e.g. derived ones, do not alert).
+    pub fn row(&self, row: &RowId) -> Option<&RowAlerting> {
+        self.rows.iter().find(|(r, _)| r == row).map(|(_, a)| a)
+    }
+
+    pub fn collector(&self, name: &str) -> Option<&CollectorSchedule> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
 }
 
 /// Run-wide defaults from `[defaults]`.
@@ -71,6 +126,8 @@ pub struct Plan {
     pub checks: Vec<CheckDef>,
     /// The `[dashboard]` table: how the generated Datadog dashboard is named.
     pub dashboard: DashboardSettings,
+    /// The `[datadog]` table: monitors, their handles and the pipeline's period.
+    pub datadog: DatadogSettings,
     /// Things that are allowed but worth saying (normalised names).
     pub warnings: Vec<String>,
 }
@@ -213,8 +270,10 @@ fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, Confi
     // Absolute, so a path resolved against it means the same thing from any working directory
     // (an `exec` command runs with the config's directory as its cwd).
     let config_dir = std::path::absolute(&config_dir).unwrap_or(config_dir);
-    let collectors = resolve_collectors(&mut p, &raw.collector, &config_dir);
+    let mut schedules = Vec::new();
+    let collectors = resolve_collectors(&mut p, &raw.collector, &config_dir, &mut schedules);
     let mut warnings = Vec::new();
+    let mut row_alerts: Vec<RowAlertRaw> = Vec::new();
     let checks = match schema.as_ref().or(fallback_schema.as_ref()) {
         Some(schema) => resolve_checks(
             &mut p,
@@ -223,9 +282,11 @@ fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, Confi
             schema,
             &collectors,
             &mut warnings,
+            &mut row_alerts,
         ),
         None => Vec::new(),
     };
+    let datadog = resolve_datadog(&mut p, raw.datadog.as_ref(), schedules, row_alerts);
 
     match schema {
         Some(schema) if p.list.is_empty() => Ok(Plan {
@@ -237,6 +298,7 @@ fn parse_with(path: &Path, text: &str, require_rows: bool) -> Result<Plan, Confi
             collectors,
             checks,
             dashboard,
+            datadog,
             warnings,
         }),
         _ => {

@@ -22,6 +22,8 @@ pub(super) struct RawTop {
     pub(super) check: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     pub(super) dashboard: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub(super) datadog: Option<Spanned<toml::Table>>,
 }
 
 pub(super) const TOP_KEYS: &[&str] = &[
@@ -31,7 +33,33 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "collector",
     "check",
     "dashboard",
+    "datadog",
 ];
+
+/// The `[datadog]` table: monitors and metric configurations (`infra-health datadog`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatadog {
+    pub(super) period: Option<String>,
+    #[serde(default)]
+    pub(super) notify: Vec<String>,
+    pub(super) alert_after: Option<String>,
+    pub(super) unknown_after: Option<String>,
+    pub(super) unknown_notify: Option<Vec<String>>,
+    pub(super) evaluation_delay: Option<String>,
+    pub(super) dashboard_url: Option<String>,
+    #[serde(default)]
+    pub(super) category: BTreeMap<String, RawAlerting>,
+}
+
+/// Alerting settings of a category (`[datadog.category.ci]`).
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerting {
+    pub(super) alert: Option<bool>,
+    pub(super) alert_after: Option<String>,
+    pub(super) notify: Option<Vec<String>>,
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -117,4 +145,12 @@ pub(super) struct RawCheck {
     pub(super) source: Option<String>,
     #[serde(default)]
     pub(super) tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) alert: Option<bool>,
+    #[serde(default)]
+    pub(super) alert_after: Option<String>,
+    #[serde(default)]
+    pub(super) notify: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) link: Option<String>,
 }

@@ -17,8 +17,201 @@ use crate::sinks::{SinkKind, SinkSettings};
 
 use super::locate::{header_line, key_line, line_of};
 use super::problems::Problems;
-use super::raw::{CHECK_KEYS, RawCheck, RawDashboard, RawDefaults};
-use super::{DEFAULT_CARRY_FORWARD, DEFAULT_COLLECTOR_TIMEOUT, DashboardSettings, Defaults};
+use super::raw::{CHECK_KEYS, RawAlerting, RawCheck, RawDashboard, RawDatadog, RawDefaults};
+use super::{
+    CollectorSchedule, DEFAULT_CARRY_FORWARD, DEFAULT_COLLECTOR_TIMEOUT, DashboardSettings,
+    DatadogSettings, Defaults, RowAlerting,
+};
+
+/// How often the pipeline delivers unless `[datadog] period` says otherwise (the cron job).
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(600);
+/// How long a row fails before its monitor alerts, unless configured.
+pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How long a row is unknown before the unknown-rows monitor notifies, unless configured.
+pub const DEFAULT_UNKNOWN_AFTER: Duration = Duration::from_secs(2 * 3600);
+/// Datadog's evaluation delay for the monitors, unless configured.
+pub const DEFAULT_EVALUATION_DELAY: Duration = Duration::from_secs(300);
+
+/// A row's own alerting keys, read by [`resolve_checks`] and resolved in [`resolve_datadog`]
+/// with its category's and the `[datadog]` table's.
+pub(super) struct RowAlertRaw {
+    row: RowId,
+    line: usize,
+    alert: Option<bool>,
+    alert_after: Option<Duration>,
+    notify: Option<Vec<String>>,
+    link: Option<String>,
+    collector: String,
+}
+
+/// Where a collector's source is looked at by a person, from its options.
+fn source_link(kind: &str, options: &toml::Table) -> Option<String> {
+    let text = |k: &str| options.get(k).and_then(toml::Value::as_str);
+    if let Some(repo) = text("repo") {
+        let base = format!("https://github.com/{repo}");
+        return Some(match kind {
+            "github_actions" => match text("branch") {
+                Some(b) => format!("{base}/actions?query=branch%3A{b}"),
+                None => format!("{base}/actions"),
+            },
+            "github_commits" => match text("branch") {
+                Some(b) => format!("{base}/commits/{b}"),
+                None => format!("{base}/commits"),
+            },
+            "github_pulls" => format!("{base}/pulls"),
+            "github_issues" => format!("{base}/issues"),
+            _ => base,
+        });
+    }
+    text("url").map(str::to_string)
+}
+
+fn check_handles(p: &mut Problems, line: usize, key: &str, handles: &[String]) {
+    for h in handles {
+        let ok = h.starts_with('@') && h.len() > 1 && !h.chars().any(char::is_whitespace);
+        if !ok {
+            p.at(
+                line,
+                Some(key.to_string()),
+                format!(
+                    "{h:?} is not a Datadog notification handle; write it as Datadog does, e.g.                      \"@slack-infra-alerts\", \"@pagerduty-infra\" or \"@team@example.com\""
+                ),
+            );
+        }
+    }
+}
+
+pub(super) fn resolve_datadog(
+    p: &mut Problems,
+    raw: Option<&Spanned<toml::Table>>,
+    collectors: Vec<CollectorSchedule>,
+    rows: Vec<RowAlertRaw>,
+) -> DatadogSettings {
+    let span = raw.map(|r| r.span()).unwrap_or(0..0);
+    let parsed: RawDatadog = match raw {
+        Some(t) => match toml::Value::Table(t.get_ref().clone()).try_into() {
+            Ok(d) => d,
+            Err(e) => {
+                p.serde(&span, "datadog", &e);
+                RawDatadog::default()
+            }
+        },
+        None => RawDatadog::default(),
+    };
+    let duration = |p: &mut Problems, key: &str, v: &Option<String>, default: Duration| match v
+        .as_deref()
+        .map(parse_duration)
+    {
+        None => default,
+        Some(Ok(d)) if d.as_secs() > 0 => d,
+        Some(Ok(_)) => {
+            p.key(&span, "datadog", key, "must be at least 1s");
+            default
+        }
+        Some(Err(e)) => {
+            p.key(&span, "datadog", key, e.to_string());
+            default
+        }
+    };
+    let period = duration(p, "period", &parsed.period, DEFAULT_PERIOD);
+    let alert_after = duration(p, "alert_after", &parsed.alert_after, DEFAULT_ALERT_AFTER);
+    let unknown_after = duration(
+        p,
+        "unknown_after",
+        &parsed.unknown_after,
+        DEFAULT_UNKNOWN_AFTER,
+    );
+    let evaluation_delay = duration(
+        p,
+        "evaluation_delay",
+        &parsed.evaluation_delay,
+        DEFAULT_EVALUATION_DELAY,
+    );
+    let line = raw.map(|r| header_line(p.text, &r.span())).unwrap_or(0);
+    check_handles(p, line, "datadog.notify", &parsed.notify);
+    if let Some(u) = &parsed.unknown_notify {
+        check_handles(p, line, "datadog.unknown_notify", u);
+    }
+    let mut categories: Vec<(String, RawAlerting, Option<Duration>)> = Vec::new();
+    for (name, c) in &parsed.category {
+        let after = match c.alert_after.as_deref().map(parse_duration) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                p.key(
+                    &span,
+                    "datadog",
+                    &format!("category.{name}.alert_after"),
+                    e.to_string(),
+                );
+                None
+            }
+        };
+        if let Some(n) = &c.notify {
+            check_handles(p, line, &format!("datadog.category.{name}.notify"), n);
+        }
+        categories.push((name.clone(), c.clone(), after));
+    }
+    let collectors: Vec<CollectorSchedule> = collectors
+        .into_iter()
+        .map(|mut c| {
+            if c.period.is_zero() {
+                c.period = period;
+            }
+            c
+        })
+        .collect();
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let category = categories
+                .iter()
+                .find(|(n, _, _)| *n == r.row.workflow_category);
+            let enabled = r
+                .alert
+                .or(category.and_then(|(_, c, _)| c.alert))
+                .unwrap_or(true);
+            let after = r
+                .alert_after
+                .or(category.and_then(|(_, _, a)| *a))
+                .unwrap_or(alert_after);
+            if let Some(n) = &r.notify {
+                check_handles(p, r.line, "check.notify", n);
+            }
+            let notify = r
+                .notify
+                .clone()
+                .or(category.and_then(|(_, c, _)| c.notify.clone()))
+                .unwrap_or_else(|| parsed.notify.clone());
+            let link = r.link.clone().or_else(|| {
+                collectors
+                    .iter()
+                    .find(|c| c.name == r.collector)
+                    .and_then(|c| c.link.clone())
+            });
+            (
+                r.row,
+                RowAlerting {
+                    alert_after: enabled.then_some(after),
+                    notify,
+                    link,
+                },
+            )
+        })
+        .collect();
+    DatadogSettings {
+        period,
+        unknown_notify: parsed
+            .unknown_notify
+            .unwrap_or_else(|| parsed.notify.clone()),
+        notify: parsed.notify,
+        unknown_after,
+        evaluation_delay,
+        dashboard_url: parsed.dashboard_url,
+        rows,
+        collectors,
+    }
+}
 
 pub(super) fn resolve_defaults(p: &mut Problems, raw: Option<&Spanned<toml::Table>>) -> Defaults {
     let span = raw.map(|r| r.span()).unwrap_or(0..0);
@@ -139,6 +332,7 @@ pub(super) fn resolve_collectors(
     p: &mut Problems,
     raw: &[Spanned<toml::Table>],
     config_dir: &Path,
+    schedules: &mut Vec<CollectorSchedule>,
 ) -> Vec<CollectorInstance> {
     let mut out: Vec<CollectorInstance> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -216,6 +410,44 @@ pub(super) fn resolve_collectors(
                 continue;
             }
         };
+        // Common keys for the Datadog side: how often its job runs, where its source is.
+        let period = match options.remove("period") {
+            None => Duration::ZERO,
+            Some(toml::Value::String(s)) => match parse_duration(&s) {
+                Ok(d) if d.as_secs() > 0 => d,
+                Ok(_) => {
+                    p.key(&span, "collector", "period", "must be at least 1s");
+                    continue;
+                }
+                Err(e) => {
+                    p.key(&span, "collector", "period", e.to_string());
+                    continue;
+                }
+            },
+            Some(_) => {
+                p.key(
+                    &span,
+                    "collector",
+                    "period",
+                    "expected a duration string such as \"10m\" (how often its CronJob runs)",
+                );
+                continue;
+            }
+        };
+        let link = match options.remove("link") {
+            None => source_link(kind.name, &options),
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => {
+                p.key(&span, "collector", "link", "expected a URL string");
+                continue;
+            }
+        };
+        schedules.push(CollectorSchedule {
+            name: name.clone(),
+            kind: kind.name,
+            period,
+            link,
+        });
         let ctx = BuildContext {
             name: &name,
             options,
@@ -326,6 +558,7 @@ pub(super) fn resolve_checks(
     schema: &Schema,
     collectors: &[CollectorInstance],
     warnings: &mut Vec<String>,
+    row_alerts: &mut Vec<RowAlertRaw>,
 ) -> Vec<CheckDef> {
     let mut out = Vec::new();
     let mut seen: HashMap<RowId, usize> = HashMap::new();
@@ -340,6 +573,7 @@ pub(super) fn resolve_checks(
         let (filled, placeholders) = fill_missing(p, &table.span(), table.get_ref());
         let list_before = p.list.len();
         let rows_before = out.len();
+        let alerts_before = row_alerts.len();
         'row: {
             let span = table.span();
             let header = header_line(p.text, &span);
@@ -540,6 +774,32 @@ pub(super) fn resolve_checks(
             if clash {
                 break 'row;
             }
+            let alert_after = match r.alert_after.as_deref().map(parse_duration) {
+                None => None,
+                Some(Ok(d)) if d.as_secs() >= 60 => Some(d),
+                Some(Ok(_)) => {
+                    p.key(
+                        &span,
+                        "check",
+                        "alert_after",
+                        "must be at least 1m (Datadog monitors evaluate per minute)",
+                    );
+                    break 'row;
+                }
+                Some(Err(e)) => {
+                    p.key(&span, "check", "alert_after", e.to_string());
+                    break 'row;
+                }
+            };
+            row_alerts.push(RowAlertRaw {
+                row: row.clone(),
+                line: header,
+                alert: r.alert,
+                alert_after,
+                notify: r.notify.clone(),
+                link: r.link.clone(),
+                collector: r.collector.clone(),
+            });
             let title = r.title.clone().unwrap_or_else(|| {
                 format!("{} {}", r.task.replace('_', " "), r.check.replace('_', " "))
             });
@@ -570,6 +830,7 @@ pub(super) fn resolve_checks(
                 i <= list_before || !e.key.as_ref().is_some_and(|k| keys.contains(k))
             });
             out.truncate(rows_before);
+            row_alerts.truncate(alerts_before);
         }
     }
     out

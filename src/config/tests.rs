@@ -371,3 +371,55 @@ fn check_keys_are_the_fields_of_a_row() {
         .collect();
     assert_eq!(listed, super::raw::CHECK_KEYS, "{message}");
 }
+
+/// A small config with `[datadog]` settings, two rows of two categories and a third opting out.
+fn datadog_config(extra: &str) -> String {
+    format!(
+        "[datadog]\nnotify = [\"@slack-all\"]\nalert_after = \"45m\"\n{extra}\n\
+         [datadog.category.code]\nalert_after = \"2h\"\nnotify = [\"@slack-code\"]\n\n\
+         [[collector]]\nname = \"f\"\ntype = \"file\"\npath = \"o.json\"\nperiod = \"1h\"\nlink = \"https://x.example/runs\"\n\n\
+         [[check]]\nworkflow_category = \"ci\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\ncollector = \"f\"\nsignal = \"s\"\ncondition = \"<1\"\nmetric = \"ci.x\"\n\n\
+         [[check]]\nworkflow_category = \"code\"\nworkflow_name = \"w\"\ntask = \"t\"\ncheck = \"c\"\ncollector = \"f\"\nsignal = \"s\"\ncondition = \"<1\"\nmetric = \"code.x\"\nalert_after = \"10m\"\n\n\
+         [[check]]\nworkflow_category = \"code\"\nworkflow_name = \"w\"\ntask = \"u\"\ncheck = \"c\"\ncollector = \"f\"\nsignal = \"s\"\ncondition = \"<1\"\nmetric = \"code.y\"\nalert = false\n"
+    )
+}
+
+#[test]
+fn row_alerting_takes_the_row_then_its_category_then_the_datadog_table() {
+    let plan = parse(Path::new("c.toml"), &datadog_config("")).unwrap();
+    let d = &plan.datadog;
+    assert_eq!(d.period, Duration::from_secs(600), "the default period");
+    let row = |i: usize| d.row(&plan.checks[i].row).unwrap();
+    assert_eq!(row(0).alert_after, Some(Duration::from_secs(45 * 60)));
+    assert_eq!(row(0).notify, vec!["@slack-all".to_string()]);
+    assert_eq!(row(1).alert_after, Some(Duration::from_secs(600)));
+    assert_eq!(row(1).notify, vec!["@slack-code".to_string()]);
+    assert_eq!(row(2).alert_after, None, "alert = false");
+    assert_eq!(row(0).link.as_deref(), Some("https://x.example/runs"));
+    let f = d.collector("f").unwrap();
+    assert_eq!(f.period, Duration::from_secs(3600));
+    assert_eq!(d.unknown_notify, d.notify);
+}
+
+#[test]
+fn datadog_mistakes_are_reported_with_their_key() {
+    let text = datadog_config("period = \"soon\"\nunknown_notify = [\"slack-x\"]\nbogus = 1");
+    let errs = parse(Path::new("c.toml"), &text).unwrap_err().0;
+    let keys: Vec<String> = errs.iter().filter_map(|e| e.key.clone()).collect();
+    assert!(keys.iter().any(|k| k.starts_with("datadog")), "{errs:?}");
+    let text = datadog_config("period = \"soon\"");
+    let errs = parse(Path::new("c.toml"), &text).unwrap_err().0;
+    assert!(
+        errs.iter()
+            .any(|e| e.key.as_deref() == Some("datadog.period")),
+        "{errs:?}"
+    );
+    let text = datadog_config("unknown_notify = [\"slack-x\"]");
+    let errs = parse(Path::new("c.toml"), &text).unwrap_err().0;
+    assert!(
+        errs.iter().any(|e| e.line == 1
+            && e.key.as_deref() == Some("datadog.unknown_notify")
+            && e.message.contains("@slack")),
+        "{errs:?}"
+    );
+}

@@ -17,6 +17,7 @@
 //! emits; [`super::validate`] checks that on the JSON this writes.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -44,8 +45,37 @@ const ROW_KEYS: &[&str] = &[
     "check",
 ];
 
-/// The matrix widgets' own time frame (see [`matrix`]).
-pub const MATRIX_LIVE_SPAN: &str = "1h";
+/// Datadog's fixed live spans, with their seconds, shortest first.
+const LIVE_SPANS: &[(&str, u64)] = &[
+    ("5m", 300),
+    ("10m", 600),
+    ("15m", 900),
+    ("30m", 1800),
+    ("1h", 3600),
+    ("4h", 14_400),
+    ("1d", 86_400),
+    ("2d", 172_800),
+    ("1w", 604_800),
+];
+
+/// The matrix widgets' own time frame (see [`matrix`]): long enough to hold the last run's
+/// points whatever the run's duration (more than `period`, at most twice it), short enough
+/// that a row no run refreshed drops out of the matrix within its `carry_forward` plus one
+/// period of the last delivered run. 15m for the default 10-minute cron job.
+pub fn matrix_live_span(period: Duration, shortest_carry_forward: Duration) -> &'static str {
+    let p = period.as_secs().max(1);
+    let bound = (2 * p).min(shortest_carry_forward.as_secs() + p);
+    LIVE_SPANS
+        .iter()
+        .rev()
+        .find(|(_, secs)| *secs <= bound && *secs > p)
+        .or_else(|| LIVE_SPANS.iter().find(|(_, secs)| *secs >= p))
+        .map(|(span, _)| *span)
+        .unwrap_or("1w")
+}
+
+/// The heartbeat tile's own time frame: a day of runs per job.
+pub const HEARTBEAT_LIVE_SPAN: &str = "1d";
 
 /// Template variables: `env` always, `repo` on queries whose series all carry a repo.
 pub const VARIABLES: &[&str] = &["env", "repo"];
@@ -68,6 +98,9 @@ pub fn dashboard(plan: &Plan, catalog: &Catalog) -> Value {
         if !inner.is_empty() {
             widgets.push(group(&title, inner));
         }
+    }
+    if let Some(beat) = heartbeat(plan, catalog) {
+        widgets.push(beat);
     }
     let own = self_widgets(catalog);
     if !own.is_empty() {
@@ -111,7 +144,9 @@ fn legend(plan: &Plan) -> Value {
          not this dashboard.\n\n\
          Health matrix: **status** green = pass, yellow = warn, red = fail; \
          **inferred** light green = carried forward from an earlier run; \
-         **unknown** grey = no data (collector failed, stale or missing).",
+         **unknown** grey = no data (collector failed, stale or missing). \
+         A row that no run refreshed leaves the matrix (no data) once its frame has passed: \
+         the pipeline stopped; \"Is the pipeline delivering?\" says since when.",
         title = plan.dashboard.title,
         file = plan
             .file
@@ -128,6 +163,51 @@ fn legend(plan: &Plan) -> Value {
         "show_tick": false,
         "has_padding": true
     }})
+}
+
+/// "Is the pipeline delivering?": runs per job over the last day (where a job's bars stop, it
+/// stopped; the gap to now is how long ago it last delivered), and the job monitors' states
+/// (`datadog apply` creates them; "No Data" with its duration when a job stopped).
+fn heartbeat(plan: &Plan, catalog: &Catalog) -> Option<Value> {
+    let metric = plan.schema.self_metric_name("collector.success").ok()?;
+    if !catalog.series.iter().any(|s| s.metric == metric) {
+        return None;
+    }
+    let q = MetricQuery::new("sum", &metric)
+        .filter("workflow_category", "self")
+        .variable("env")
+        .by(&["collector".to_string()])
+        .function(Function::Rollup {
+            method: "count".into(),
+            seconds: Some(plan.datadog.period.as_secs().max(60)),
+        });
+    let runs = json!({"definition": {
+        "type": "timeseries",
+        "title": "Last delivery: runs per job (bars stop where a job stopped)",
+        "time": {"live_span": HEARTBEAT_LIVE_SPAN},
+        "show_legend": true,
+        "legend_layout": "auto",
+        "legend_columns": ["value", "sum"],
+        "requests": [ts_request(&[("runs".into(), "runs".into(), q)], "bars", false)],
+        "markers": []
+    }});
+    let monitors = json!({"definition": {
+        "type": "manage_status",
+        "title": "Last delivery: job monitors (No Data = stopped, since when)",
+        "query": format!(
+            "tag:\"{}\" tag:\"infra-health:job\" tag:\"env:{}\"",
+            crate::schema::MANAGED_BY_TAG,
+            plan.schema.env()
+        ),
+        "summary_type": "monitors",
+        "display_format": "countsAndList",
+        "color_preference": "background",
+        "hide_zero_counts": true,
+        "show_last_triggered": true,
+        "show_priority": false,
+        "sort": "triggered,desc"
+    }});
+    Some(group("Is the pipeline delivering?", vec![runs, monitors]))
 }
 
 fn group(title: &str, widgets: Vec<Value>) -> Value {
@@ -162,7 +242,13 @@ fn category_widgets(plan: &Plan, catalog: &Catalog, category: &str) -> Vec<Value
             (1, t) => format!("{t} health"),
             (_, t) => format!("{t} health ({source})"),
         };
-        widgets.push(matrix(catalog, &indices, category, source, &title));
+        let shortest = indices
+            .iter()
+            .map(|i| plan.checks[*i].carry_forward)
+            .min()
+            .unwrap_or(plan.defaults.carry_forward);
+        let span = matrix_live_span(plan.datadog.period, shortest);
+        widgets.push(matrix(catalog, &indices, category, source, &title, span));
     }
     // One chart per metric name of the category (rows sharing a metric share a chart).
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -250,7 +336,14 @@ fn metric_query(name: &str, q: &MetricQuery, aggregator: Option<&str>) -> Value 
 }
 
 /// The health matrix of one category and source.
-fn matrix(catalog: &Catalog, rows: &[usize], category: &str, source: &str, title: &str) -> Value {
+fn matrix(
+    catalog: &Catalog,
+    rows: &[usize],
+    category: &str,
+    source: &str,
+    title: &str,
+    span: &str,
+) -> Value {
     let keys = ["workflow_name", "task", "check"];
     // `min` for the status: a row split over several series (two repos) shows its worst.
     let column = |aggregator: &str, suffix: &str| {
@@ -277,9 +370,11 @@ fn matrix(catalog: &Catalog, rows: &[usize], category: &str, source: &str, title
         "title": title,
         // The matrix shows the current status whatever the dashboard's time frame: at a week a
         // rollup bucket spans an hour and `last` would read the worst (or an average) of every
-        // status that hour. Each job re-sends every row every run, so the last hour always
-        // holds each row's latest point.
-        "time": {"live_span": MATRIX_LIVE_SPAN},
+        // status that hour. Each job re-sends every row every run, so a frame a little longer
+        // than the period holds each row's latest point; and when the pipeline stops, its rows
+        // leave the matrix (no data) within the frame instead of showing the last pass for
+        // an hour ([`matrix_live_span`]).
+        "time": {"live_span": span},
         "has_search_bar": "auto",
         "requests": [{
             "response_format": "scalar",

@@ -21,8 +21,7 @@ use crate::config::Plan;
 use crate::observation::Observation;
 use crate::sinks::DeliveryReport;
 
-/// The name of the collector instance `import-stable` runs (it appears in self-metric tags).
-pub const IMPORT_COLLECTOR: &str = "import-stable";
+pub use crate::collectors::stable_suite::IMPORT_COLLECTOR;
 #[derive(Debug, Clone, Default)]
 pub struct ImportStableOptions {
     pub from: String,

@@ -32,6 +32,10 @@ pub const REQUIRED_TAGS: &[&str] = &[
     "service",
 ];
 
+/// The tag on every Datadog object infra-health creates besides metrics (monitors): what
+/// `datadog apply --prune` may delete, and what the dashboard's monitor summary lists.
+pub const MANAGED_BY_TAG: &str = "managed-by:infra-health";
+
 pub const DEFAULT_PREFIX: &str = "metta.infra";
 pub const DEFAULT_SERVICE: &str = "infra-health-dashboard";
 

@@ -35,10 +35,46 @@ pub struct WidgetProblem {
     pub widget: String,
     pub path: String,
     pub query: String,
-    /// `no_series`, `cell_disagrees`, or `no_data_sent` (a note, not a failure).
+    /// `no_series`, `cell_disagrees`, `percentiles_off`, or `no_data_sent` (a note, not a
+    /// failure).
     pub kind: &'static str,
     pub detail: String,
     pub fails: bool,
+}
+
+/// Every distribution the config sends whose percentile aggregations are off in Datadog (`GET
+/// /api/v2/metrics/{name}/tags`): its `p50:`/`p90:` widgets answer nothing until
+/// `infra-health datadog apply` (or Metrics Summary) turns them on.
+pub async fn percentile_problems(
+    plan: &crate::config::Plan,
+    client: &crate::sinks::datadog::Client,
+) -> anyhow::Result<Vec<WidgetProblem>> {
+    use crate::datadog_side::api::SideApi;
+    use crate::datadog_side::metric_config::tag_configs;
+    let catalog = crate::catalog::Catalog::of(plan)?;
+    let api = SideApi::new(client.clone());
+    let mut out = Vec::new();
+    for c in tag_configs(&catalog) {
+        let problems = match api.tag_config(&c.metric).await? {
+            None => vec!["percentiles are off (the metric has no tag configuration)".to_string()],
+            Some(live) => c.problems(&live),
+        };
+        if problems.is_empty() {
+            continue;
+        }
+        out.push(WidgetProblem {
+            widget: format!("percentiles of {}", c.metric),
+            path: format!("/api/v2/metrics/{}/tags", c.metric),
+            query: format!("p90:{}{{*}}", c.metric),
+            kind: "percentiles_off",
+            detail: format!(
+                "{}: its p50/p90 widgets answer nothing; run `infra-health datadog apply`",
+                problems.join("; ")
+            ),
+            fails: true,
+        });
+    }
+    Ok(out)
 }
 
 /// Every query of the dashboard, with template variables replaced by their defaults.

@@ -150,7 +150,9 @@ async fn check_once(
         let wq = dashboard::widget_queries(&rendered);
         let texts: Vec<String> = wq.iter().map(|q| q.query.clone()).collect();
         let answers = api.run(&texts, from, to).await?;
-        Some(dashboard::problems(&wq, &answers, last, from))
+        let mut problems = dashboard::problems(&wq, &answers, last, from);
+        problems.extend(dashboard::percentile_problems(plan, api.client()).await?);
+        Some(problems)
     } else {
         None
     };

@@ -1733,3 +1733,54 @@ fn key_files_stay_out_of_the_repository() {
         );
     }
 }
+
+#[test]
+fn the_datadog_apply_hook_job_is_off_by_default_and_runs_apply_with_both_keys_when_on() {
+    let jobs = |docs: &[Value]| -> Vec<Value> {
+        of_kind(docs, "Job")
+            .into_iter()
+            .filter(|j| name(j).ends_with("-datadog-apply"))
+            .cloned()
+            .collect()
+    };
+    assert!(jobs(default_render()).is_empty(), "on by default");
+    let docs = render(&[
+        "--set",
+        "datadogApply.enabled=true",
+        "--set",
+        "datadogApply.prune=true",
+        "--set",
+        "secrets.keys.ddAppKey=dd-app-key",
+    ]);
+    let found = jobs(&docs);
+    assert_eq!(found.len(), 1);
+    let job = &found[0];
+    let hooks = job["metadata"]["annotations"]["helm.sh/hook"]
+        .as_str()
+        .unwrap();
+    assert_eq!(hooks, "post-install,post-upgrade");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, ["datadog", "apply", "--prune"]);
+    let env: Vec<&str> = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for var in ["DD_API_KEY", "DD_APP_KEY", "INFRA_HEALTH_CONFIG", "DD_SITE"] {
+        assert!(env.contains(&var), "{var} missing: {env:?}");
+    }
+    let err = template_err(&[
+        "--set",
+        "datadogApply.enabled=true",
+        "--set",
+        "secrets.keys.ddAppKey=",
+    ]);
+    assert!(err.contains("secrets.keys.ddAppKey"), "{err}");
+}

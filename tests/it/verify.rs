@@ -298,9 +298,48 @@ fn rate_limited_queries_wait_for_the_reset_then_succeed() {
     );
 }
 
+/// The bundled config's distributions, with percentiles on in the fake (as `datadog apply`
+/// leaves them) except `off`.
+fn percentiles_on(fake: &FakeDatadog, off: Option<&str>) {
+    for metric in [
+        "metta.infra.cron.ci.workflow.duration",
+        "metta.infra.cron.ci.jobs.queue_time",
+        "metta.infra.cron.github.pulls.time_to_merge",
+        "metta.infra.cron.eval.remote.latency",
+    ] {
+        fake.set_tag_config(
+            metric,
+            serde_json::json!({"metric_type": "distribution", "tags": [],
+                "include_percentiles": Some(metric) != off, "exclude_tags_mode": true}),
+        );
+    }
+}
+
+#[test]
+fn verify_dashboard_names_a_distribution_whose_percentiles_are_off() {
+    let s = setup();
+    percentiles_on(&s.fake, Some("metta.infra.cron.ci.jobs.queue_time"));
+    s.run();
+    let out = s.verify(&["--dashboard"]);
+    assert_eq!(out.code, 7, "{}\n{}", out.stdout, out.stderr);
+    let fails: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL widget"))
+        .collect();
+    assert_eq!(fails.len(), 1, "{}", out.stdout);
+    assert!(
+        fails[0].starts_with("FAIL widget \"percentiles of metta.infra.cron.ci.jobs.queue_time\"")
+            && fails[0].contains("percentiles are off"),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn dashboard_widgets_querying_a_metric_that_never_lands_are_named() {
     let s = setup();
+    percentiles_on(&s.fake, None);
     s.fake.drop_metric("metta.infra.cron.eval.remote.duration");
     s.run();
     let out = s.verify(&["--dashboard"]);
@@ -333,6 +372,7 @@ fn dashboard_widgets_querying_a_metric_that_never_lands_are_named() {
 
     // With every metric landing, the matrix cells agree with the rows' statuses.
     let s = setup();
+    percentiles_on(&s.fake, None);
     s.run();
     let out = s.verify(&["--dashboard", "--json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);

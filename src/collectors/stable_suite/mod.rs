@@ -40,6 +40,10 @@ use import::{ImportBatch, ImportOptions, Seen};
 pub mod import;
 pub mod rows;
 
+/// The name of the collector instance `import-stable` runs (it appears in self-metric tags, so
+/// the job monitor of `infra-health datadog` watches it under this name).
+pub const IMPORT_COLLECTOR: &str = "import-stable";
+
 pub const KIND: CollectorKind = CollectorKind {
     name: "stable_suite",
     description: "stable-suite run artifacts (JSON/Parquet, schema v1) from s3://, file:// or a path",

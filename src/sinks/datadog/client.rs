@@ -166,6 +166,8 @@ pub enum Purpose {
     Dashboards,
     /// `verify`, through the metrics query API: the API key and an application key.
     Query,
+    /// `datadog plan|apply`: dashboards, monitors and metric tag configurations.
+    DatadogSide,
 }
 
 impl Purpose {
@@ -174,6 +176,9 @@ impl Purpose {
             Purpose::Intake => "delivering to Datadog",
             Purpose::Dashboards => "the Dashboards API",
             Purpose::Query => "verify (reading the metrics back from Datadog)",
+            Purpose::DatadogSide => {
+                "`infra-health datadog` (dashboard, monitors, metric configurations)"
+            }
         }
     }
 
@@ -190,6 +195,11 @@ impl Purpose {
                  `dashboard render` and `dashboard terraform` need no key)"
             }
             Purpose::Query => " (with the timeseries_query scope if it is scoped)",
+            Purpose::DatadogSide => {
+                " (with the dashboards_read, dashboards_write, monitors_read, monitors_write, \
+                 metrics_read and metric_tags_write scopes if it is scoped; `datadog terraform` \
+                 needs no key)"
+            }
         }
     }
 }

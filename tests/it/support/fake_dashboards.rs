@@ -87,6 +87,7 @@ const WIDGET_TYPES: &[&str] = &[
     "check_status",
     "free_text",
     "heatmap",
+    "manage_status",
 ];
 
 // Datadog's lists, copied here on purpose rather than imported from `infra_health::dashboard`:
@@ -135,6 +136,8 @@ pub struct DashboardStore {
     pub deletes: usize,
     id_seq: u64,
     widget_seq: i64,
+    /// Monitors and metric tag configurations (see [`super::fake_monitors`]).
+    pub side: super::fake_monitors::SideStore,
 }
 
 impl Default for DashboardStore {
@@ -148,6 +151,7 @@ impl Default for DashboardStore {
             deletes: 0,
             id_seq: 0,
             widget_seq: 0,
+            side: Default::default(),
         }
     }
 }
@@ -450,6 +454,7 @@ pub fn routes() -> Router<Shared> {
             "/api/v1/dashboard/{id}",
             get(get_one).put(replace).delete(delete),
         )
+        .merge(super::fake_monitors::routes())
 }
 
 type Outcome = Result<Value, (u16, String)>;

@@ -5,6 +5,7 @@
 pub mod fake_dashboards;
 pub mod fake_datadog;
 pub mod fake_github;
+pub mod fake_monitors;
 pub mod github_history;
 pub mod query_eval;
 pub mod s3;
