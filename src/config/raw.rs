@@ -108,6 +108,10 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "carry_forward",
     "source",
     "tags",
+    "alert",
+    "alert_after",
+    "notify",
+    "link",
 ];
 
 #[derive(Deserialize)]

@@ -1744,7 +1744,7 @@ fn the_datadog_apply_hook_job_is_off_by_default_and_runs_apply_with_both_keys_wh
             .collect()
     };
     assert!(jobs(default_render()).is_empty(), "on by default");
-    let docs = render(&[
+    let docs = render_ephemeral(&[
         "--set",
         "datadogApply.enabled=true",
         "--set",
@@ -1776,7 +1776,7 @@ fn the_datadog_apply_hook_job_is_off_by_default_and_runs_apply_with_both_keys_wh
     for var in ["DD_API_KEY", "DD_APP_KEY", "INFRA_HEALTH_CONFIG", "DD_SITE"] {
         assert!(env.contains(&var), "{var} missing: {env:?}");
     }
-    let err = template_err(&[
+    let err = template_err_ephemeral(&[
         "--set",
         "datadogApply.enabled=true",
         "--set",

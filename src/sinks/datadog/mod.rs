@@ -172,7 +172,7 @@ impl DatadogSink {
         let window = Window::new(now);
         let mut problems = Vec::new();
         let mut report = DeliveryReport {
-            destination: format!("Datadog ({})", self.client.config().site),
+            destination: format!("Datadog ({})", self.client.config().describe()),
             ..Default::default()
         };
         let manifest = batch.manifest.clone();
