@@ -63,9 +63,9 @@ impl MonitorSpec {
 /// `last_30m`, `last_2h`, `last_1d`: Datadog's time window for `secs` (at least a minute).
 pub fn window(d: Duration) -> String {
     let minutes = d.as_secs().div_ceil(60).max(1);
-    if minutes % 1440 == 0 {
+    if minutes.is_multiple_of(1440) {
         format!("last_{}d", minutes / 1440)
-    } else if minutes % 60 == 0 {
+    } else if minutes.is_multiple_of(60) {
         format!("last_{}h", minutes / 60)
     } else {
         format!("last_{minutes}m")
@@ -75,9 +75,9 @@ pub fn window(d: Duration) -> String {
 /// A duration for a person: `30m`, `2h`, `26h`, `90s`.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -45,6 +45,21 @@ pub type BuildMetrics<'a> = dyn Fn(&[(usize, CheckResult)]) -> Vec<Metric> + Syn
 /// Builds the ledger's own figures (re-stamped points, baselined identities).
 pub type LedgerFigures<'a> = dyn Fn(usize, usize) -> Vec<Metric> + Sync + 'a;
 
+/// What a run hands the ledger.
+pub struct RunInput<'a> {
+    /// The rows the job evaluates, and their fresh results (indexes into `rows`).
+    pub rows: &'a [CheckDef],
+    pub fresh: &'a [(usize, CheckResult)],
+    /// When the run was taken (carry-forward ages) and when its metrics are stamped (Unix
+    /// seconds).
+    pub now: DateTime<Utc>,
+    pub stamp: i64,
+    /// How long the claims on batches last (the delivery deadline plus a margin).
+    pub claim_ttl: std::time::Duration,
+    pub build: &'a BuildMetrics<'a>,
+    pub own_metrics: &'a LedgerFigures<'a>,
+}
+
 /// A run's batch, durable in the spool and claimed by the run.
 pub struct LedgerBatch {
     pub key: String,
@@ -82,20 +97,10 @@ struct Attempt {
 /// the reconciled results into the run's metrics, stamped at `stamp` (Unix seconds). On an
 /// error nothing was recorded: the caller sends the run's gauges without the ledger and
 /// nothing counted (a later run finds the same events new).
-#[allow(clippy::too_many_arguments)]
-pub async fn prepare(
-    state: &Arc<StateStore>,
-    rows: &[CheckDef],
-    fresh: &[(usize, CheckResult)],
-    now: DateTime<Utc>,
-    stamp: i64,
-    claim_ttl: std::time::Duration,
-    build: &BuildMetrics<'_>,
-    own_metrics: &LedgerFigures<'_>,
-) -> Result<Prepared, StateError> {
+pub async fn prepare(state: &Arc<StateStore>, run: &RunInput<'_>) -> Result<Prepared, StateError> {
     let spool = Spool::new(state.clone());
     let key = Spool::new_key();
-    let Some(own_claim) = spool.claim_for(&key, claim_ttl).await? else {
+    let Some(own_claim) = spool.claim_for(&key, run.claim_ttl).await? else {
         // A fresh random key is never claimed already; a store that says so is not usable.
         return Err(StateError::LeaseLost {
             location: state.location().to_string(),
@@ -111,19 +116,7 @@ pub async fn prepare(
                 return Err(e);
             }
         };
-        let made = one_attempt(
-            &spool,
-            &mut update.value,
-            &key,
-            rows,
-            fresh,
-            now,
-            stamp,
-            claim_ttl,
-            build,
-            own_metrics,
-        )
-        .await;
+        let made = one_attempt(&spool, &mut update.value, &key, run).await;
         let attempt = match made {
             Ok(a) => a,
             Err(e) => {
@@ -185,18 +178,11 @@ pub async fn prepare(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn one_attempt(
     spool: &Spool,
     memory: &mut RowMemory,
     own_key: &str,
-    rows: &[CheckDef],
-    fresh: &[(usize, CheckResult)],
-    now: DateTime<Utc>,
-    stamp: i64,
-    claim_ttl: std::time::Duration,
-    build: &BuildMetrics<'_>,
-    own_metrics: &LedgerFigures<'_>,
+    run: &RunInput<'_>,
 ) -> Result<Attempt, StateError> {
     // 1. Every pending batch: its identities are known, its absorbed list names leftovers.
     let mut pending = Pending::new();
@@ -216,8 +202,9 @@ async fn one_attempt(
         earlier.push((k, b));
     }
     // 2. Reconcile and build; one COUNT point per series per second.
-    let mut reconciled = reconcile(memory, rows, fresh, now, &pending);
-    let mut metrics = build(&reconciled.results);
+    let stamp = run.stamp;
+    let mut reconciled = reconcile(memory, run.rows, run.fresh, run.now, &pending);
+    let mut metrics = (run.build)(&reconciled.results);
     let stamps = &mut memory.series_stamps;
     stamps.retain(|_, ts| *ts >= stamp - STAMP_KEEP_SECS);
     for m in &mut metrics {
@@ -240,7 +227,7 @@ async fn one_attempt(
             leftovers.push(k);
             continue;
         }
-        let Some(claim) = spool.claim_for(&k, claim_ttl).await? else {
+        let Some(claim) = spool.claim_for(&k, run.claim_ttl).await? else {
             tracing::info!("spooled batch {k} is being sent by another run");
             continue;
         };
@@ -257,7 +244,7 @@ async fn one_attempt(
             .restamped;
         absorbed.push((k, claim));
     }
-    let own = own_metrics(restamped, reconciled.baselined);
+    let own = (run.own_metrics)(restamped, reconciled.baselined);
     let mut own_dropped = Dropped::default();
     let extra = SpoolBatch::from_metrics(&own, window, &mut own_dropped);
     batch.series.extend(extra.series);

@@ -465,7 +465,16 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
                     })
             };
             let ttl = crate::sinks::datadog::spool::claim_ttl(dd.config().deadline);
-            match ledger::prepare(&state, &rows, &fresh, now, stamp, ttl, &build, &own).await {
+            let input = ledger::RunInput {
+                rows: &rows,
+                fresh: &fresh,
+                now,
+                stamp,
+                claim_ttl: ttl,
+                build: &build,
+                own_metrics: &own,
+            };
+            match ledger::prepare(&state, &input).await {
                 Ok(p) => {
                     let baselined = p.reconciled.baselined;
                     let mut delivery = dd

@@ -92,7 +92,7 @@ impl IdSet {
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<IdSet, String> {
-        if bytes.len() % RECORD_BYTES != 0 {
+        if !bytes.len().is_multiple_of(RECORD_BYTES) {
             return Err(format!(
                 "identity set of {} bytes is not a whole number of {RECORD_BYTES}-byte records",
                 bytes.len()
