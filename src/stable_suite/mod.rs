@@ -14,6 +14,7 @@
 mod fuzz;
 pub mod json;
 pub mod parquet;
+pub mod parquet_limits;
 pub mod source;
 pub mod write;
 
