@@ -77,10 +77,14 @@ pub enum Outcome {
     HttpError,
     BodyMismatch,
     InvalidJson,
+    BodyTooLarge,
 }
 
+/// The most of a probe's answer that is read ([`Outcome::BodyTooLarge`] past it; README, Limits).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Success,
         Outcome::Timeout,
         Outcome::DnsError,
@@ -89,6 +93,7 @@ impl Outcome {
         Outcome::HttpError,
         Outcome::BodyMismatch,
         Outcome::InvalidJson,
+        Outcome::BodyTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +106,7 @@ impl Outcome {
             Outcome::HttpError => "http_error",
             Outcome::BodyMismatch => "body_mismatch",
             Outcome::InvalidJson => "invalid_json",
+            Outcome::BodyTooLarge => "body_too_large",
         }
     }
 
@@ -303,12 +309,20 @@ impl HttpProbe {
             Err(e) => return failed(&e),
         };
         let status = resp.status().as_u16();
-        let body = match resp.bytes().await {
+        let body = match crate::net::read_capped(resp, MAX_BODY_BYTES).await {
             Ok(b) => b,
-            Err(e) => {
-                let mut s = failed(&e);
+            Err(crate::net::BodyError::Transport { source, .. }) => {
+                let mut s = failed(&source);
                 s.status = Some(status);
                 return s;
+            }
+            Err(crate::net::BodyError::TooLarge { .. }) => {
+                return Sample {
+                    outcome: Outcome::BodyTooLarge,
+                    latency: Some(started.elapsed().as_secs_f64()),
+                    status: Some(status),
+                    body: None,
+                };
             }
         };
         let latency = started.elapsed().as_secs_f64();

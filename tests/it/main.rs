@@ -3,6 +3,7 @@
 //! Every server these tests talk to is started here on 127.0.0.1 (see `support/`) and stops by
 //! itself; nothing else is mocked.
 
+mod answer_caps;
 mod board;
 mod config_hardening;
 mod dashboard;
@@ -18,6 +19,7 @@ mod helm_chart;
 mod http_probe;
 mod jobs;
 mod overlap;
+mod parquet_ecosystem;
 mod shutdown;
 mod stable_suite;
 mod stable_suite_docs;
