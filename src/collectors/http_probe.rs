@@ -28,6 +28,7 @@
 //! | `http_error` | answered with a status not in `expect_status` |
 //! | `body_mismatch` | the body did not contain / match the expected text |
 //! | `invalid_json` | `json` pointers are configured and the body is not JSON |
+//! | `body_too_large` | the body is larger than 4 MiB ([`MAX_BODY_BYTES`]; it is not read past that) |
 //!
 //! | signal | value |
 //! | --- | --- |

@@ -139,10 +139,10 @@ fn walk_chunk(
     name: &str,
 ) -> Result<ChunkPages, ArtifactError> {
     let bad = |msg: String| ArtifactError::new(file, Some(name), msg);
-    let start = match col.dictionary_page_offset() {
-        Some(d) if d > 0 => d.min(col.data_page_offset()),
-        _ => col.data_page_offset(),
-    };
+    // The same byte range the crate's page reader walks (`ColumnChunkMetaData::byte_range`).
+    let start = col
+        .dictionary_page_offset()
+        .unwrap_or(col.data_page_offset());
     let start = usize::try_from(start).map_err(|_| bad("a negative page offset".into()))?;
     let len = usize::try_from(col.compressed_size())
         .map_err(|_| bad("a negative column chunk size".into()))?;
