@@ -87,7 +87,11 @@ pub fn check(data: &[u8], meta: &ParquetMetaData, file: &str) -> Result<(), Arti
                 .delta_values
                 .min(rows)
                 .saturating_mul(chunk.largest_delta_page);
-            let decoded = if col.column_type() == PhysicalType::BYTE_ARRAY {
+            let variable = matches!(
+                col.column_type(),
+                PhysicalType::BYTE_ARRAY | PhysicalType::FIXED_LEN_BYTE_ARRAY
+            );
+            let decoded = if variable {
                 chunk
                     .plain_bytes
                     .saturating_add(by_dictionary)
