@@ -187,6 +187,17 @@ pub fn read_regular_file(path: &Path, max_bytes: u64) -> Result<String, CollectE
 }
 
 impl FileCollector {
+    /// A collector of `path` with the defaults (no `max_age`, no rebasing, 16 MiB): what the
+    /// fuzz target and property tests of [`FileCollector::parse`] read with.
+    pub fn new(path: PathBuf) -> FileCollector {
+        FileCollector {
+            path,
+            max_age: None,
+            rebase_timestamps: false,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
     pub fn parse(&self, text: &str, now: DateTime<Utc>) -> Result<Vec<Observation>, CollectError> {
         // A byte-order mark, as some Windows editors write, is not part of the JSON.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -218,7 +229,20 @@ impl FileCollector {
                 );
                 continue;
             }
-            let timestamp = item.timestamp.map(|t| t + shift).unwrap_or(now);
+            let timestamp = match item.timestamp {
+                // Found by the property tests: a year -262143 beside a year +262142 overflowed.
+                Some(t) => t.checked_add_signed(shift).ok_or_else(|| {
+                    CollectError::Source(format!(
+                        "{}: observation {i} ({}): timestamp {} cannot be shifted by \
+                         rebase_timestamps ({} s) within the calendar",
+                        self.path.display(),
+                        item.signal,
+                        t.to_rfc3339(),
+                        shift.num_seconds()
+                    ))
+                })?,
+                None => now,
+            };
             if let Some(max_age) = self.max_age {
                 let age = (now - timestamp).to_std().unwrap_or_default();
                 if age > max_age {
@@ -381,5 +405,92 @@ mod tests {
             .unwrap();
         assert_eq!(obs[1].timestamp, now);
         assert_eq!(obs[0].timestamp, now - chrono::TimeDelta::hours(1));
+    }
+
+    #[test]
+    fn rebasing_extreme_timestamps_is_an_error_not_a_panic() {
+        let mut c = collector();
+        c.rebase_timestamps = true;
+        let err = c
+            .parse(
+                r#"[{"signal":"a","value":0,"timestamp":"-262143-01-01T00:00:00Z"},
+                   {"signal":"b","value":0,"timestamp":"+262142-12-31T23:59:59Z"}]"#,
+                Utc::now(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("obs.json") && err.contains("observation 0 (a)"),
+            "{err}"
+        );
+    }
+
+    /// Any JSON text, and lists of observations with extreme timestamps, parse or give an error
+    /// naming the file; never a panic (the `observations` fuzz target reads the same way).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn timestamp() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("2026-11-20T04:10:00Z".to_string()),
+                Just("+262142-12-31T23:59:59Z".to_string()),
+                Just("-262143-01-01T00:00:00Z".to_string()),
+                (0i64..4_000_000_000).prop_map(|s| {
+                    DateTime::from_timestamp(s, 0)
+                        .unwrap_or_default()
+                        .to_rfc3339()
+                }),
+            ]
+        }
+
+        fn observation() -> impl Strategy<Value = String> {
+            (
+                "[a-z.]{0,8}",
+                prop_oneof![
+                    any::<f64>().prop_map(|f| serde_json::json!(f).to_string()),
+                    Just("\"text\"".to_string()),
+                    Just("[1, 2, 3]".to_string()),
+                    Just("null".to_string()),
+                    Just("{}".to_string()),
+                ],
+                prop::option::of(timestamp()),
+            )
+                .prop_map(|(signal, value, ts)| match ts {
+                    Some(ts) => {
+                        format!(r#"{{"signal":"{signal}","value":{value},"timestamp":"{ts}"}}"#)
+                    }
+                    None => format!(r#"{{"signal":"{signal}","value":{value}}}"#),
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_text_parses_or_names_the_file(text in ".{0,64}", rebase in any::<bool>()) {
+                let mut c = FileCollector::new("obs.json".into());
+                c.rebase_timestamps = rebase;
+                if let Err(e) = c.parse(&text, Utc::now()) {
+                    prop_assert!(e.to_string().contains("obs.json"), "{}", e);
+                }
+            }
+
+            #[test]
+            fn observation_lists_never_panic(
+                items in prop::collection::vec(observation(), 0..5),
+                rebase in any::<bool>(),
+                max_age in prop::option::of(0u64..100_000),
+            ) {
+                let mut c = FileCollector::new("obs.json".into());
+                c.rebase_timestamps = rebase;
+                c.max_age = max_age.map(std::time::Duration::from_secs);
+                let text = format!("[{}]", items.join(","));
+                match c.parse(&text, Utc::now()) {
+                    Ok(obs) => prop_assert!(obs.len() <= items.len()),
+                    Err(e) => prop_assert!(e.to_string().contains("obs.json"), "{}", e),
+                }
+            }
+        }
     }
 }

@@ -28,6 +28,7 @@
 //! | `http_error` | answered with a status not in `expect_status` |
 //! | `body_mismatch` | the body did not contain / match the expected text |
 //! | `invalid_json` | `json` pointers are configured and the body is not JSON |
+//! | `body_too_large` | the body is larger than 4 MiB ([`MAX_BODY_BYTES`]; it is not read past that) |
 //!
 //! | signal | value |
 //! | --- | --- |
@@ -77,10 +78,14 @@ pub enum Outcome {
     HttpError,
     BodyMismatch,
     InvalidJson,
+    BodyTooLarge,
 }
 
+/// The most of a probe's answer that is read ([`Outcome::BodyTooLarge`] past it; README, Limits).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Success,
         Outcome::Timeout,
         Outcome::DnsError,
@@ -89,6 +94,7 @@ impl Outcome {
         Outcome::HttpError,
         Outcome::BodyMismatch,
         Outcome::InvalidJson,
+        Outcome::BodyTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +107,7 @@ impl Outcome {
             Outcome::HttpError => "http_error",
             Outcome::BodyMismatch => "body_mismatch",
             Outcome::InvalidJson => "invalid_json",
+            Outcome::BodyTooLarge => "body_too_large",
         }
     }
 
@@ -303,12 +310,20 @@ impl HttpProbe {
             Err(e) => return failed(&e),
         };
         let status = resp.status().as_u16();
-        let body = match resp.bytes().await {
+        let body = match crate::net::read_capped(resp, MAX_BODY_BYTES).await {
             Ok(b) => b,
-            Err(e) => {
-                let mut s = failed(&e);
+            Err(crate::net::BodyError::Transport { source, .. }) => {
+                let mut s = failed(&source);
                 s.status = Some(status);
                 return s;
+            }
+            Err(crate::net::BodyError::TooLarge { .. }) => {
+                return Sample {
+                    outcome: Outcome::BodyTooLarge,
+                    latency: Some(started.elapsed().as_secs_f64()),
+                    status: Some(status),
+                    body: None,
+                };
             }
         };
         let latency = started.elapsed().as_secs_f64();

@@ -112,6 +112,9 @@ pub struct GithubClient {
 const ACCEPT: &str = "application/vnd.github+json";
 const API_VERSION: &str = "2022-11-28";
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The most of one GitHub answer (a page of at most 100 items) that is read; a longer one is an
+/// error naming the path, not retried (README, Limits).
+pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
 impl GithubClient {
     pub fn new(http: reqwest::Client, settings: Arc<Settings>) -> GithubClient {
@@ -484,10 +487,16 @@ impl GithubClient {
                         return Ok(Fetched::NotModified);
                     }
                     self.counters.primary_cost.fetch_add(1, Ordering::Relaxed);
-                    let body = match resp.bytes().await {
+                    let body = match crate::net::read_capped(resp, MAX_PAGE_BYTES).await {
                         Ok(b) => b,
+                        Err(e @ crate::net::BodyError::TooLarge { .. }) => {
+                            return Err(GithubError::Decode {
+                                key: key.into(),
+                                message: e.to_string(),
+                            });
+                        }
                         Err(e) => {
-                            let reason = format!("reading the body: {}", without_url(&e));
+                            let reason = e.to_string();
                             self.backoff(key, attempt, &reason).await?;
                             continue;
                         }

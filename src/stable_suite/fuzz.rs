@@ -37,6 +37,16 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Inputs `cargo fuzz` found (docs/fuzzing.md), each kept as a regression test.
+#[test]
+fn fuzz_findings_are_errors_naming_the_file() {
+    // A dictionary page whose value length runs past the page: the `parquet` crate panics on an
+    // out-of-bounds slice in `PlainDecoder<ByteArray>`; the reader contains it.
+    let bytes = include_bytes!("../../tests/data/fuzz/parquet-plain-decoder-panic.parquet");
+    let err = parse(bytes, Format::Parquet, "found.parquet").unwrap_err();
+    assert_eq!(err.file, "found.parquet");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 

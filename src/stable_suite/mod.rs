@@ -14,6 +14,7 @@
 mod fuzz;
 pub mod json;
 pub mod parquet;
+pub mod parquet_limits;
 pub mod source;
 pub mod write;
 
@@ -298,7 +299,15 @@ impl Artifact {
     /// at `finished_at + shift` and tagged `suite`, `job`, `runner`, and `acceptance` where the
     /// artifact declares a condition for that signal.
     pub fn observations(&self, shift: chrono::TimeDelta) -> Vec<Observation> {
-        let at = self.finished_at + shift;
+        // Saturating: a rebase shift that leaves the calendar (artifacts dated years ±262,000)
+        // stamps the edge of it, which the run then judges as a future or stale observation.
+        let at = self.finished_at.checked_add_signed(shift).unwrap_or(
+            if shift > chrono::TimeDelta::zero() {
+                DateTime::<Utc>::MAX_UTC
+            } else {
+                DateTime::<Utc>::MIN_UTC
+            },
+        );
         let acceptance: BTreeMap<&str, &str> = self
             .acceptance
             .iter()
@@ -422,6 +431,16 @@ pub(crate) mod tests {
         assert_eq!(by["reward"].tags["job"], "multigpu_arena");
         assert_eq!(by["reward"].tags["runner"], "skypilot");
         assert!(!by["reward"].tags.contains_key("acceptance"));
+    }
+
+    #[test]
+    fn a_rebase_shift_past_the_calendar_saturates() {
+        let mut a = sample();
+        a.started_at = DateTime::<Utc>::MIN_UTC;
+        a.finished_at = DateTime::<Utc>::MIN_UTC;
+        let shift = DateTime::<Utc>::MAX_UTC - DateTime::<Utc>::MIN_UTC;
+        let obs = a.observations(shift + chrono::TimeDelta::seconds(1));
+        assert!(obs.iter().all(|o| o.timestamp == DateTime::<Utc>::MAX_UTC));
     }
 
     #[test]

@@ -81,7 +81,8 @@ fn read_inner(data: Bytes, file: &str) -> Result<Artifact, ArtifactError> {
     let parquet_err = |e: parquet::errors::ParquetError| {
         ArtifactError::new(file, None, format!("not a readable Parquet file: {e}"))
     };
-    let reader = SerializedFileReader::new(data).map_err(parquet_err)?;
+    let reader = SerializedFileReader::new(data.clone()).map_err(parquet_err)?;
+    super::parquet_limits::check(&data, reader.metadata(), file)?;
     let schema = reader.metadata().file_metadata().schema_descr();
     for col in schema.columns() {
         let name = col.path().string();
@@ -96,7 +97,14 @@ fn read_inner(data: Bytes, file: &str) -> Result<Artifact, ArtifactError> {
             ));
         }
     }
-    let total = reader.metadata().file_metadata().num_rows();
+    // The row groups' counts are what the reader goes by; the footer's total may disagree.
+    let total = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| rg.num_rows().max(0))
+        .fold(0i64, i64::saturating_add)
+        .max(reader.metadata().file_metadata().num_rows());
     if total <= 0 {
         return Err(ArtifactError::new(
             file,

@@ -181,3 +181,19 @@ fn plain_http_to_a_non_loopback_host_is_refused_at_validation() {
         "{err}"
     );
 }
+
+/// An answer past the 4 MiB cap (announced, or chunked without a length) is `body_too_large`,
+/// and the probe still reports its other signals.
+#[tokio::test]
+async fn an_oversized_answer_is_body_too_large() {
+    for chunked in [false, true] {
+        let server = crate::support::oversized::Oversized::start(5 * 1024 * 1024, chunked);
+        let obs = probe(&format!("url = \"{}/big\"\nsamples = 1", server.url)).await;
+        assert_eq!(
+            get_value(&obs, "probe.result"),
+            &Value::Text("body_too_large".into()),
+            "chunked={chunked}"
+        );
+        assert_eq!(get_value(&obs, "probe.status_code"), &Value::Number(200.0));
+    }
+}

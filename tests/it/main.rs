@@ -3,6 +3,7 @@
 //! Every server these tests talk to is started here on 127.0.0.1 (see `support/`) and stops by
 //! itself; nothing else is mocked.
 
+mod answer_caps;
 mod board;
 mod config_hardening;
 mod dashboard;
@@ -24,6 +25,7 @@ mod http_probe;
 mod jobs;
 mod ledger;
 mod overlap;
+mod parquet_ecosystem;
 mod secrets;
 mod shutdown;
 mod stable_suite;

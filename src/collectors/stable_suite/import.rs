@@ -5,7 +5,9 @@
 //! and lists every artifact key seen with its ETag and size (a re-uploaded artifact, with a new
 //! ETag or size, is read again). Malformed artifacts go into it too, so one bad file is reported
 //! once rather than every hour; objects that could not be *read* (a network error) do not, so
-//! they are retried. An import returns the checkpoint entries it would add; the caller saves
+//! they are retried. A malformed mark records the [`READER_REVISION`] that refused it: a build
+//! whose readers accept more (a Parquet codec that was not built in before) reads the file again
+//! instead of skipping it forever. An import returns the checkpoint entries it would add; the caller saves
 //! them only after the metrics were delivered, and never in a dry run.
 
 use std::collections::BTreeMap;
@@ -19,6 +21,11 @@ use crate::stable_suite::source::{ArtifactRef, ArtifactSource, MAX_ARTIFACT_BYTE
 use crate::stable_suite::{Artifact, ArtifactError};
 use crate::state::{StateError, StateStore};
 
+/// The revision of the artifact readers. Bump it when a reader starts accepting artifacts an
+/// earlier build refused, so that their malformed marks are retried once. 1: snappy and
+/// uncompressed Parquet pages only (a mark without a revision); 2: zstd, gzip, lz4 and brotli.
+pub const READER_REVISION: u32 = 2;
+
 /// How many objects are fetched at once.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
@@ -30,6 +37,9 @@ pub struct Seen {
     pub size: u64,
     /// False for an artifact that was refused as malformed.
     pub valid: bool,
+    /// For a malformed artifact, the [`READER_REVISION`] that refused it (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<u32>,
 }
 
 /// The artifacts already imported from one URL.
@@ -40,11 +50,16 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Whether `r` is new or changed since it was last imported.
+    /// Whether `r` is new or changed since it was last imported, or was refused as malformed
+    /// by an older revision of the readers.
     pub fn is_new(&self, r: &ArtifactRef) -> bool {
         match self.artifacts.get(&r.key) {
             None => true,
-            Some(seen) => seen.size != r.size || (r.etag.is_some() && seen.etag != r.etag),
+            Some(seen) => {
+                seen.size != r.size
+                    || (r.etag.is_some() && seen.etag != r.etag)
+                    || (!seen.valid && seen.refused_by.unwrap_or(1) < READER_REVISION)
+            }
         }
     }
 }
@@ -230,6 +245,7 @@ pub async fn import(
                 etag: r.etag.clone(),
                 size: r.size,
                 valid,
+                refused_by: (!valid).then_some(READER_REVISION),
             },
         );
     }
@@ -273,6 +289,7 @@ mod tests {
                 etag: Some("e1".into()),
                 size: 10,
                 valid: true,
+                refused_by: None,
             },
         );
         assert!(!cp.is_new(&r));
@@ -281,5 +298,36 @@ mod tests {
             ..r.clone()
         };
         assert!(cp.is_new(&changed));
+    }
+
+    #[test]
+    fn a_file_refused_by_older_readers_is_read_again_once() {
+        let r = ArtifactRef {
+            key: "polars.parquet".into(),
+            size: 10,
+            etag: Some("e1".into()),
+            format: crate::stable_suite::Format::Parquet,
+        };
+        let mark = |refused_by| Checkpoint {
+            url: "u".into(),
+            artifacts: BTreeMap::from([(
+                r.key.clone(),
+                Seen {
+                    etag: Some("e1".into()),
+                    size: 10,
+                    valid: false,
+                    refused_by,
+                },
+            )]),
+        };
+        // A mark written before revisions were recorded ("Disabled feature at compile time").
+        let old: Checkpoint = serde_json::from_str(
+            r#"{"url":"u","artifacts":{"polars.parquet":{"etag":"e1","size":10,"valid":false}}}"#,
+        )
+        .unwrap();
+        assert_eq!(old, mark(None));
+        assert!(old.is_new(&r));
+        assert!(mark(Some(READER_REVISION - 1)).is_new(&r));
+        assert!(!mark(Some(READER_REVISION)).is_new(&r));
     }
 }

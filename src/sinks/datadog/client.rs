@@ -57,7 +57,18 @@ pub enum ApiError {
     Timeout { path: String, secs: f64 },
     #[error("{path}: {message}")]
     Transport { path: String, message: String },
+    #[error(
+        "{path}: the answer is larger than {cap} bytes, the cap on a Datadog API answer; it was not read (narrow the query or the window)"
+    )]
+    AnswerTooLarge { path: String, cap: usize },
 }
+
+/// The most of a Datadog API answer (`verify`'s queries, the dashboard API, key checks) that is
+/// read; a longer one is [`ApiError::AnswerTooLarge`] (README, Limits).
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+/// The most of an intake reply (`{"errors":[]}`) that is read; past it the reply of an accepted
+/// request is ignored, and an error reply is classified by its status alone.
+pub const MAX_INTAKE_REPLY_BYTES: usize = 1024 * 1024;
 
 impl ApiError {
     /// Whether sending the same request again may succeed.
@@ -81,6 +92,7 @@ impl ApiError {
             ApiError::Server { .. } => "server_error",
             ApiError::Timeout { .. } => "timeout",
             ApiError::Transport { .. } => "transport",
+            ApiError::AnswerTooLarge { .. } => "answer_too_large",
         }
     }
 
@@ -302,7 +314,7 @@ impl Client {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(b);
         }
-        self.send(path, request, timeout).await
+        self.send(path, request, timeout, MAX_ANSWER_BYTES).await
     }
 
     /// [`Client::call`] under the config's retry policy: 429, 5xx and transport errors are
@@ -341,7 +353,8 @@ impl Client {
         if let Some(c) = encoding {
             request = request.header(reqwest::header::CONTENT_ENCODING, c.content_encoding());
         }
-        self.send(path, request.body(body), timeout).await
+        self.send(path, request.body(body), timeout, MAX_INTAKE_REPLY_BYTES)
+            .await
     }
 
     /// `GET /api/v1/validate`: is the API key valid for this site?
@@ -365,7 +378,10 @@ impl Client {
         if let Some(k) = self.app_key.as_ref().filter(|_| with_app_key) {
             request = request.header("DD-APPLICATION-KEY", k.expose());
         }
-        match self.send(path, request, timeout).await {
+        match self
+            .send(path, request, timeout, MAX_INTAKE_REPLY_BYTES)
+            .await
+        {
             Ok(_) => Ok(KeyCheck::Valid),
             Err(ApiError::Forbidden { .. }) => Ok(KeyCheck::Rejected),
             Err(e) => Err(e),
@@ -377,13 +393,14 @@ impl Client {
         path: &str,
         request: reqwest::RequestBuilder,
         timeout: Duration,
+        cap: usize,
     ) -> Result<Bytes, ApiError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request
             .send()
             .await
             .map_err(|e| self.transport(path, e, timeout))?;
-        self.classify(path, response).await
+        self.classify(path, response, cap).await
     }
 
     /// Text from a server or a transport error, with both keys taken out.
@@ -428,14 +445,38 @@ impl Client {
         }
     }
 
-    async fn classify(&self, path: &str, response: reqwest::Response) -> Result<Bytes, ApiError> {
+    /// The answer's body (at most `cap` bytes) on success, else a typed error. An answer the
+    /// caller reads (`cap` is [`MAX_ANSWER_BYTES`]) over the cap is an error; an intake reply
+    /// over its cap is not needed, so an accepted request stays accepted.
+    async fn classify(
+        &self,
+        path: &str,
+        response: reqwest::Response,
+        cap: usize,
+    ) -> Result<Bytes, ApiError> {
         let status = response.status();
         let wait = retry_after(response.headers());
-        let body = response.bytes().await.unwrap_or_default();
+        let (body, too_large) = match crate::net::read_capped(response, cap).await {
+            Ok(b) => (b, false),
+            Err(e) => (Bytes::new(), e.is_too_large()),
+        };
         if status.is_success() {
+            if too_large && cap >= MAX_ANSWER_BYTES {
+                return Err(ApiError::AnswerTooLarge {
+                    path: path.to_string(),
+                    cap,
+                });
+            }
+            if too_large {
+                tracing::warn!("{path}: the reply is larger than {cap} bytes; not read");
+            }
             return Ok(body);
         }
-        let message = self.scrub(error_text(&String::from_utf8_lossy(&body), &self.key));
+        let message = if too_large {
+            format!("(the reply is larger than {cap} bytes; not read)")
+        } else {
+            self.scrub(error_text(&String::from_utf8_lossy(&body), &self.key))
+        };
         let path = path.to_string();
         Err(match status {
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ApiError::Forbidden {

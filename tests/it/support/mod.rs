@@ -7,6 +7,7 @@ pub mod fake_datadog;
 pub mod fake_github;
 pub mod fake_monitors;
 pub mod github_history;
+pub mod oversized;
 pub mod query_eval;
 pub mod s3;
 pub mod week_scenario;
