@@ -14,7 +14,6 @@
 //! and is reached at the same site and `DD_URL` override as the metrics sink. Calls retry on
 //! 429, 5xx and transport errors like metric delivery does; keys never appear in messages.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -134,21 +133,7 @@ impl DashboardApi {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, DashboardApiError> {
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        let bytes = self
-            .client
-            .call_with_retries(method, path, query, body)
-            .await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            DashboardApiError::Api(ApiError::BadRequest {
-                path: path.to_string(),
-                status: 200,
-                message: format!("the answer is not the JSON expected: {e}"),
-            })
-        })
+        Ok(self.client.call_json(method, path, query, body).await?)
     }
 
     /// `GET /api/v1/dashboard/{id}`; `None` when it does not exist (any more).

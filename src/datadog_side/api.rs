@@ -6,7 +6,6 @@
 //! is validated (`POST /api/v1/monitor/validate`) before it is created or updated, so a query
 //! Datadog would refuse is reported with Datadog's own words and nothing is half-applied.
 
-use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -22,14 +21,6 @@ const MAX_PAGES: usize = 1000;
 /// The Datadog side's APIs of one site, with both keys.
 pub struct SideApi {
     client: Client,
-}
-
-fn not_json(path: &str, e: serde_json::Error) -> ApiError {
-    ApiError::BadRequest {
-        path: path.to_string(),
-        status: 200,
-        message: format!("the answer is not the JSON expected: {e}"),
-    }
 }
 
 fn is_404(e: &ApiError) -> bool {
@@ -52,15 +43,7 @@ impl SideApi {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        let bytes = self
-            .client
-            .call_with_retries(method, path, query, body)
-            .await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|e| not_json(path, e))
+        self.client.call_json(method, path, query, body).await
     }
 
     /// Every monitor tagged `managed-by:infra-health` and `env:<env>`, paging through the list.

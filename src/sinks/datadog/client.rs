@@ -336,6 +336,27 @@ impl Client {
         .map_err(|f| f.error)
     }
 
+    /// [`Client::call_with_retries`] with a JSON body and a JSON answer (`Null` for an empty
+    /// one): the management APIs (dashboards, monitors, metric tag configurations).
+    pub async fn call_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let bytes = self.call_with_retries(method, path, query, body).await?;
+        if bytes.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+            path: path.to_string(),
+            status: 200,
+            message: format!("the answer is not the JSON expected: {e}"),
+        })
+    }
+
     /// POST a (possibly compressed) JSON body once, with the API key only.
     pub async fn post(
         &self,
