@@ -86,8 +86,19 @@ pub fn normalize_tag(tag: &str) -> Result<(String, Option<Rewrite>), String> {
         if lower.is_ascii_alphanumeric() || matches!(lower, '_' | '-' | ':' | '.' | '/') {
             out.push(lower);
         } else if c.is_alphabetic() {
-            // Datadog keeps Unicode letters; so do we.
-            out.extend(c.to_lowercase());
+            // Datadog keeps Unicode letters; so do we. Lower-casing may yield a mark that is no
+            // letter ('İ' is 'i' and a combining dot): that becomes '_' now, not on a second pass.
+            for l in c.to_lowercase() {
+                if l != c {
+                    why.get_or_insert("tags are lower-cased");
+                }
+                if l.is_alphanumeric() {
+                    out.push(l);
+                } else {
+                    why = Some("only letters, digits and '_ - : . /' are allowed in tags");
+                    out.push('_');
+                }
+            }
         } else {
             why = Some("only letters, digits and '_ - : . /' are allowed in tags");
             out.push('_');
@@ -162,6 +173,10 @@ mod tests {
         assert_eq!(normalize_tag("key:").unwrap().0, "key");
         assert!(normalize_tag("status:pass").unwrap().1.is_none());
         assert!(normalize_tag(":::").is_err());
+        // Found by the property test: lower-casing 'İ' gives 'i' and a combining dot.
+        let (n, _) = normalize_tag("İ").unwrap();
+        assert_eq!(n, "i_");
+        assert_eq!(normalize_tag(&n).unwrap(), (n, None));
     }
 
     proptest::proptest! {
