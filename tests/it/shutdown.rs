@@ -12,6 +12,29 @@ fn alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
+/// Send SIGTERM to `child`, wait for it to exit (killing it and failing past `limit`), and return
+/// its exit status, how long it took after the signal, and its output.
+fn sigterm_and_wait(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, Duration, std::process::Output) {
+    let signalled = Instant::now();
+    // SAFETY: sending SIGTERM to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if signalled.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running {limit:?} after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let waited = signalled.elapsed();
+    (status, waited, child.wait_with_output().unwrap())
+}
+
 #[test]
 fn sigterm_stops_collectors_spools_what_is_ready_and_exits_within_the_grace_period() {
     let intake = FakeDatadog::start(KEY);
@@ -72,7 +95,7 @@ metric = "eval.remote.success"
     )
     .unwrap();
     let state = dir.path().join("state");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("infra-health"))
+    let child = Command::new(assert_cmd::cargo::cargo_bin("infra-health"))
         .args(["run", "--config"])
         .arg(&config)
         .arg("--state")
@@ -100,21 +123,7 @@ metric = "eval.remote.success"
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(300));
-    let signalled = Instant::now();
-    // SAFETY: sending SIGTERM to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if signalled.elapsed() > Duration::from_secs(40) {
-            let _ = child.kill();
-            panic!("still running 40 s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let waited = signalled.elapsed();
-    let out = child.wait_with_output().unwrap();
+    let (status, waited, out) = sigterm_and_wait(child, Duration::from_secs(40));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(5), "{stderr}");
     assert!(
@@ -332,21 +341,7 @@ metric = "ci.workflow.success"
     // Collection of one small file is instant: by now the run waits for the lease.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(child.try_wait().unwrap().is_none(), "the run did not wait");
-    let signalled = Instant::now();
-    // SAFETY: sending SIGTERM to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if signalled.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("still running 30 s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let waited = signalled.elapsed();
-    let out = child.wait_with_output().unwrap();
+    let (status, waited, out) = sigterm_and_wait(child, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(5), "{stderr}");
     assert!(
@@ -393,21 +388,7 @@ fn a_later_second_sigterm_cuts_the_grace_short_and_still_spools() {
         child.try_wait().unwrap().is_none(),
         "the first signal alone ended the run before its grace"
     );
-    let second = Instant::now();
-    // SAFETY: as above.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if second.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("still running 20 s after the second SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let waited = second.elapsed();
-    let out = child.wait_with_output().unwrap();
+    let (status, waited, out) = sigterm_and_wait(child, Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(5), "{stderr}");
     assert!(
