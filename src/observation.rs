@@ -173,11 +173,14 @@ pub enum UnknownReason {
     OutputTooLarge,
     /// The observation claims a time too far in the future to trust.
     FutureTimestamp,
+    /// The repository's first collection did not fit in the run's GitHub request budget: it
+    /// goes on next run, and until it is whole the row shows no partial value.
+    Backfilling,
 }
 
 impl UnknownReason {
     /// Every reason, in the order of the enum (the docs' `reason` list is checked against it).
-    pub const ALL: [UnknownReason; 10] = [
+    pub const ALL: [UnknownReason; 11] = [
         UnknownReason::NoData,
         UnknownReason::CollectorTimeout,
         UnknownReason::CollectorFailed,
@@ -188,6 +191,7 @@ impl UnknownReason {
         UnknownReason::WorkflowNotFound,
         UnknownReason::OutputTooLarge,
         UnknownReason::FutureTimestamp,
+        UnknownReason::Backfilling,
     ];
 
     /// The value of the `reason` tag on the wire (stable: dashboards and monitors filter on it).
@@ -203,6 +207,7 @@ impl UnknownReason {
             UnknownReason::WorkflowNotFound => "workflow_not_found",
             UnknownReason::OutputTooLarge => "output_too_large",
             UnknownReason::FutureTimestamp => "future_timestamp",
+            UnknownReason::Backfilling => "backfilling",
         }
     }
 
@@ -220,6 +225,7 @@ impl UnknownReason {
             UnknownReason::WorkflowNotFound => 7,
             UnknownReason::OutputTooLarge => 8,
             UnknownReason::FutureTimestamp => 9,
+            UnknownReason::Backfilling => 10,
         }
     }
 }

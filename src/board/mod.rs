@@ -109,8 +109,10 @@ pub fn render(
     now: DateTime<Utc>,
     location: &str,
 ) -> String {
-    // category -> workflow -> rows, in config order within a workflow.
-    let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<BoardRow>>> = BTreeMap::new();
+    // (repository, category) -> workflow -> rows, in config order within a workflow: the rows
+    // of one source first, then each repository of an organisation with its own sections.
+    type Section<'a> = (Option<&'a str>, &'a str);
+    let mut groups: BTreeMap<Section, BTreeMap<&str, Vec<BoardRow>>> = BTreeMap::new();
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for def in checks {
         let stored = memory.get(&def.row);
@@ -122,7 +124,7 @@ pub fn render(
             .entry(look(result.status, result.inferred).label)
             .or_default() += 1;
         groups
-            .entry(def.row.workflow_category.as_str())
+            .entry((def.row.repo.as_deref(), def.row.workflow_category.as_str()))
             .or_default()
             .entry(def.row.workflow_name.as_str())
             .or_default()
@@ -177,15 +179,19 @@ pub fn render(
     }
     html.push_str("</ul>\n</header>\n<main>\n");
 
-    for (category, workflows) in &groups {
+    for ((repo, category), workflows) in &groups {
+        let (id, heading) = match repo {
+            Some(repo) => (format!("{repo}-{category}"), format!("{repo} — {category}")),
+            None => (category.to_string(), category.to_string()),
+        };
         let _ = write!(
             html,
             "<section class=\"category\" id=\"category-{id}\">\n<h2>{c}</h2>\n\
              <table class=\"matrix\">\n<colgroup><col class=\"c-row\"><col class=\"c-cell\"><col class=\"c-hist\"></colgroup>\n\
              <thead><tr><th scope=\"col\">Check</th><th scope=\"col\">Status · value · condition</th>\
              <th scope=\"col\">Last runs (oldest → newest)</th></tr></thead>\n",
-            id = escape(&category.replace(|c: char| !c.is_ascii_alphanumeric(), "-")),
-            c = escape(category)
+            id = escape(&id.replace(|c: char| !c.is_ascii_alphanumeric(), "-")),
+            c = escape(&heading)
         );
         for (workflow, rows) in workflows {
             let _ = write!(
@@ -319,6 +325,7 @@ mod tests {
             workflow_name: workflow.into(),
             task: task.into(),
             check: "c".into(),
+            repo: None,
         };
         d.signal = task.into();
         d.condition = Condition::parse(condition).unwrap();

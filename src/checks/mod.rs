@@ -220,6 +220,15 @@ pub struct StatusChange {
 }
 
 impl CheckDef {
+    /// This check's row for one repository of its collector: it reads only that repository's
+    /// observations (made per run by the run's `per_repo` step).
+    pub fn for_repo(&self, repo: &str) -> CheckDef {
+        let mut d = self.clone();
+        d.row = self.row.for_repo(repo);
+        d.matches.insert("repo".into(), repo.into());
+        d
+    }
+
     /// An `unknown` result for this row, with no value (missing data is never a zero): `why`
     /// for the schema, `reason` in words.
     pub fn unknown_result(&self, why: UnknownReason, reason: impl Into<String>) -> CheckResult {
@@ -232,7 +241,13 @@ impl CheckDef {
             observed_at: None,
             reason: Some(reason.into()),
             unknown_reason: Some(why),
-            tags: BTreeMap::new(),
+            // A row of one repository says which even when it has no observation.
+            tags: self
+                .row
+                .repo
+                .iter()
+                .map(|r| ("repo".to_string(), r.clone()))
+                .collect(),
             inferred: false,
             collector: self.collector.clone(),
             ids: Vec::new(),
@@ -432,6 +447,7 @@ mod tests {
                 workflow_name: "ci_smoothness".into(),
                 task: "duration".into(),
                 check: "p90".into(),
+                repo: None,
             },
             collector: "c".into(),
             signal: "s".into(),

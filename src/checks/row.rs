@@ -45,14 +45,19 @@ impl fmt::Display for Status {
     }
 }
 
-/// Which row of the matrix a metric belongs to: the five identifying tags.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Which row of the matrix a metric belongs to: the five identifying tags, and the repository
+/// when the row is one of several a check makes, one per repository its collector covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RowId {
     pub source: String,
     pub workflow_category: String,
     pub workflow_name: String,
     pub task: String,
     pub check: String,
+    /// `owner/name` for a row of a check applied to every repository of an organisation (or of
+    /// a `repos` list); `None` for a check of one source. Its metrics carry it as `repo:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
 }
 
 impl RowId {
@@ -64,6 +69,23 @@ impl RowId {
             workflow_name: workflow_name.to_string(),
             task: task.to_string(),
             check: check.to_string(),
+            repo: None,
+        }
+    }
+
+    /// This row for one repository.
+    pub fn for_repo(&self, repo: &str) -> RowId {
+        RowId {
+            repo: Some(repo.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// The check's row this one was made from (itself, for a row of no repository).
+    pub fn template(&self) -> RowId {
+        RowId {
+            repo: None,
+            ..self.clone()
         }
     }
 
@@ -80,7 +102,11 @@ impl fmt::Display for RowId {
             f,
             "{}/{}/{}/{}",
             self.workflow_category, self.workflow_name, self.task, self.check
-        )
+        )?;
+        match &self.repo {
+            Some(repo) => write!(f, "@{repo}"),
+            None => Ok(()),
+        }
     }
 }
 

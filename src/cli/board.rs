@@ -21,7 +21,8 @@ pub async fn write_board(
     let state = super::state::open(plan, state_flag)?;
     let memory = rows::load(&state).await?;
     let now = Utc::now();
-    let html = board::render(&plan.checks, &memory, now, state.location());
+    let rows = crate::run::per_repo::board_rows(&plan.checks, &[], &memory);
+    let html = board::render(&rows, &memory, now, state.location());
     let path = match (out, state.local_dir()) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(dir)) => dir.join(board::BOARD_KEY),

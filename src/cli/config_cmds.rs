@@ -44,16 +44,18 @@ pub async fn validate(cli: &Cli, online: bool) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-pub fn checks(cli: &Cli, metrics: bool) -> anyhow::Result<u8> {
+pub async fn checks(cli: &Cli, metrics: bool) -> anyhow::Result<u8> {
     if metrics {
         let plan = load_plan(cli)?;
         let catalog = crate::catalog::Catalog::of(&plan)?;
         // The bill first: what these series cost, percentiles included (docs/dashboard.md).
-        super::output::stdout(&format!(
+        let mut text = format!(
             "{}{}\n",
             catalog.listing(),
             crate::datadog_side::metric_config::cost(&catalog)
-        ))?;
+        );
+        text.push_str(&per_repository_cost(&plan, &catalog).await);
+        super::output::stdout(&text)?;
         return Ok(exit::OK);
     }
     let plan = load_plan(cli)?;
@@ -74,6 +76,49 @@ pub fn checks(cli: &Cli, metrics: bool) -> anyhow::Result<u8> {
     }
     super::output::stdout(&text)?;
     Ok(exit::OK)
+}
+
+/// The bill of rows made per repository, for the repositories the last runs covered (the row
+/// memory of the configured state store; nothing is asked of GitHub).
+async fn per_repository_cost(plan: &config::Plan, catalog: &crate::catalog::Catalog) -> String {
+    let url = crate::state::url_for(None, plan.state_url.as_deref());
+    let memory = match crate::state::StateStore::open(&url) {
+        Ok(store) => crate::state::rows::load(&store).await.ok(),
+        Err(_) => None,
+    };
+    let Some(memory) = memory else {
+        return format!(
+            "(rows made per repository: no row memory readable at {url}; run once to count the repositories covered)\n"
+        );
+    };
+    let repos_of = |i: usize| -> usize {
+        plan.checks.get(i).map_or(1, |def| {
+            memory
+                .rows
+                .iter()
+                .filter(|r| r.row.repo.is_some() && r.row.template() == def.row)
+                .count()
+                .max(1)
+        })
+    };
+    let per_repo_rows = (0..plan.checks.len()).filter(|i| repos_of(*i) > 1).count();
+    if per_repo_rows == 0 {
+        return String::new();
+    }
+    let repos: std::collections::BTreeSet<&str> = memory
+        .rows
+        .iter()
+        .filter_map(|r| r.row.repo.as_deref())
+        .collect();
+    let cost = crate::datadog_side::metric_config::cost_with(catalog, |s| match s.origin {
+        crate::catalog::Origin::Row(i) => repos_of(i),
+        _ => 1,
+    });
+    format!(
+        "for the {} repositories the last runs covered ({per_repo_rows} rows made per repository, \
+         from the row memory at {url}): {cost}\n",
+        repos.len()
+    )
 }
 
 pub fn collectors(cli: &Cli) -> anyhow::Result<u8> {

@@ -300,6 +300,15 @@ pub struct RunArgs {
         value_parser = parse_duration_arg
     )]
     pub verify: Option<std::time::Duration>,
+    /// Collect shard K of N of the organisations the GitHub collectors discover (1-based, e.g.
+    /// 2/4): N jobs sharing one state store split them by a stable hash of the repository name
+    /// (docs/organisation.md). Default $INFRA_HEALTH_SHARD, else the whole organisation.
+    #[arg(long, value_name = "K/N", env = "INFRA_HEALTH_SHARD", value_parser = parse_shard_arg)]
+    pub shard: Option<crate::collectors::Shard>,
+}
+
+fn parse_shard_arg(text: &str) -> Result<crate::collectors::Shard, String> {
+    text.parse()
 }
 
 /// A flag combination that would do nothing, or an output path that cannot be written: exit 2.
@@ -358,7 +367,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::EmitStable(args) => import::execute_emit(args).await,
         Command::Verify(args) => verify::execute(&cli, args).await,
         Command::Validate { online } => config_cmds::validate(&cli, *online).await,
-        Command::Checks { metrics } => config_cmds::checks(&cli, *metrics),
+        Command::Checks { metrics } => config_cmds::checks(&cli, *metrics).await,
         Command::Collectors => config_cmds::collectors(&cli),
         Command::Board(args) => board::execute(&cli, args).await,
         Command::State(cmd) => state::execute(&cli, cmd).await,

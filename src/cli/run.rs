@@ -26,6 +26,7 @@ pub async fn execute(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
         dry_run: args.dry_run,
         output: args.output.clone(),
         state: args.state.clone(),
+        shard: args.shard,
         ..Default::default()
     };
     let summary = run::run(&plan, opts).await?;

@@ -26,6 +26,7 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+pub use crate::github::shard::Shard;
 use crate::observation::{Observation, UnknownReason};
 pub use crate::observation::{SelfMetric, SelfMetricDecl};
 use crate::state::StateStore;
@@ -41,6 +42,47 @@ pub struct CollectContext {
     pub state: Arc<StateStore>,
     /// Set by `--dry-run`: collectors must not advance checkpoints.
     pub dry_run: bool,
+    /// This job's share of an organisation (`--shard K/N`); [`Shard::ALL`] by default.
+    pub shard: Shard,
+    /// The run's GitHub request budgets, one per API and credential, shared by its `github_*`
+    /// collectors.
+    pub github: Arc<crate::github::budget::Budgets>,
+}
+
+impl CollectContext {
+    /// A context for one run at `now`, the whole organisation, fresh budgets.
+    pub fn new(
+        now: DateTime<Utc>,
+        http: reqwest::Client,
+        state: Arc<StateStore>,
+        dry_run: bool,
+    ) -> CollectContext {
+        CollectContext {
+            now,
+            http,
+            state,
+            dry_run,
+            shard: Shard::ALL,
+            github: Arc::default(),
+        }
+    }
+}
+
+/// What a collector that works per repository (or per other unit) covered in its last
+/// collection: checks of such a collector make one row per unit, and a unit no longer covered
+/// has its rows retired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// The units (`owner/name`) covered this run, this shard's only.
+    pub units: Vec<String>,
+    /// Rows are made per unit (an organisation or several repositories); false for one
+    /// repository, whose rows stay as they were.
+    pub per_unit: bool,
+    /// The unit list is the source's own answer this run: a unit missing from it is gone. False
+    /// when a cached listing stood in, and then no row is retired.
+    pub settled: bool,
+    /// The shard the run covered: only units of it can be retired by it.
+    pub shard: Shard,
 }
 
 /// Why a collector produced nothing. Its rows become `unknown` with this as the reason.
@@ -121,6 +163,12 @@ pub trait Collector: Send + Sync {
     /// nothing to say.
     fn self_metrics(&self) -> Vec<SelfMetric> {
         Vec::new()
+    }
+
+    /// What the last `collect` covered, for a collector whose checks make a row per
+    /// repository ([`Coverage`]); `None` for the others.
+    fn coverage(&self) -> Option<Coverage> {
+        None
     }
 }
 

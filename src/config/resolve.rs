@@ -587,6 +587,7 @@ pub(super) fn resolve_checks(
                 workflow_name: r.workflow_name.clone(),
                 task: r.task.clone(),
                 check: r.check.clone(),
+                repo: None,
             };
             for (key, value) in [
                 ("source", &row.source),

@@ -140,12 +140,19 @@ impl fmt::Display for Cost {
 
 /// What the catalog's series cost.
 pub fn cost(catalog: &Catalog) -> Cost {
+    cost_with(catalog, |_| 1)
+}
+
+/// What the catalog's series cost when each stands for `times(series)` series: a row made per
+/// repository counts once per repository covered.
+pub fn cost_with(catalog: &Catalog, times: impl Fn(&crate::catalog::Series) -> usize) -> Cost {
     let mut c = Cost::default();
     for s in &catalog.series {
+        let n = times(s);
         match s.kind {
-            SeriesKind::Gauge => c.gauges += 1,
-            SeriesKind::Count => c.counts += 1,
-            SeriesKind::Distribution => c.distributions += 1,
+            SeriesKind::Gauge => c.gauges += n,
+            SeriesKind::Count => c.counts += n,
+            SeriesKind::Distribution => c.distributions += n,
         }
     }
     c

@@ -9,7 +9,9 @@
 //!   secondary-limit 403/429 without it waits at least `min_secondary_wait` (60 s by default),
 //!   doubling on each repeat. A wait longer than `max_rate_limit_wait` is not taken: the request
 //!   fails with [`GithubError::RateLimited`] so the run reports it instead of hammering a limited
-//!   token into a ban. 5xx and transport errors retry with capped exponential backoff.
+//!   token into a ban. 5xx and transport errors retry with capped exponential backoff. Pauses,
+//!   the in-flight and per-minute limits and the run's primary allowance are kept in a
+//!   [`Budget`] every client of the run on the same API and credential shares.
 //! - **Conditional requests**: callers pass the `ETag` / `Last-Modified` they stored; a 304 costs
 //!   no primary rate limit and comes back as [`Fetched::NotModified`]. [`GithubClient::list`]
 //!   does this per page with a [`PageCache`] the collectors keep in the state store.
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 
 use super::app_auth::AppKey;
+use super::budget::{Budget, BudgetSettings};
 use super::cache::{CachedPage, Fetched, PageCache, Validators};
 use super::error::GithubError;
 use super::models::InstallationToken;
@@ -71,6 +74,29 @@ pub struct Settings {
     pub policy: Policy,
     /// Write every response to `<dir>/<name>.json` for replay.
     pub record_to: Option<(PathBuf, String)>,
+    /// The limits of the run's shared request budget (the first client of a budget sets them).
+    pub budget: BudgetSettings,
+}
+
+impl Settings {
+    /// Which budget a client of these settings spends from: one per API and credential. The
+    /// key holds no secret (a token is reduced to a 64-bit fingerprint) and never leaves the
+    /// process.
+    pub fn budget_key(&self) -> String {
+        let base = match &self.base {
+            Base::Http(u) => u.as_str().to_string(),
+            Base::Replay(r) => format!("replay:{}", r.dir.display()),
+            Base::ReplayUnavailable(_) => "replay-unavailable".into(),
+        };
+        let who = match &self.auth {
+            Auth::None => "anonymous".to_string(),
+            Auth::Token(t) => format!("token:{:016x}", super::shard::fnv1a(t.expose().as_bytes())),
+            Auth::App {
+                installation_id, ..
+            } => format!("installation:{installation_id}"),
+        };
+        format!("{base} {who}")
+    }
 }
 
 /// What a run cost, for self-metrics and the benchmark.
@@ -103,8 +129,9 @@ pub struct GithubClient {
     settings: Arc<Settings>,
     permits: Semaphore,
     counters: Counters,
-    /// Requests wait until this instant (primary limit exhausted or a secondary limit hit).
-    paused_until: Mutex<Option<tokio::time::Instant>>,
+    /// Shared with every client of the run on the same API and credential: in-flight and
+    /// per-minute limits, the primary allowance, and pauses for rate limits.
+    budget: Arc<Budget>,
     app_token: Mutex<Option<(Secret, DateTime<Utc>)>>,
     recorded: std::sync::Mutex<BTreeMap<String, Recorded>>,
 }
@@ -117,7 +144,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
 impl GithubClient {
+    /// A client with a budget of its own (a client alone in its run).
     pub fn new(http: reqwest::Client, settings: Arc<Settings>) -> GithubClient {
+        let budget = Arc::new(Budget::new(settings.budget));
+        GithubClient::with_budget(http, settings, budget)
+    }
+
+    /// A client spending from `budget`, shared with the run's other clients of the same API
+    /// and credential.
+    pub fn with_budget(
+        http: reqwest::Client,
+        settings: Arc<Settings>,
+        budget: Arc<Budget>,
+    ) -> GithubClient {
         let permits = Semaphore::new(settings.policy.max_concurrency.max(1));
         let counters = Counters::default();
         counters.remaining.store(i64::MIN, Ordering::Relaxed);
@@ -126,7 +165,7 @@ impl GithubClient {
             settings,
             permits,
             counters,
-            paused_until: Mutex::new(None),
+            budget,
             app_token: Mutex::new(None),
             recorded: std::sync::Mutex::new(BTreeMap::new()),
         }
@@ -350,37 +389,10 @@ impl GithubClient {
         })
     }
 
-    async fn wait_for_pause(&self, key: &str) -> Result<(), GithubError> {
-        let until = *self.paused_until.lock().await;
-        if let Some(until) = until {
-            let now = tokio::time::Instant::now();
-            if until > now {
-                let wait = until - now;
-                if wait > self.settings.policy.max_rate_limit_wait {
-                    return Err(GithubError::RateLimited {
-                        key: key.into(),
-                        wait,
-                    });
-                }
-                tokio::time::sleep(wait).await;
-            }
-        }
-        Ok(())
-    }
-
     async fn pause(&self, key: &str, wait: Duration) -> Result<(), GithubError> {
-        if wait > self.settings.policy.max_rate_limit_wait {
-            return Err(GithubError::RateLimited {
-                key: key.into(),
-                wait,
-            });
-        }
-        let until = tokio::time::Instant::now() + wait;
-        let mut p = self.paused_until.lock().await;
-        if p.is_none_or(|cur| cur < until) {
-            *p = Some(until);
-        }
-        Ok(())
+        self.budget
+            .pause(key, wait, self.settings.policy.max_rate_limit_wait)
+            .await
     }
 
     async fn auth_header(&self, base: &url::Url) -> Result<Option<String>, GithubError> {
@@ -454,7 +466,10 @@ impl GithubClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.wait_for_pause(key).await?;
+            self.budget
+                .wait_for_pause(key, policy.max_rate_limit_wait)
+                .await?;
+            let _in_flight = self.budget.acquire(key).await?;
             let mut req = self
                 .http
                 .get(url.clone())
@@ -481,12 +496,14 @@ impl GithubClient {
                     let reset = header_i64(&headers, "x-ratelimit-reset");
                     if let Some(r) = remaining {
                         self.counters.remaining.store(r, Ordering::Relaxed);
+                        self.budget.saw_remaining(r);
                     }
                     if status == 304 {
                         self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
                         return Ok(Fetched::NotModified);
                     }
                     self.counters.primary_cost.fetch_add(1, Ordering::Relaxed);
+                    self.budget.charge();
                     let body = match crate::net::read_capped(resp, MAX_PAGE_BYTES).await {
                         Ok(b) => b,
                         Err(e @ crate::net::BodyError::TooLarge { .. }) => {

@@ -31,6 +31,15 @@ pub enum GithubError {
     ReplayUnavailable(String),
     #[error("GitHub App authentication failed: {0}")]
     Auth(String),
+    #[error(
+        "GET {key}: not sent: this run's GitHub request budget is spent ({spent} requests; \
+         {reserve_percent} % of the rate limit left is kept in reserve); collection goes on next run"
+    )]
+    BudgetSpent {
+        key: String,
+        spent: u64,
+        reserve_percent: u32,
+    },
 }
 
 impl GithubError {
@@ -42,6 +51,7 @@ impl GithubError {
             GithubError::Decode { .. } => "decode",
             GithubError::ReplayMiss { .. } | GithubError::ReplayUnavailable(_) => "replay_miss",
             GithubError::Auth(_) => "auth",
+            GithubError::BudgetSpent { .. } => "budget_spent",
         }
     }
 }

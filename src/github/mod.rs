@@ -8,9 +8,11 @@
 //! self-metrics) lives with them in [`crate::collectors::github`].
 
 pub mod app_auth;
+pub mod budget;
 pub mod cache;
 pub mod client;
 pub mod error;
 pub mod models;
 pub mod rate_limit;
 pub mod replay;
+pub mod shard;

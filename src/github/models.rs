@@ -307,3 +307,30 @@ pub fn pull_items(key: &str, body: &[u8]) -> Result<Vec<PullItem>, super::error:
 pub fn closed_pulls_key(repo: &str) -> String {
     format!("/repos/{repo}/pulls?state=closed&sort=updated&direction=desc&per_page=100")
 }
+
+/// A repository as an organisation or installation listing shows it (`GET /orgs/{org}/repos`,
+/// `/users/{user}/repos`, `/installation/repositories`), only the fields discovery reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListedRepo {
+    pub full_name: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub fork: bool,
+    /// Kilobytes; 0 for a repository with no commits.
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+}
+
+/// A page of `GET /installation/repositories`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstallationReposPage {
+    #[serde(default)]
+    pub repositories: Vec<ListedRepo>,
+}

@@ -109,6 +109,7 @@ pub async fn import_stable(
         state: opts.state.clone(),
         now: opts.now,
         datadog_key: None,
+        shard: None,
     };
     let mut summary = super::execute(job, run_opts).await?;
     if !opts.dry_run

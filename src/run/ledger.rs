@@ -58,6 +58,8 @@ pub struct RunInput<'a> {
     pub claim_ttl: std::time::Duration,
     pub build: &'a BuildMetrics<'a>,
     pub own_metrics: &'a LedgerFigures<'a>,
+    /// Stored rows to forget (a repository no longer covered).
+    pub retired: &'a crate::state::rows::Retired<'a>,
 }
 
 /// A run's batch, durable in the spool and claimed by the run.
@@ -203,6 +205,7 @@ async fn one_attempt(
     }
     // 2. Reconcile and build; one COUNT point per series per second.
     let stamp = run.stamp;
+    crate::state::rows::retire(memory, run.retired);
     let mut reconciled = reconcile(memory, run.rows, run.fresh, run.now, &pending);
     let mut metrics = (run.build)(&reconciled.results);
     let stamps = &mut memory.series_stamps;

@@ -7,6 +7,7 @@
 
 pub mod import;
 pub mod ledger;
+pub mod per_repo;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub struct RunOptions {
     /// The Datadog API key when the caller already holds it (a program embedding the pipeline,
     /// or a test); the CLI leaves it `None` and the key comes from `DD_API_KEY`.
     pub datadog_key: Option<crate::secret::Secret>,
+    /// `--shard K/N`: collect this job's share of the organisations (docs/organisation.md).
+    pub shard: Option<crate::collectors::Shard>,
 }
 
 /// How one collector did.
@@ -53,6 +56,8 @@ pub struct CollectorOutcome {
     pub unknown_reason: Option<UnknownReason>,
     /// Its own figures ([`crate::collectors::Collector::self_metrics`]), read once after it ran.
     pub self_metrics: Vec<crate::observation::SelfMetric>,
+    /// The repositories it covered, when its rows are made per repository.
+    pub coverage: Option<crate::collectors::Coverage>,
 }
 
 /// Everything a run did, for the CLI to print and turn into an exit code.
@@ -225,6 +230,7 @@ pub async fn collect(
             error_type,
             unknown_reason,
             self_metrics: instance.collector.self_metrics(),
+            coverage: instance.collector.coverage(),
         });
     }
     out
@@ -362,10 +368,32 @@ fn no_derived_rows(_: &[CheckDef], _: &[CollectorOutcome]) -> Vec<CheckDef> {
 
 /// The whole of `infra-health run`: every row of the plan, the selected collectors.
 pub async fn run(plan: &Plan, opts: RunOptions) -> anyhow::Result<RunSummary> {
+    let mut collectors = select_collectors(plan, &opts.only)?;
+    let mut rows = plan.checks.clone();
+    // N shards run the same config: the GitHub collectors split the repositories between them,
+    // everything else runs once, in shard 1. A shard sends only the rows it collected, so
+    // no shard re-sends (as carried forward) what another measured.
+    if let Some(shard) = opts.shard.filter(|s| !s.is_all()) {
+        if shard.index > 1 {
+            let skipped: Vec<&str> = collectors
+                .iter()
+                .filter(|c| !c.kind.starts_with("github_"))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !skipped.is_empty() {
+                tracing::info!(
+                    "shard {shard}: {} run in shard 1 only (they are not split by repository)",
+                    skipped.join(", ")
+                );
+            }
+            collectors.retain(|c| c.kind.starts_with("github_"));
+        }
+        rows.retain(|r| collectors.iter().any(|c| c.name == r.collector));
+    }
     let job = Job {
         plan,
-        rows: plan.checks.clone(),
-        collectors: select_collectors(plan, &opts.only)?,
+        rows,
+        collectors,
         source: plan.defaults.source.clone(),
         derive_rows: Box::new(no_derived_rows),
     };
@@ -415,13 +443,13 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         &job.source,
     )?;
     let ctx = Arc::new(CollectContext {
-        now,
-        http,
-        state: state.clone(),
-        dry_run: opts.dry_run,
+        shard: opts.shard.unwrap_or(crate::collectors::Shard::ALL),
+        ..CollectContext::new(now, http, state.clone(), opts.dry_run)
     });
     let outcomes = collect(&job.collectors, ctx.clone()).await;
-    let mut rows = job.rows;
+    let retirement = per_repo::Retirement::new(&job.rows, &outcomes);
+    let retired = |row: &crate::checks::RowId| retirement.retires(row);
+    let mut rows = per_repo::expand(job.rows, &outcomes);
     let derived = (job.derive_rows)(&rows, &outcomes);
     rows.extend(derived);
     let fresh = evaluate(&rows, &outcomes);
@@ -447,10 +475,9 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
     let build =
         |results: &[(usize, CheckResult)]| metrics(&metrics_plan, &rows, results, &outcomes, stamp);
     let sink_ctx = CollectContext {
-        now: built_at,
-        http: ctx.http.clone(),
-        state: state.clone(),
-        dry_run: opts.dry_run,
+        shard: ctx.shard,
+        github: ctx.github.clone(),
+        ..CollectContext::new(built_at, ctx.http.clone(), state.clone(), opts.dry_run)
     };
     let mut state_problems = Vec::new();
     let (memory, metrics, delivery, durable) = match &sink {
@@ -473,6 +500,7 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
                 claim_ttl: ttl,
                 build: &build,
                 own_metrics: &own,
+                retired: &retired,
             };
             match ledger::prepare(&state, &input).await {
                 Ok(p) => {
@@ -497,7 +525,8 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
                     );
                     state_problems.push(format!("delivery ledger not written: {e}"));
                     let (mut memory, _) =
-                        crate::state::rows::remember(&state, &rows, &fresh, now, false).await;
+                        crate::state::rows::remember(&state, &rows, &fresh, now, false, &retired)
+                            .await;
                     for (_, r) in &mut memory.results {
                         r.new_in_run = None;
                     }
@@ -511,7 +540,8 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
             // Carry-forward and "new since the last delivery" under the state lease (a dry run
             // reads the memory but never writes it).
             let (memory, state_error) =
-                crate::state::rows::remember(&state, &rows, &fresh, now, !opts.dry_run).await;
+                crate::state::rows::remember(&state, &rows, &fresh, now, !opts.dry_run, &retired)
+                    .await;
             if let Some(e) = state_error {
                 tracing::error!(
                     "row memory not saved ({e}): no row is carried forward until the state store at {} is writable",
@@ -547,12 +577,7 @@ pub async fn execute(job: Job<'_>, opts: RunOptions) -> anyhow::Result<RunSummar
         .await,
     );
     if !opts.dry_run {
-        let mut board_rows = plan.checks.clone();
-        board_rows.extend(
-            rows.iter()
-                .filter(|r| !plan.checks.iter().any(|c| c.row == r.row))
-                .cloned(),
-        );
+        let board_rows = per_repo::board_rows(&plan.checks, &rows, &memory.memory);
         match crate::board::publish(&state, &board_rows, &memory.memory, now).await {
             Ok(at) => tracing::info!("health board written to {at}"),
             Err(e) => {

@@ -351,6 +351,7 @@ mod tests {
             workflow_name: "latest_state_of_main".into(),
             task: "tests_blocking_merge".into(),
             check: "workflow_success".into(),
+            repo: None,
         }
     }
 

@@ -584,6 +584,28 @@ fn push_history(history: &mut Vec<HistoryEntry>, entry: HistoryEntry) {
     }
 }
 
+/// Which stored rows a run retires: those of a repository its collector no longer covers.
+pub type Retired<'a> = dyn Fn(&RowId) -> bool + Send + Sync + 'a;
+
+/// Never retire anything (a job whose collectors make no rows per repository).
+pub fn retire_none(_: &RowId) -> bool {
+    false
+}
+
+/// Forget the rows `retired` names, returning how many: a repository archived, removed or
+/// filtered out leaves the matrix instead of going stale for ever.
+pub fn retire(memory: &mut RowMemory, retired: &Retired<'_>) -> usize {
+    let before = memory.rows.len();
+    memory.rows.retain(|r| {
+        let gone = retired(&r.row);
+        if gone {
+            tracing::info!(row = %r.row, "row retired: its repository is no longer covered");
+        }
+        !gone
+    });
+    before - memory.rows.len()
+}
+
 /// Reconcile a run with the stored memory. With `write`, under the store's lease (so two
 /// overlapping runs both land); without (a dry run), on a copy that is not saved.
 ///
@@ -595,11 +617,13 @@ pub async fn remember(
     fresh: &[(usize, CheckResult)],
     now: DateTime<Utc>,
     write: bool,
+    retired: &Retired<'_>,
 ) -> (Reconciled, Option<StateError>) {
     let none = Pending::new();
     let stored = if write {
         state
             .update_json(ROWS_KEY, |m: &mut RowMemory| {
+                retire(m, retired);
                 reconcile(m, checks, fresh, now, &none)
             })
             .await
@@ -640,6 +664,7 @@ pub(crate) mod tests {
                 workflow_name: "multigpu_arena".into(),
                 task: task.into(),
                 check: "reward".into(),
+                repo: None,
             },
             collector: "stable_suite".into(),
             signal: "reward".into(),

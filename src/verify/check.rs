@@ -363,6 +363,7 @@ mod tests {
                 workflow_name: "w".into(),
                 task: "t".into(),
                 check: check.into(),
+                repo: None,
             },
             status: Status::Pass,
             delivered_at: at,

@@ -318,6 +318,7 @@ mod tests {
                     workflow_name: "w".into(),
                     task: "t".into(),
                     check: "c".into(),
+                    repo: None,
                 },
                 status: Status::Pass,
                 delivered_at: 1_000,

@@ -442,6 +442,7 @@ async fn status_changes_become_events() {
         workflow_name: "ci_smoothness".into(),
         task: "duration".into(),
         check: check.into(),
+        repo: None,
     };
     let changes = vec![
         StatusChange {

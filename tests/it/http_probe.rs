@@ -41,14 +41,12 @@ async fn probe(options: &str) -> Vec<Observation> {
         format!("[[collector]]\nname = \"p\"\ntype = \"http_probe\"\npause = \"0s\"\n{options}\n");
     let plan = infra_health::config::parse(Path::new("probe.toml"), &text).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ctx = CollectContext {
-        now: chrono::Utc::now(),
-        http: infra_health::net::http_client().unwrap(),
-        state: Arc::new(
-            infra_health::state::StateStore::open(dir.path().to_str().unwrap()).unwrap(),
-        ),
-        dry_run: true,
-    };
+    let ctx = CollectContext::new(
+        chrono::Utc::now(),
+        infra_health::net::http_client().unwrap(),
+        Arc::new(infra_health::state::StateStore::open(dir.path().to_str().unwrap()).unwrap()),
+        true,
+    );
     plan.collectors[0].collector.collect(&ctx).await.unwrap()
 }
 

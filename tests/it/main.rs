@@ -24,6 +24,7 @@ mod helm_chart;
 mod http_probe;
 mod jobs;
 mod ledger;
+mod organisation;
 mod overlap;
 mod parquet_ecosystem;
 mod secrets;

@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod commits;
+pub mod discovery;
 pub mod issues;
 pub mod pulls;
 
@@ -20,16 +21,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{BuildContext, BuildError, CollectContext, CollectError};
+use super::{BuildContext, BuildError, CollectContext, CollectError, Coverage};
 use crate::duration::parse_duration;
 use crate::github::app_auth;
+use crate::github::budget::BudgetSettings;
 use crate::github::client::{Auth, Base, GithubClient, Settings, Stats};
+use crate::github::error::GithubError;
 use crate::github::rate_limit::Policy;
 use crate::github::replay::Replay;
 use crate::observation::{SelfMetric, SelfMetricDecl};
+pub use discovery::{Filters, RepoSet};
 
 /// The self-metrics every GitHub collector reports, in the order [`GithubSource::self_metrics`]
 /// fills them; the collectors' registry entries declare this list for the dashboard.
@@ -43,10 +48,18 @@ pub const SELF_METRICS: &[SelfMetricDecl] = &[
     SelfMetricDecl::new("github.rate_limit.remaining")
         .sometimes()
         .chart_lowest("GitHub rate limit remaining"),
+    SelfMetricDecl::new("github.repos").chart(BACKFILL_CHART),
+    SelfMetricDecl::new("github.repos_backfilling").chart(BACKFILL_CHART),
+    // The share of the covered repositories whose collection is whole (1 once backfilled).
+    SelfMetricDecl::new("github.backfill.progress")
+        .sometimes()
+        .chart_lowest("GitHub backfill progress"),
 ];
 
+const BACKFILL_CHART: &str = "GitHub repositories covered and backfilling";
+
 const COST_CHART: &str = "GitHub API cost per run";
-use crate::observation::Observation;
+use crate::observation::{Observation, UnknownReason};
 use crate::secret::Secret;
 
 /// The public API when neither `GITHUB_API_URL` nor `api_url` says otherwise.
@@ -69,6 +82,15 @@ pub const COMMON_KEYS: &[&str] = &[
     "max_rate_limit_wait",
     "repo_timeout",
     "record_to",
+    "rate_limit_reserve",
+    "max_in_flight",
+    "max_requests_per_minute",
+    "topics",
+    "include",
+    "exclude",
+    "include_forks",
+    "include_archived",
+    "include_empty",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -104,10 +126,28 @@ struct CommonOptions {
     repo_timeout: Option<String>,
     #[serde(default)]
     record_to: Option<String>,
+    #[serde(default)]
+    rate_limit_reserve: Option<f64>,
+    #[serde(default)]
+    max_in_flight: Option<usize>,
+    #[serde(default)]
+    max_requests_per_minute: Option<u32>,
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    include_forks: bool,
+    #[serde(default)]
+    include_archived: bool,
+    #[serde(default)]
+    include_empty: bool,
 }
 
 /// `owner/name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Repo {
     pub full: String,
 }
@@ -136,11 +176,21 @@ impl Repo {
 /// What a `github_*` collector was built with: repositories, branch, client settings.
 pub struct GithubSource {
     pub instance: String,
-    pub repos: Vec<Repo>,
+    /// The repositories `repos` names, organisations and installation it discovers.
+    pub repos: RepoSet,
     pub branch: String,
     pub settings: Arc<Settings>,
     pub repo_timeout: Duration,
-    last: std::sync::Mutex<Option<(Stats, usize)>>,
+    last: std::sync::Mutex<Option<LastCollection>>,
+}
+
+/// What the last collection covered and cost.
+#[derive(Debug, Clone)]
+struct LastCollection {
+    stats: Stats,
+    failed: usize,
+    backfilling: usize,
+    coverage: Coverage,
 }
 
 fn duration_opt(v: &Option<String>, key: &str, default: Duration) -> Result<Duration, BuildError> {
@@ -199,18 +249,32 @@ impl GithubSource {
             env(name)
         };
         let mut names: Vec<String> = opts.repo.into_iter().chain(opts.repos).collect();
-        if let Some(r) = env("GITHUB_REPOSITORY") {
+        // GITHUB_REPOSITORY (a GitHub Actions runner, or the chart's github.repository) names
+        // the repository of a one-repository config; it never replaces an organisation.
+        if let Some(r) = env("GITHUB_REPOSITORY")
+            && names.len() <= 1
+            && !names
+                .iter()
+                .any(|n| n.starts_with("org:") || n == "installation")
+        {
             names = vec![r];
         }
         if names.is_empty() {
             return Err(BuildError::new(
-                "no repository: set `repo = \"owner/name\"` (or `repos`), or GITHUB_REPOSITORY",
+                "no repository: set `repo = \"owner/name\"`, or `repos` (names, org:<organisation>, installation), or GITHUB_REPOSITORY",
             ));
         }
-        let repos = names
-            .iter()
-            .map(|n| Repo::parse(n).map_err(|e| BuildError::at("repo", e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let repos = RepoSet::parse(
+            &names,
+            Filters {
+                topics: opts.topics,
+                include: opts.include,
+                exclude: opts.exclude,
+                include_forks: opts.include_forks,
+                include_archived: opts.include_archived,
+                include_empty: opts.include_empty,
+            },
+        )?;
 
         let api_url = env("GITHUB_API_URL")
             .or(opts.api_url)
@@ -290,6 +354,30 @@ impl GithubSource {
                 "must be 1..=100 (GitHub allows 100 concurrent requests)",
             ));
         }
+        let defaults = BudgetSettings::default();
+        let budget = BudgetSettings {
+            reserve: opts.rate_limit_reserve.unwrap_or(defaults.reserve),
+            max_in_flight: opts.max_in_flight.unwrap_or(defaults.max_in_flight),
+            per_minute: opts.max_requests_per_minute.unwrap_or(defaults.per_minute),
+        };
+        if !(0.0..1.0).contains(&budget.reserve) {
+            return Err(BuildError::at(
+                "rate_limit_reserve",
+                "must be at least 0 and below 1 (the share of the rate limit left that a run keeps unspent; 0.2 keeps 20 %)",
+            ));
+        }
+        if budget.max_in_flight == 0 || budget.max_in_flight > 100 {
+            return Err(BuildError::at(
+                "max_in_flight",
+                "must be 1..=100 (GitHub allows 100 concurrent requests)",
+            ));
+        }
+        if budget.per_minute == 0 {
+            return Err(BuildError::at(
+                "max_requests_per_minute",
+                "must be at least 1 (GitHub's secondary limit is 900 REST points a minute)",
+            ));
+        }
         let record_to = opts
             .record_to
             .map(|d| (ctx.resolve_path(&d), ctx.name.to_string()));
@@ -303,6 +391,7 @@ impl GithubSource {
                     auth,
                     policy,
                     record_to,
+                    budget,
                 }),
                 repo_timeout: duration_opt(
                     &opts.repo_timeout,
@@ -338,9 +427,15 @@ impl GithubSource {
         )
     }
 
-    /// Run `work` for every repository concurrently, each under `repo_timeout`. A repository that
-    /// fails is logged and loses only its own observations; if every one fails, so does the
-    /// collector.
+    /// Run `work` for every repository this run covers ([`RepoSet::resolve`]: the named ones
+    /// and the discovered ones of this shard), `max_concurrency` repositories at a time in name
+    /// order, each under `repo_timeout`. Every client of the run on the same API and credential
+    /// spends from one budget ([`crate::github::budget`]).
+    ///
+    /// A repository that fails loses only its own rows: they are `unknown` (`collector_failed`,
+    /// or `backfilling` when the run's request budget ran out before its collection was whole,
+    /// which the next runs continue). The collector fails only when every repository failed
+    /// for another reason.
     pub async fn collect_each<'a, F>(
         &'a self,
         ctx: &'a CollectContext,
@@ -349,14 +444,21 @@ impl GithubSource {
     where
         F: Fn(
             Arc<GithubClient>,
-            &'a Repo,
+            Repo,
             DateTime<Utc>,
         ) -> BoxFuture<'a, anyhow::Result<Vec<Observation>>>,
     {
         if let Base::ReplayUnavailable(why) = &self.settings.base {
             return Err(CollectError::Source(why.clone()));
         }
-        let client = Arc::new(GithubClient::new(ctx.http.clone(), self.settings.clone()));
+        let budget = ctx
+            .github
+            .get(&self.settings.budget_key(), self.settings.budget);
+        let client = Arc::new(GithubClient::with_budget(
+            ctx.http.clone(),
+            self.settings.clone(),
+            budget,
+        ));
         let now = self.now(ctx);
         if let Base::Replay(r) = &self.settings.base {
             tracing::info!(
@@ -366,31 +468,106 @@ impl GithubSource {
                 r.recorded_at
             );
         }
-        let futures = self.repos.iter().map(|repo| {
-            let fut = work(client.clone(), repo, now);
-            async move {
-                match tokio::time::timeout(self.repo_timeout, fut).await {
-                    Ok(r) => r,
-                    Err(_) => Err(anyhow::anyhow!(
-                        "timed out after {}",
-                        crate::duration::format_duration(self.repo_timeout)
-                    )),
+        let resolved = self
+            .repos
+            .resolve(
+                ctx,
+                &client,
+                &format!("github/{}", self.instance),
+                ctx.shard,
+            )
+            .await
+            .map_err(|e| CollectError::Source(format!("{e:#}")))?;
+        if self.repos.discovers() {
+            tracing::info!(
+                "collector {}: {} repositories{}{}{}",
+                self.instance,
+                resolved.repos.len(),
+                if ctx.shard.is_all() {
+                    String::new()
+                } else {
+                    format!(
+                        " in shard {} ({} in the others)",
+                        ctx.shard, resolved.other_shards
+                    )
+                },
+                if resolved.skipped.is_empty() {
+                    String::new()
+                } else {
+                    let parts: Vec<String> = resolved
+                        .skipped
+                        .iter()
+                        .map(|(why, n)| format!("{n} {why}"))
+                        .collect();
+                    format!("; skipped: {}", parts.join(", "))
+                },
+                if resolved.settled {
+                    ""
+                } else {
+                    " (from the last listing)"
                 }
-            }
-        });
-        let results = futures::future::join_all(futures).await;
+            );
+        }
+        let limit = self.settings.policy.max_concurrency;
+        let results: Vec<(Repo, anyhow::Result<Vec<Observation>>)> =
+            futures::stream::iter(resolved.repos.iter().cloned().map(|repo| {
+                let fut = work(client.clone(), repo.clone(), now);
+                async move {
+                    let r = match tokio::time::timeout(self.repo_timeout, fut).await {
+                        Ok(r) => r,
+                        Err(_) => Err(anyhow::anyhow!(
+                            "timed out after {}",
+                            crate::duration::format_duration(self.repo_timeout)
+                        )),
+                    };
+                    (repo, r)
+                }
+            }))
+            .buffered(limit)
+            .collect()
+            .await;
         let mut out = Vec::new();
         let mut failures = Vec::new();
-        for (repo, r) in self.repos.iter().zip(results) {
+        let mut backfilling = 0;
+        for (repo, r) in results {
             match r {
                 Ok(obs) => out.extend(obs),
                 Err(e) => {
-                    tracing::error!(
-                        "collector {}: repository {}: {e:#}",
-                        self.instance,
-                        repo.full
+                    let budget_spent = e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<GithubError>(),
+                            Some(GithubError::BudgetSpent { .. })
+                        )
+                    });
+                    let (why, text) = if budget_spent {
+                        backfilling += 1;
+                        tracing::warn!(
+                            "collector {}: repository {}: the run's GitHub request budget ran out before its collection was whole; the next runs go on (rows unknown: backfilling)",
+                            self.instance,
+                            repo.full
+                        );
+                        (
+                            UnknownReason::Backfilling,
+                            format!(
+                                "backfilling: {}'s collection did not fit in this run's GitHub request budget; the next runs go on",
+                                repo.full
+                            ),
+                        )
+                    } else {
+                        tracing::error!(
+                            "collector {}: repository {}: {e:#}",
+                            self.instance,
+                            repo.full
+                        );
+                        failures.push(format!("{}: {e:#}", repo.full));
+                        (
+                            UnknownReason::CollectorFailed,
+                            format!("repository {}: {e:#}", repo.full),
+                        )
+                    };
+                    out.push(
+                        Observation::unavailable(why, text, ctx.now).with_tag("repo", &repo.full),
                     );
-                    failures.push(format!("{}: {e:#}", repo.full));
                 }
             }
         }
@@ -401,8 +578,19 @@ impl GithubSource {
             );
         }
         let stats = client.stats();
+        let coverage = Coverage {
+            units: resolved.repos.iter().map(|r| r.full.clone()).collect(),
+            per_unit: self.repos.per_repo(),
+            settled: resolved.settled,
+            shard: ctx.shard,
+        };
         if let Ok(mut last) = self.last.lock() {
-            *last = Some((stats, failures.len()));
+            *last = Some(LastCollection {
+                stats,
+                failed: failures.len(),
+                backfilling,
+                coverage,
+            });
         }
         tracing::info!(
             "collector {}: {} GitHub requests, {} answered 304, primary rate-limit cost {}",
@@ -411,25 +599,38 @@ impl GithubSource {
             stats.not_modified,
             stats.primary_cost
         );
-        if failures.len() == self.repos.len() {
+        if !failures.is_empty() && failures.len() == resolved.repos.len() {
             return Err(CollectError::Source(failures.join("; ")));
         }
         Ok(out)
     }
 
+    /// The repositories the last collection covered, for rows made per repository.
+    pub fn coverage(&self) -> Option<Coverage> {
+        self.last
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.coverage.clone()))
+    }
+
     /// The API cost of the last collection, as `github.*` self-metrics (in [`SELF_METRICS`] order).
     pub fn self_metrics(&self) -> Vec<SelfMetric> {
-        let Some((stats, failed)) = self.last.lock().ok().and_then(|l| *l) else {
+        let Some(last) = self.last.lock().ok().and_then(|l| l.clone()) else {
             return Vec::new();
         };
+        let stats = last.stats;
+        let repos = last.coverage.units.len();
         let values = [
             Some(stats.requests as f64),
             Some(stats.not_modified as f64),
             Some(stats.primary_cost as f64),
             Some(stats.retries as f64),
-            Some(failed as f64),
+            Some(last.failed as f64),
             // Known only when GitHub answered with rate-limit headers (not when replaying).
             stats.rate_limit_remaining.map(|r| r as f64),
+            Some(repos as f64),
+            Some(last.backfilling as f64),
+            (repos > 0).then(|| (repos - last.backfilling) as f64 / repos as f64),
         ];
         SELF_METRICS
             .iter()
@@ -440,7 +641,10 @@ impl GithubSource {
 
     /// The client's cost counters of the last collection (tests and the benchmark read them).
     pub fn last_stats(&self) -> Option<Stats> {
-        self.last.lock().ok().and_then(|l| l.map(|(s, _)| s))
+        self.last
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.stats))
     }
 }
 

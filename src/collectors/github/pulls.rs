@@ -150,11 +150,15 @@ impl Collector for PullsCollector {
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>> {
         Box::pin(self.source.collect_each(ctx, move |client, repo, now| {
-            Box::pin(self.collect_repo(ctx, client, repo, now))
+            Box::pin(async move { self.collect_repo(ctx, client, &repo, now).await })
         }))
     }
 
     fn self_metrics(&self) -> Vec<SelfMetric> {
         self.source.self_metrics()
+    }
+
+    fn coverage(&self) -> Option<crate::collectors::Coverage> {
+        self.source.coverage()
     }
 }

@@ -62,6 +62,7 @@ pub fn acceptance_rows(
                 workflow_name: job.clone(),
                 task: suite,
                 check: o.signal.replace('.', "_"),
+                repo: None,
             },
             collector: collector.to_string(),
             signal: o.signal.clone(),

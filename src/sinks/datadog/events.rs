@@ -87,6 +87,7 @@ mod tests {
                 workflow_name: "ci_smoothness".into(),
                 task: "duration".into(),
                 check: "p90".into(),
+                repo: None,
             },
             title: "p90 workflow duration".into(),
             from: Status::Pass,

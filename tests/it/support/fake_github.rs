@@ -58,6 +58,12 @@ pub struct FakeState {
     pub base: String,
     /// Time spent building responses (the benchmark subtracts it from process CPU time).
     pub busy_nanos: AtomicU64,
+    /// Fields of a repository's listing entry (`archived`, `fork`, `size`, `topics`, …) that
+    /// differ from an active, non-empty, unforked repository's.
+    pub repo_meta: RwLock<HashMap<String, Value>>,
+    /// Requests in flight now, and the most at once.
+    pub in_flight: AtomicI64,
+    pub peak_in_flight: AtomicI64,
 }
 
 pub struct FakeGithub {
@@ -77,6 +83,9 @@ impl FakeGithub {
             remaining: AtomicI64::new(5000),
             base: url.clone(),
             busy_nanos: AtomicU64::new(0),
+            repo_meta: RwLock::new(HashMap::new()),
+            in_flight: AtomicI64::new(0),
+            peak_in_flight: AtomicI64::new(0),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -102,6 +111,58 @@ impl FakeGithub {
     pub fn with_history<R>(&self, repo: &str, f: impl FnOnce(&mut History) -> R) -> R {
         f(self.state.histories.write().unwrap().get_mut(repo).unwrap())
     }
+
+    /// Add a repository (it appears in its organisation's listing).
+    pub fn add_history(&self, h: History) {
+        self.state
+            .histories
+            .write()
+            .unwrap()
+            .insert(h.repo.clone(), h);
+    }
+
+    /// Delete a repository.
+    pub fn remove_repo(&self, repo: &str) {
+        self.state.histories.write().unwrap().remove(repo);
+    }
+
+    /// Set listing fields of a repository (`{"archived": true}`, `{"topics": ["ml"]}`).
+    pub fn set_repo_meta(&self, repo: &str, meta: Value) {
+        self.state
+            .repo_meta
+            .write()
+            .unwrap()
+            .insert(repo.to_string(), meta);
+    }
+
+    /// The primary rate limit the fake reports as left.
+    pub fn set_remaining(&self, n: i64) {
+        self.state.remaining.store(n, Ordering::Relaxed);
+    }
+}
+
+/// A repository as the organisation listing shows it.
+fn listed_repo(st: &FakeState, full: &str) -> Value {
+    let (owner, name) = full.split_once('/').unwrap_or(("", full));
+    let mut v = json!({
+        "full_name": full,
+        "name": name,
+        "owner": {"login": owner},
+        "private": false,
+        "archived": false,
+        "disabled": false,
+        "fork": false,
+        "size": 1024,
+        "topics": [],
+        "default_branch": "main",
+        "visibility": "public",
+    });
+    if let Some(Value::Object(meta)) = st.repo_meta.read().unwrap().get(full) {
+        for (k, x) in meta {
+            v[k] = x.clone();
+        }
+    }
+    v
 }
 
 /// Run every collector of `plan` once, as `infra-health run` does, against `state` at `now`.
@@ -110,12 +171,12 @@ pub async fn collect_once(
     state: &Arc<infra_health::state::StateStore>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<infra_health::run::CollectorOutcome> {
-    let ctx = Arc::new(infra_health::collectors::CollectContext {
+    let ctx = Arc::new(infra_health::collectors::CollectContext::new(
         now,
-        http: infra_health::net::http_client().unwrap(),
-        state: state.clone(),
-        dry_run: false,
-    });
+        infra_health::net::http_client().unwrap(),
+        state.clone(),
+        false,
+    ));
     let selected: Vec<_> = plan.collectors.iter().collect();
     infra_health::run::collect(&selected, ctx).await
 }
@@ -237,7 +298,11 @@ async fn handle(State(st): State<Arc<FakeState>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let busy = std::time::Instant::now();
+    let now_in_flight = st.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    st.peak_in_flight
+        .fetch_max(now_in_flight, Ordering::Relaxed);
     let (status, body, link, extra) = route(&st, &method, uri.path(), uri.query(), &headers);
+    st.in_flight.fetch_sub(1, Ordering::Relaxed);
     let mut resp_status = status;
     let mut resp_body = body;
     let mut etag = None;
@@ -354,6 +419,35 @@ fn route(
         }
         return error(404, "Not Found");
     }
+    let q = query_map(query);
+    let listing = |owner: Option<&str>| -> Vec<Value> {
+        let histories = st.histories.read().unwrap();
+        let mut names: Vec<&String> = histories
+            .keys()
+            .filter(|k| owner.is_none_or(|o| k.split('/').next() == Some(o)))
+            .collect();
+        names.sort();
+        names.into_iter().map(|n| listed_repo(st, n)).collect()
+    };
+    match parts.as_slice() {
+        ["orgs", org, "repos"] if !org.starts_with("user-") => {
+            let (body, link) = paginate(&st.base, path, &q, listing(Some(org)));
+            return (200, serde_json::to_vec(&body).unwrap(), link, Vec::new());
+        }
+        ["orgs", _, "repos"] => return error(404, "Not Found"),
+        ["users", user, "repos"] => {
+            let (body, link) = paginate(&st.base, path, &q, listing(Some(user)));
+            return (200, serde_json::to_vec(&body).unwrap(), link, Vec::new());
+        }
+        ["installation", "repositories"] => {
+            let all = listing(None);
+            let total = all.len();
+            let (page, link) = paginate(&st.base, path, &q, all);
+            let body = json!({"total_count": total, "repositories": page});
+            return (200, serde_json::to_vec(&body).unwrap(), link, Vec::new());
+        }
+        _ => {}
+    }
     if parts.len() < 3 || parts[0] != "repos" {
         return error(404, "Not Found");
     }
@@ -371,7 +465,6 @@ fn route(
     let Some(h) = histories.get(&repo) else {
         return error(404, "Not Found");
     };
-    let q = query_map(query);
     let rest = &parts[3..];
     let list = |items: Vec<Value>| -> Routed {
         let (body, link) = paginate(&st.base, path, &q, items);

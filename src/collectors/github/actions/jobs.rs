@@ -27,9 +27,12 @@ impl ActionsCollector {
         repo: &Repo,
         state: &mut ActionsState,
     ) -> anyhow::Result<()> {
+        // Newest runs first: a backfill cut short by the request budget has the recent days
+        // whole and fetches older ones on the next runs.
         let wanted: Vec<(u64, u32, bool, bool)> = state
             .runs
             .iter()
+            .rev()
             .filter(|(_, r)| r.completed())
             .map(|(id, r)| {
                 let need_jobs = self.jobs && r.jobs.is_none();

@@ -155,8 +155,11 @@ impl ActionsCollector {
             .list_runs(client, repo, &mut state, window_start, now)
             .await?;
         self.merge_runs(repo, &mut state, &listed, window_start);
-        self.fetch_details(client, repo, &mut state).await?;
+        // A first run's job details are most of its cost: when the run's request budget runs
+        // out part way, what was fetched is kept and the next run goes on from there.
+        let details = self.fetch_details(client, repo, &mut state).await;
         save_state(ctx, &key, &state).await?;
+        details?;
         Ok(self.observations(repo, &state, &workflows, now, ctx.now))
     }
 }
@@ -167,7 +170,7 @@ impl Collector for ActionsCollector {
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>> {
         Box::pin(self.source.collect_each(ctx, move |client, repo, now| {
-            Box::pin(self.collect_repo(ctx, client, repo, now))
+            Box::pin(async move { self.collect_repo(ctx, client, &repo, now).await })
         }))
     }
 
@@ -177,5 +180,9 @@ impl Collector for ActionsCollector {
 
     fn self_metrics(&self) -> Vec<SelfMetric> {
         self.source.self_metrics()
+    }
+
+    fn coverage(&self) -> Option<crate::collectors::Coverage> {
+        self.source.coverage()
     }
 }

@@ -97,7 +97,7 @@ impl ActionsCollector {
     pub(super) async fn check_workflows(&self, http: &reqwest::Client) -> Vec<String> {
         let client = GithubClient::new(http.clone(), self.source.settings.clone());
         let mut problems = Vec::new();
-        for repo in &self.source.repos {
+        for repo in &self.source.repos.named() {
             let mut cache = PageCache::default();
             match list_workflows(&client, repo, &mut cache).await {
                 Err(e) => problems.push(format!(

@@ -290,19 +290,32 @@ impl CommitsCollector {
         let prs: Vec<&PullItem> = in_window.iter().filter_map(|c| c.pr).collect();
 
         let wanted = self.prs_needing_commits(&in_window, &state);
-        self.fetch_pr_commits(client, repo, &mut state, wanted)
-            .await?;
-        if self.count_unapproved {
-            self.fetch_reviews(client, repo, &mut state, &prs).await?;
+        // What the details cost is most of a first run: when the run's request budget runs out
+        // part way, what was fetched is kept, so the next run goes on from there.
+        let details = async {
+            self.fetch_pr_commits(client, repo, &mut state, wanted)
+                .await?;
+            if self.count_unapproved {
+                self.fetch_reviews(client, repo, &mut state, &prs).await?;
+            }
+            let required = if self.count_failing_checks {
+                self.required_checks(client, repo, &mut state).await
+            } else {
+                Vec::new()
+            };
+            if !required.is_empty() {
+                self.fetch_checks(client, repo, &mut state, &prs).await?;
+            }
+            anyhow::Ok(required)
         }
-        let required = if self.count_failing_checks {
-            self.required_checks(client, repo, &mut state).await
-        } else {
-            Vec::new()
+        .await;
+        let required = match details {
+            Ok(r) => r,
+            Err(e) => {
+                save_state(ctx, &key, &state).await?;
+                return Err(e);
+            }
         };
-        if !required.is_empty() {
-            self.fetch_checks(client, repo, &mut state, &prs).await?;
-        }
         let force_pushes = if self.count_force_pushes {
             self.force_pushes(client, repo, &mut state, window_start, now)
                 .await
@@ -420,11 +433,15 @@ impl Collector for CommitsCollector {
         ctx: &'a CollectContext,
     ) -> BoxFuture<'a, Result<Vec<Observation>, CollectError>> {
         Box::pin(self.source.collect_each(ctx, move |client, repo, now| {
-            Box::pin(self.collect_repo(ctx, client, repo, now))
+            Box::pin(async move { self.collect_repo(ctx, client, &repo, now).await })
         }))
     }
 
     fn self_metrics(&self) -> Vec<SelfMetric> {
         self.source.self_metrics()
+    }
+
+    fn coverage(&self) -> Option<crate::collectors::Coverage> {
+        self.source.coverage()
     }
 }
