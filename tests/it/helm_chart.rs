@@ -303,17 +303,21 @@ fn deadline(cj: &Value) -> Duration {
 }
 
 /// Time between two runs of a CronJob, for the schedule shapes the chart uses: `*/N * * * *`
-/// (every N minutes) and `M * * * *` (hourly). Anything else fails the test, so a new shape gets
-/// a deliberate answer here instead of a wrong one.
+/// (every N minutes), `O-59/N * * * *` (a shard's staggered `*/N`) and `M * * * *` (hourly).
+/// Anything else fails the test, so a new shape gets a deliberate answer here instead of a wrong
+/// one.
 fn schedule_interval(cj: &Value) -> Duration {
     let schedule = cj["spec"]["schedule"].as_str().unwrap_or("");
     let fields: Vec<&str> = schedule.split_whitespace().collect();
     match fields.as_slice() {
         [minute, "*", "*", "*", "*"] => {
-            if let Some(n) = minute
-                .strip_prefix("*/")
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+            let step = minute.strip_prefix("*/").or_else(|| {
+                minute
+                    .split_once("-59/")
+                    .filter(|(offset, _)| offset.parse::<u8>().is_ok_and(|o| o < 60))
+                    .map(|(_, n)| n)
+            });
+            if let Some(n) = step.and_then(|n| n.parse::<u64>().ok()) {
                 Duration::from_secs(n * 60)
             } else if minute.parse::<u8>().is_ok_and(|m| m < 60) {
                 Duration::from_secs(3600)
@@ -325,7 +329,8 @@ fn schedule_interval(cj: &Value) -> Duration {
             }
         }
         _ => panic!(
-            "{}: schedule {schedule:?}: the test knows only \"*/N * * * *\" and \"M * * * *\"",
+            "{}: schedule {schedule:?}: the test knows only \"*/N * * * *\", \"O-59/N * * * *\" \
+             and \"M * * * *\"",
             name(cj)
         ),
     }
@@ -1285,6 +1290,217 @@ fn jobs_are_values_with_per_job_overrides() {
             .iter()
             .all(|cj| name(cj) != "infra-health-stable-suite")
     );
+}
+
+/// `shards: N` on the `run` job (`cron`): N CronJobs `<job>-shard-<K>-of-<N>`, each running
+/// `--shard K/N` at a minute of its own and labelled with its shard, with everything else (the
+/// state store, env, volumes, keys, deadlines) the job's own: every shard shares the S3 store.
+#[test]
+fn a_sharded_run_job_renders_one_staggered_cronjob_per_shard() {
+    let docs = render(&["-f", ESO_VALUES, "--set", "jobs.cron.shards=3"]);
+    let unsharded = cronjob(eso_render(), "infra-health-cron");
+    let shards: Vec<&Value> = cronjobs(&docs)
+        .into_iter()
+        .filter(|cj| {
+            cj["metadata"]["labels"]["app.kubernetes.io/component"].as_str() == Some("cron")
+        })
+        .collect();
+    assert_eq!(
+        shards.len(),
+        3,
+        "{:?}",
+        shards.iter().map(|cj| name(cj)).collect::<Vec<_>>()
+    );
+    assert!(
+        cronjobs(&docs)
+            .iter()
+            .all(|cj| name(cj) != "infra-health-cron"),
+        "the unsharded CronJob is rendered too"
+    );
+    let mut names = BTreeSet::new();
+    let mut schedules = BTreeSet::new();
+    for (k, schedule) in [
+        (1, "*/10 * * * *"),
+        (2, "3-59/10 * * * *"),
+        (3, "6-59/10 * * * *"),
+    ] {
+        let n = format!("infra-health-cron-shard-{k}-of-3");
+        assert!(n.len() <= 52, "{n}");
+        let cj = cronjob(&docs, &n);
+        // The job's command line, then `--shard K/N`.
+        let shard = format!("{k}/3");
+        let mut want: Vec<&str> = args(unsharded);
+        want.extend(["--shard", shard.as_str()]);
+        assert_eq!(args(cj), want, "{n}");
+        // Staggered: shard K starts (K-1) * floor(10/3) minutes into each 10-minute period, and
+        // still ends within its interval.
+        assert_eq!(cj["spec"]["schedule"].as_str(), Some(schedule), "{n}");
+        assert!(
+            deadline(cj) < schedule_interval(cj),
+            "{n}: activeDeadlineSeconds {:?} is not under its schedule interval {:?}",
+            deadline(cj),
+            schedule_interval(cj)
+        );
+        let label = format!("{k}-of-3");
+        for (what, labels) in [
+            ("CronJob", &cj["metadata"]["labels"]),
+            ("Job", &cj["spec"]["jobTemplate"]["metadata"]["labels"]),
+            (
+                "pod",
+                &cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"],
+            ),
+        ] {
+            assert_eq!(
+                labels["infra-health/shard"].as_str(),
+                Some(label.as_str()),
+                "{n}: {what} labels"
+            );
+            assert_eq!(
+                labels["app.kubernetes.io/component"].as_str(),
+                Some("cron"),
+                "{n}: {what} labels"
+            );
+        }
+        // The same state store, env, volumes, keys and limits as the unsharded job.
+        assert_eq!(
+            env_value(cj, "INFRA_HEALTH_STATE"),
+            Some("s3://infra-health-state-example/infra-health/"),
+            "{n}"
+        );
+        assert_eq!(env_list(cj), env_list(unsharded), "{n}: env");
+        assert_eq!(
+            pod_spec(cj)["volumes"],
+            pod_spec(unsharded)["volumes"],
+            "{n}: volumes"
+        );
+        assert_eq!(
+            container(cj)["volumeMounts"],
+            container(unsharded)["volumeMounts"],
+            "{n}: volumeMounts"
+        );
+        assert_eq!(
+            container(cj)["resources"],
+            container(unsharded)["resources"],
+            "{n}: resources"
+        );
+        assert_eq!(
+            pod_spec(cj)["serviceAccountName"],
+            pod_spec(unsharded)["serviceAccountName"],
+            "{n}: serviceAccountName"
+        );
+        assert_eq!(
+            deadline(cj),
+            deadline(unsharded),
+            "{n}: activeDeadlineSeconds"
+        );
+        assert_eq!(
+            cj["spec"]["concurrencyPolicy"].as_str(),
+            Some("Forbid"),
+            "{n}"
+        );
+        names.insert(name(cj).to_string());
+        schedules.insert(schedule);
+    }
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(schedules.len(), 3, "{schedules:?}");
+    // The other jobs are not sharded.
+    let stable = cronjob(&docs, "infra-health-stable-suite");
+    assert!(!args(stable).contains(&"--shard"), "{:?}", args(stable));
+}
+
+/// Without `shards` (default 1) nothing changes: one CronJob per job, no `--shard`, no shard
+/// label; and `shards: 1` renders byte for byte what values without the key render.
+#[test]
+fn unsharded_jobs_render_no_shard_argument() {
+    for docs in [default_render(), eso_render()] {
+        for cj in cronjobs(docs) {
+            assert!(
+                !args(cj).contains(&"--shard"),
+                "{}: {:?}",
+                name(cj),
+                args(cj)
+            );
+            assert!(!name(cj).contains("-shard-"), "{}", name(cj));
+            assert!(
+                cj["metadata"]["labels"]["infra-health/shard"].is_null(),
+                "{}",
+                name(cj)
+            );
+        }
+        assert_eq!(
+            args(cronjob(docs, "infra-health-cron")).first(),
+            Some(&"run")
+        );
+    }
+    let explicit_one = template(&[
+        "--set",
+        "state.ephemeral=true",
+        "--set",
+        "jobs.cron.shards=1",
+    ]);
+    let without_key = template(&[
+        "--set",
+        "state.ephemeral=true",
+        "--set",
+        "jobs.cron.shards=null",
+    ]);
+    assert!(explicit_one.is_ok(), "{explicit_one:?}");
+    assert_eq!(explicit_one, without_key);
+}
+
+/// A schedule whose minute field the chart cannot offset fails the render and says what to set;
+/// an explicit `schedules` list (one cron expression per shard) is taken as given.
+#[test]
+fn a_schedule_that_cannot_be_staggered_fails_the_render() {
+    let err = template_err_ephemeral(&[
+        "--set",
+        "jobs.cron.shards=3",
+        "--set",
+        "jobs.cron.schedule=15\\,45 * * * *",
+    ]);
+    assert!(err.contains("cannot be staggered"), "{err}");
+    assert!(err.contains("jobs.cron.schedules"), "{err}");
+    // More shards than minutes in the schedule's period (every 10 minutes).
+    let err = template_err_ephemeral(&["--set", "jobs.cron.shards=11"]);
+    assert!(err.contains("cannot be staggered over 11 shards"), "{err}");
+    assert!(err.contains("jobs.cron.schedules"), "{err}");
+
+    // One schedule per shard instead of the stagger.
+    let docs = render_ephemeral(&[
+        "--set",
+        "jobs.cron.shards=3",
+        "--set",
+        "jobs.cron.schedule=15\\,45 * * * *",
+        "--set",
+        "jobs.cron.schedules={5 * * * *,25 * * * *,45 * * * *}",
+    ]);
+    for (k, schedule) in [(1, "5 * * * *"), (2, "25 * * * *"), (3, "45 * * * *")] {
+        let cj = cronjob(&docs, &format!("infra-health-cron-shard-{k}-of-3"));
+        assert_eq!(
+            cj["spec"]["schedule"].as_str(),
+            Some(schedule),
+            "{}",
+            name(cj)
+        );
+    }
+    let err = template_err_ephemeral(&[
+        "--set",
+        "jobs.cron.shards=3",
+        "--set",
+        "jobs.cron.schedules={5 * * * *}",
+    ]);
+    assert!(err.contains("one cron expression per shard"), "{err}");
+
+    // Only a `run` job can be sharded, and the schema bounds `shards`.
+    let err = template_err_ephemeral(&[
+        "--set",
+        "jobs.stable-suite.shards=2",
+        "--set",
+        "stableSuite.from=s3://bucket/stable-suite/",
+    ]);
+    assert!(err.contains("only a `run` job can be sharded"), "{err}");
+    let err = template_err_ephemeral(&["--set", "jobs.cron.shards=0"]);
+    assert!(err.contains("/jobs/cron/shards"), "{err}");
 }
 
 #[test]

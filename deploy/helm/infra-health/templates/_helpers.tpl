@@ -53,16 +53,105 @@ app.kubernetes.io/part-of: infra-health
 {{- end }}
 
 {{/*
-Name of a job's CronJob: <fullname>-<job key>. Kubernetes allows 52 characters (it appends 11
-for each Job it creates); a longer name is refused rather than truncated, since truncation could
-give two jobs the same name. Call with (dict "root" $ "name" $jobKey).
+Name of a job's CronJob: <fullname>-<job key>, and <fullname>-<job key>-shard-<K>-of-<N> for
+shard K of a job with shards: N > 1. Kubernetes allows 52 characters (it appends 11 for each Job
+it creates); a longer name is refused rather than truncated, since truncation could give two
+jobs (or two shards) the same name. Call with (dict "root" $ "name" $jobKey), plus "shard" (an
+entry of infra-health.shards) for a sharded job.
 */}}
 {{- define "infra-health.cronJobName" -}}
 {{- $name := printf "%s-%s" (include "infra-health.fullname" .root) .name }}
+{{- $k := 0 }}
+{{- with .shard }}{{ $k = int .k }}{{ end }}
+{{- if gt $k 0 }}
+{{- $name = printf "%s-shard-%d-of-%d" $name $k (int .shard.n) }}
+{{- end }}
 {{- if gt (len $name) 52 }}
+{{- if gt $k 0 }}
+{{- fail (printf "CronJob name %q (shard suffix included) is %d characters, Kubernetes allows 52: use a shorter release name, set fullnameOverride, or shorten the key jobs.%s" $name (len $name) .name) }}
+{{- end }}
 {{- fail (printf "CronJob name %q is %d characters, Kubernetes allows 52: use a shorter release name, set fullnameOverride, or shorten the key jobs.%s" $name (len $name) .name) }}
 {{- end }}
 {{- $name }}
+{{- end }}
+
+{{/*
+The CronJobs of one job, as a JSON list (read it with fromJsonArray): one entry per shard, each
+{"k": K, "n": N, "schedule": "..."}. With shards: 1 (the default) a single entry with k 0: the
+job renders as one CronJob, named, scheduled and run exactly as without sharding.
+
+With shards: N > 1 (only for a `run` job: the binary's `--shard K/N`), entry K (1..N) gets:
+  - jobs.<name>.schedules[K-1] when that list is set (it must have N entries);
+  - else the job's schedule with its minute field offset by (K-1) * floor(P/N) minutes, where P
+    is the period of the minute field: the step form "every P minutes" (a star, a slash, P < 60)
+    becomes `O-59/P` (shard 1 keeps the star form), a single minute M (P = 60) becomes
+    (M + O) mod 60 in the same hour. The shards
+    thus start spread evenly over the period, each at a minute of its own, and each keeps the
+    job's interval. @hourly, @daily, @midnight, @weekly, @monthly, @yearly and @annually are
+    read as their five-field form. Any other minute field (a list, a range, `*`), or more shards
+    than minutes in the period, fails the render: set jobs.<name>.schedules.
+Call with (dict "root" $ "jobKey" $jobKey "job" $job); $job needs args, schedule and, when set,
+shards and schedules.
+*/}}
+{{- define "infra-health.shards" -}}
+{{- $key := .jobKey }}
+{{- $n := int (.job.shards | default 1) }}
+{{- $schedules := .job.schedules | default list }}
+{{- $out := list }}
+{{- if le $n 1 }}
+{{- if $schedules }}
+{{- fail (printf "jobs.%s.schedules is for a sharded job (shards > 1), one schedule per shard; with one shard set jobs.%s.schedule" $key $key) }}
+{{- end }}
+{{- $out = append $out (dict "k" 0 "n" 1 "schedule" .job.schedule) }}
+{{- else }}
+{{- $command := tpl (toString (first (.job.args | default list))) .root }}
+{{- if ne $command "run" }}
+{{- fail (printf "jobs.%s.shards is %d, but only a `run` job can be sharded (the binary's `run --shard K/N` splits the GitHub repositories it collects); this job runs %q: set jobs.%s.shards=1" $key $n $command $key) }}
+{{- end }}
+{{- if $schedules }}
+{{- if ne (len $schedules) $n }}
+{{- fail (printf "jobs.%s.schedules has %d entries, but jobs.%s.shards is %d: give one cron expression per shard" $key (len $schedules) $key $n) }}
+{{- end }}
+{{- range $i, $s := $schedules }}
+{{- $out = append $out (dict "k" (add1 $i) "n" $n "schedule" $s) }}
+{{- end }}
+{{- else }}
+{{- $given := trim (toString .job.schedule) }}
+{{- $macros := dict "@hourly" "0 * * * *" "@daily" "0 0 * * *" "@midnight" "0 0 * * *" "@weekly" "0 0 * * 0" "@monthly" "0 0 1 * *" "@yearly" "0 0 1 1 *" "@annually" "0 0 1 1 *" }}
+{{- $fields := regexSplit `\s+` (get $macros $given | default $given) -1 }}
+{{- $minute := first $fields }}
+{{- $period := 0 }}
+{{- $base := -1 }}
+{{- if ne (len $fields) 5 }}
+{{- else if regexMatch `^\*/[0-9]{1,2}$` $minute }}
+{{- $period = atoi (trimPrefix "*/" $minute) }}
+{{- else if regexMatch "^[0-9]{1,2}$" $minute }}
+{{- $base = atoi $minute }}
+{{- if lt $base 60 }}{{ $period = 60 }}{{ end }}
+{{- end }}
+{{- if or (lt $period 1) (gt $period 60) (and (lt $base 0) (ge $period 60)) }}
+{{- fail (printf "jobs.%s.schedule %q cannot be staggered over %d shards: the chart offsets the minute field only when it is */P (every P minutes, P below 60) or a single minute; set jobs.%s.schedules to a list of %d cron expressions, one per shard" $key $given $n $key $n) }}
+{{- end }}
+{{- $step := div $period $n }}
+{{- if lt $step 1 }}
+{{- fail (printf "jobs.%s.schedule %q cannot be staggered over %d shards: its minute field repeats every %d minutes, too few for %d shards to start at a minute each; use fewer shards or set jobs.%s.schedules to a list of %d cron expressions, one per shard" $key $given $n $period $n $key $n) }}
+{{- end }}
+{{- $rest := rest $fields | join " " }}
+{{- range $i := until $n }}
+{{- $offset := mul $i $step }}
+{{- $m := "" }}
+{{- if ge $base 0 }}
+{{- $m = toString (mod (add $base $offset) 60) }}
+{{- else if eq $offset 0 }}
+{{- $m = $minute }}
+{{- else }}
+{{- $m = printf "%d-59/%d" $offset $period }}
+{{- end }}
+{{- $out = append $out (dict "k" (add1 $i) "n" $n "schedule" (printf "%s %s" $m $rest)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
 {{/*
