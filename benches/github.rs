@@ -92,7 +92,7 @@ fn main() {
         let h = github_history::History::generate(7, sizes, now);
         let fake = fake_github::FakeGithub::start(vec![h]).await;
         let common = format!(
-            "repo = \"{}\"\napi_url = \"{}\"\nmax_concurrency = 8\n",
+            "repo = \"{}\"\napi_url = \"{}\"\nmax_concurrency = 8\nmax_requests_per_minute = 1000000\n",
             github_history::REPO,
             fake.url
         );

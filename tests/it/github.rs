@@ -33,7 +33,7 @@ fn plan(text: &str) -> Plan {
 /// The four collectors pointed at `url` for `repos`, with short test waits.
 fn collectors_toml(url: &str, repos: &str, extra: &str) -> String {
     let common = format!(
-        "repos = {repos}\napi_url = \"{url}\"\nmin_secondary_wait = \"50ms\"\nretry_base = \"10ms\"\nmax_retries = 4\nmax_concurrency = 16\n{extra}"
+        "repos = {repos}\napi_url = \"{url}\"\nmin_secondary_wait = \"50ms\"\nretry_base = \"10ms\"\nmax_retries = 4\nmax_concurrency = 16\nmax_requests_per_minute = 100000\n{extra}"
     );
     format!(
         r#"
