@@ -21,7 +21,6 @@ mod github_history;
 use common::peak_rss_kb;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -46,7 +45,6 @@ async fn one_run(
     fake: &fake_github::FakeGithub,
 ) -> Round {
     fake.clear_log();
-    fake.state.peak_in_flight.store(0, Ordering::Relaxed);
     let ctx = Arc::new(CollectContext::new(
         now,
         infra_health::net::http_client().unwrap(),
@@ -73,7 +71,13 @@ async fn one_run(
         requests: log.len(),
         primary: log.iter().filter(|l| l.status != 304).count(),
         wall,
-        peak_in_flight: fake.state.peak_in_flight.load(Ordering::Relaxed),
+        peak_in_flight: ctx
+            .github
+            .stats()
+            .iter()
+            .map(|s| s.peak_in_flight as i64)
+            .max()
+            .unwrap_or(0),
         peak_minute: ctx
             .github
             .stats()
@@ -98,6 +102,34 @@ fn dir_bytes(path: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Bytes under `root` by what holds them: `github/<collector>/…` by collector and file name
+/// (`actions.json`, `discovery`), everything else by its first path segment.
+fn bytes_by_kind(root: &Path, path: &Path, out: &mut std::collections::BTreeMap<String, u64>) {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                bytes_by_kind(root, &p, out);
+            } else if let Ok(m) = e.metadata() {
+                let rel = p.strip_prefix(root).unwrap_or(&p);
+                let parts: Vec<String> = rel
+                    .iter()
+                    .map(|c| c.to_string_lossy().to_string())
+                    .collect();
+                let kind = match parts.as_slice() {
+                    [g, collector, sub, ..] if g == "github" && sub == "discovery" => {
+                        format!("{collector}/discovery")
+                    }
+                    [g, collector, .., file] if g == "github" => format!("{collector}/{file}"),
+                    [first, ..] => first.clone(),
+                    [] => String::new(),
+                };
+                *out.entry(kind).or_default() += m.len();
+            }
+        }
+    }
 }
 
 fn plan(url: &str, extra: &str) -> infra_health::config::Plan {
@@ -173,6 +205,13 @@ fn main() {
             "  state bytes per repository: {:.0}",
             dir_bytes(dir.path()) as f64 / REPOS as f64
         );
+        let mut kinds = std::collections::BTreeMap::new();
+        bytes_by_kind(dir.path(), dir.path(), &mut kinds);
+        let parts: Vec<String> = kinds
+            .iter()
+            .map(|(k, b)| format!("{k} {:.0}", *b as f64 / REPOS as f64))
+            .collect();
+        println!("    per repository by object: {}", parts.join(", "));
 
         // 2. The same first run on a 5,000-an-hour token, one run an hour (a fresh hour each
         // run), 20 % of what is left kept in reserve (the per-minute ceiling lifted again: at

@@ -144,7 +144,10 @@ impl Budget {
             };
             match wait {
                 None => break,
-                Some(w) => tokio::time::sleep(w.max(Duration::from_millis(1))).await,
+                Some(w) => {
+                    out_of_time(key, w)?;
+                    tokio::time::sleep(w.max(Duration::from_millis(1))).await
+                }
             }
         }
         // Checked again with the requests in flight counted as spent, under the allowance's
@@ -215,6 +218,7 @@ impl Budget {
                         wait,
                     });
                 }
+                out_of_time(key, wait)?;
                 tokio::time::sleep(wait).await;
             }
         }
@@ -251,6 +255,18 @@ impl Budget {
             peak_per_minute: self.peak_minute.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Refuse to wait `wait` when the task's requests stop before it ends
+/// ([`super::client::stop_requests_at`]): waiting would only be cut off.
+fn out_of_time(key: &str, wait: Duration) -> Result<(), GithubError> {
+    match super::client::stop_at() {
+        Some((at, limit)) if Instant::now() + wait >= at => Err(GithubError::OutOfTime {
+            key: key.into(),
+            limit,
+        }),
+        _ => Ok(()),
     }
 }
 

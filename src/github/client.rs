@@ -189,6 +189,12 @@ impl GithubClient {
         key: &str,
         validators: Option<&Validators>,
     ) -> Result<Fetched, GithubError> {
+        if let Some(limit) = past_stop_at() {
+            return Err(GithubError::OutOfTime {
+                key: key.into(),
+                limit,
+            });
+        }
         let _permit = self
             .permits
             .acquire()
@@ -606,6 +612,32 @@ impl GithubClient {
         tokio::time::sleep(wait + jitter).await;
         Ok(())
     }
+}
+
+tokio::task_local! {
+    /// When the work of this task (one repository) stops sending requests, and the time limit
+    /// that set it, for the message.
+    static STOP_AT: (tokio::time::Instant, Duration);
+}
+
+/// Run `work` so that its requests are refused with [`GithubError::OutOfTime`] from `at` on:
+/// a collector stops cleanly, keeps what it fetched and goes on next run, where a hard timeout
+/// would throw its progress away. `limit` names the time limit in the message.
+pub async fn stop_requests_at<F: std::future::Future>(
+    at: tokio::time::Instant,
+    limit: Duration,
+    work: F,
+) -> F::Output {
+    STOP_AT.scope((at, limit), work).await
+}
+
+fn past_stop_at() -> Option<Duration> {
+    stop_at().and_then(|(at, limit)| (tokio::time::Instant::now() >= at).then_some(limit))
+}
+
+/// The stop of the current task's requests, if it has one ([`stop_requests_at`]).
+pub(super) fn stop_at() -> Option<(tokio::time::Instant, Duration)> {
+    STOP_AT.try_with(|s| *s).ok()
 }
 
 /// Decode a JSON body, naming the request on failure.

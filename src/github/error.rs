@@ -40,6 +40,10 @@ pub enum GithubError {
         spent: u64,
         reserve_percent: u32,
     },
+    #[error(
+        "GET {key}: not sent: the repository's time in this run is up (most of repo_timeout, {limit:?}); what was fetched is kept and collection goes on next run"
+    )]
+    OutOfTime { key: String, limit: Duration },
 }
 
 impl GithubError {
@@ -52,6 +56,7 @@ impl GithubError {
             GithubError::ReplayMiss { .. } | GithubError::ReplayUnavailable(_) => "replay_miss",
             GithubError::Auth(_) => "auth",
             GithubError::BudgetSpent { .. } => "budget_spent",
+            GithubError::OutOfTime { .. } => "out_of_time",
         }
     }
 }

@@ -117,10 +117,15 @@ pub fn query_for(s: &SentSeries, rollup: i64) -> String {
     } else {
         scope.join(",")
     };
+    // A row made per repository is one series per repository: split by it too.
+    let mut by: Vec<&str> = GROUP_BY.to_vec();
+    if s.tag("repo").is_some() {
+        by.push("repo");
+    }
     format!(
         "max:{}{{{scope}}} by {{{}}}.rollup(avg, {rollup})",
         s.metric,
-        GROUP_BY.join(",")
+        by.join(",")
     )
 }
 
@@ -153,7 +158,10 @@ fn point_at(g: &Series, ts: i64) -> Option<f64> {
 pub fn judge(s: &SentSeries, answer: &[Series]) -> (Outcome, Option<String>) {
     let row: Vec<&Series> = answer
         .iter()
-        .filter(|g| IDENTITY.iter().all(|k| g.tag(k) == s.tag(k)))
+        .filter(|g| {
+            IDENTITY.iter().all(|k| g.tag(k) == s.tag(k))
+                && (s.tag("repo").is_none() || g.tag("repo") == s.tag("repo"))
+        })
         .collect();
     let status = s.tag("status").unwrap_or("");
     let condition = s.tag("condition").unwrap_or("");

@@ -80,6 +80,41 @@ metric = "pulls.merged"
     )
 }
 
+/// A `github_actions` collector over `org:acme` (with `extra` options), jobs read, and a row
+/// on the queue time's median.
+fn actions_config(github: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[collector]]
+name = "actions"
+type = "github_actions"
+repos = ["org:acme"]
+workflows = ["tests"]
+jobs = true
+api_url = "{}"
+retry_base = "10ms"
+max_retries = 2
+max_concurrency = 2
+{extra}
+
+[[check]]
+workflow_category = "ci"
+workflow_name = "tests"
+task = "queue"
+check = "p50"
+title = "Queue time"
+collector = "actions"
+signal = "jobs.queue_time"
+condition = "<1h"
+encoding = "gauge"
+summary = "p50"
+unit = "second"
+metric = "ci.queue_time"
+"#,
+        github
+    )
+}
+
 fn datadog_sink(url: &str) -> String {
     format!(
         "[sink]\ntype = \"datadog\"\nendpoint = \"{url}\"\nmax_retries = 1\nbackoff = \"5ms\"\ntimeout = \"5s\""
@@ -216,42 +251,14 @@ async fn a_first_run_past_the_budget_is_backfilled_over_the_next_runs() {
         .collect();
     let gh = FakeGithub::start(histories.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let actions = |extra: &str| {
-        format!(
-            r#"
-[[collector]]
-name = "actions"
-type = "github_actions"
-repos = ["org:acme"]
-workflows = ["tests"]
-jobs = true
-api_url = "{}"
-retry_base = "10ms"
-max_retries = 2
-max_concurrency = 2
-{extra}
-
-[[check]]
-workflow_category = "ci"
-workflow_name = "tests"
-task = "queue"
-check = "p50"
-title = "Queue time"
-collector = "actions"
-signal = "jobs.queue_time"
-condition = "<1h"
-encoding = "gauge"
-summary = "p50"
-unit = "second"
-metric = "ci.queue_time"
-"#,
-            gh.url
-        )
-    };
-    let budgeted =
-        infra_health::config::parse(&dir.path().join("b.toml"), &actions("max_in_flight = 3"))
+    let budgeted = infra_health::config::parse(
+        &dir.path().join("b.toml"),
+        &actions_config(&gh.url, "max_in_flight = 3"),
+    )
+    .unwrap();
+    let unlimited =
+        infra_health::config::parse(&dir.path().join("u.toml"), &actions_config(&gh.url, ""))
             .unwrap();
-    let unlimited = infra_health::config::parse(&dir.path().join("u.toml"), &actions("")).unwrap();
     let now = fixed_now();
 
     // The same organisation collected with no budget to speak of: the values to reach.
@@ -433,4 +440,125 @@ async fn three_shards_at_once_split_an_organisation_over_one_s3_store() {
         })
         .collect();
     assert_eq!(delivered, remembered);
+}
+
+/// A repository whose first collection takes longer than its time limit (here: a 20-a-minute
+/// request ceiling and a 3 s `repo_timeout`) stops sending at 80 % of the limit instead of
+/// waiting, keeps what it fetched, and the next runs finish it: no run is cut off by the hard
+/// timeout, and the values come out as a collection with no limits gives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_out_of_time_keeps_its_progress_and_goes_on() {
+    let gh = FakeGithub::start(vec![history("acme/slow", 77, 120, 0)]).await;
+    gh.set_remaining(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let parse = |name: &str, extra: &str| {
+        infra_health::config::parse(&dir.path().join(name), &actions_config(&gh.url, extra))
+            .unwrap()
+    };
+    let limited = parse(
+        "l.toml",
+        "max_requests_per_minute = 20\nrepo_timeout = \"3s\"",
+    );
+    let unlimited = parse("u.toml", "");
+    let now = fixed_now();
+    let whole = run_at(&unlimited, &dir.path().join("whole"), now, false).await;
+    let truth = whole.results[0].1.compared;
+    assert!(truth.is_some(), "{:?}", whole.results[0].1.reason);
+    let needed = gh.log().len();
+    assert!(
+        needed > 2 * 20,
+        "several runs are needed ({needed} requests)"
+    );
+
+    let state = dir.path().join("state");
+    for k in 0..12 {
+        gh.clear_log();
+        let started = std::time::Instant::now();
+        let summary = run_at(&limited, &state, now, false).await;
+        let took = started.elapsed();
+        assert!(
+            summary.collectors[0].result.is_ok(),
+            "run {k}: {:?}",
+            summary.collectors[0].result
+        );
+        assert!(
+            took < std::time::Duration::from_millis(2900),
+            "run {k} took {took:?}: stopped by the hard limit, not at 80 % of it"
+        );
+        assert!(
+            gh.log().len() <= 20,
+            "run {k} sent {} requests",
+            gh.log().len()
+        );
+        let r = &summary.results[0].1;
+        if r.unknown_reason == Some(UnknownReason::Backfilling) {
+            assert!(r.compared.is_none());
+            assert!(k < 11, "still backfilling after 12 runs");
+            continue;
+        }
+        assert_eq!(r.compared, truth, "run {k}: {:?}", r.reason);
+        assert!(k >= 2, "finished in run {k}: the limit did not bite");
+        return;
+    }
+}
+
+/// `verify` reads back a row per repository: each repository's series on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reads_back_every_repository_row() {
+    const APP: &str = "app-key-for-organisation-tests-1";
+    let gh = FakeGithub::start(vec![
+        history("acme/a", 61, 0, 4),
+        history("acme/b", 62, 0, 4),
+        history("acme/c", 63, 0, 4),
+    ])
+    .await;
+    let intake = FakeDatadog::start(KEY);
+    intake.set_app_key(APP);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("org.toml");
+    std::fs::write(
+        &cfg,
+        pulls_config(&gh.url, &datadog_sink(&intake.url), r#"["org:acme"]"#, ""),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let bin = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("infra-health"));
+        c.args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--state")
+            .arg(&state)
+            .env("DD_API_KEY", KEY)
+            .env("DD_APP_KEY", APP)
+            .env("DD_URL", &intake.url)
+            .env_remove("DD_SITE")
+            .env_remove("INFRA_HEALTH_STATE")
+            .env_remove("INFRA_HEALTH_SHARD")
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("GITHUB_API_URL");
+        c
+    };
+    let run = bin(&["run"]).output().await.unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = bin(&["verify"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 rows: 3 landed, 0 missing"), "{stdout}");
+    for repo in ["acme/a", "acme/b", "acme/c"] {
+        assert!(
+            stdout.contains(&format!("ci/pull_requests/merged/count@{repo}")),
+            "{stdout}"
+        );
+    }
 }

@@ -29,7 +29,7 @@ use super::{BuildContext, BuildError, CollectContext, CollectError, Coverage};
 use crate::duration::parse_duration;
 use crate::github::app_auth;
 use crate::github::budget::BudgetSettings;
-use crate::github::client::{Auth, Base, GithubClient, Settings, Stats};
+use crate::github::client::{Auth, Base, GithubClient, Settings, Stats, stop_requests_at};
 use crate::github::error::GithubError;
 use crate::github::rate_limit::Policy;
 use crate::github::replay::Replay;
@@ -513,6 +513,11 @@ impl GithubSource {
             futures::stream::iter(resolved.repos.iter().cloned().map(|repo| {
                 let fut = work(client.clone(), repo.clone(), now);
                 async move {
+                    // At 80 % of the time limit the repository stops sending requests and keeps
+                    // what it has (a backfill goes on next run); the hard limit stays for work
+                    // that hangs without asking GitHub anything.
+                    let soft = tokio::time::Instant::now() + self.repo_timeout.mul_f64(0.8);
+                    let fut = stop_requests_at(soft, self.repo_timeout, fut);
                     let r = match tokio::time::timeout(self.repo_timeout, fut).await {
                         Ok(r) => r,
                         Err(_) => Err(anyhow::anyhow!(
@@ -536,20 +541,20 @@ impl GithubSource {
                     let budget_spent = e.chain().any(|c| {
                         matches!(
                             c.downcast_ref::<GithubError>(),
-                            Some(GithubError::BudgetSpent { .. })
+                            Some(GithubError::BudgetSpent { .. } | GithubError::OutOfTime { .. })
                         )
                     });
                     let (why, text) = if budget_spent {
                         backfilling += 1;
                         tracing::warn!(
-                            "collector {}: repository {}: the run's GitHub request budget ran out before its collection was whole; the next runs go on (rows unknown: backfilling)",
+                            "collector {}: repository {}: {e:#}; the next runs go on (rows unknown: backfilling)",
                             self.instance,
                             repo.full
                         );
                         (
                             UnknownReason::Backfilling,
                             format!(
-                                "backfilling: {}'s collection did not fit in this run's GitHub request budget; the next runs go on",
+                                "backfilling: {}'s collection did not fit in this run's GitHub request budget or time; the next runs go on",
                                 repo.full
                             ),
                         )
