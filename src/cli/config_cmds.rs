@@ -115,8 +115,8 @@ async fn per_repository_cost(plan: &config::Plan, catalog: &crate::catalog::Cata
         _ => 1,
     });
     format!(
-        "for the {} repositories the last runs covered ({per_repo_rows} rows made per repository, \
-         from the row memory at {url}): {cost}\n",
+        "for the {} repositories the last runs covered ({per_repo_rows} of the config's rows made \
+         once per repository, from the row memory at {url}): {cost}\n",
         repos.len()
     )
 }

@@ -934,8 +934,6 @@ metric = "github.pulls.merged"
 
 #[tokio::test]
 async fn github_app_auth_mints_and_uses_an_installation_token() {
-    use aws_lc_rs::encoding::AsDer;
-    use base64::Engine;
     let h = History::generate(
         SEED,
         Sizes {
@@ -946,18 +944,9 @@ async fn github_app_auth_mints_and_uses_an_installation_token() {
         fixed_now(),
     );
     let fake = FakeGithub::start(vec![h.clone()]).await;
-    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der = key.as_der().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pem_path = dir.path().join("app.pem");
-    std::fs::write(
-        &pem_path,
-        format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-        ),
-    )
-    .unwrap();
+    crate::support::write_github_app_key(&pem_path);
     let text = format!(
         r#"
 [[collector]]

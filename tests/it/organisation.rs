@@ -562,3 +562,64 @@ async fn verify_reads_back_every_repository_row() {
         );
     }
 }
+
+/// `repos = ["installation"]` as a GitHub App: every repository the installation can read
+/// (two organisations here), listed with the installation token; and `checks --metrics` prices
+/// the rows for the repositories the run covered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_installation_covers_its_repositories_and_checks_prices_them() {
+    let gh = FakeGithub::start(vec![
+        history("acme/a", 81, 0, 2),
+        history("partner/b", 82, 0, 2),
+        history("partner/old", 83, 0, 2),
+    ])
+    .await;
+    gh.set_repo_meta("partner/old", json!({"archived": true}));
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("app.pem");
+    crate::support::write_github_app_key(&pem);
+    let extra = format!(
+        "app_id = 12345\ninstallation_id = 777\nprivate_key_path = \"{}\"",
+        pem.display()
+    );
+    let cfg = dir.path().join("app.toml");
+    std::fs::write(
+        &cfg,
+        pulls_config(&gh.url, "", r#"["installation"]"#, &extra),
+    )
+    .unwrap();
+    let plan = infra_health::config::load(&cfg).unwrap();
+    let state = dir.path().join("state");
+    let summary = run_at(&plan, &state, fixed_now(), false).await;
+    let expected: BTreeSet<String> = ["acme/a", "partner/b"].map(String::from).into();
+    assert_eq!(repos_of(&summary), expected);
+    let listing: Vec<_> = gh
+        .log()
+        .into_iter()
+        .filter(|l| l.target.starts_with("/installation/repositories"))
+        .collect();
+    assert_eq!(listing.len(), 1);
+    assert_eq!(
+        listing[0].authorization.as_deref(),
+        Some("Bearer ghs_installation_token_for_tests")
+    );
+
+    let out = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("infra-health"))
+        .args(["checks", "--metrics", "--config"])
+        .arg(&cfg)
+        .env("INFRA_HEALTH_STATE", &state)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("for the 2 repositories the last runs covered (1 of the config's rows made once per repository"),
+        "{stdout}"
+    );
+}

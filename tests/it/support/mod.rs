@@ -81,3 +81,19 @@ pub fn forget_identities(state: &std::path::Path) {
             .expect("the row memory is written");
     });
 }
+
+/// Write a fresh RSA key for a GitHub App (PKCS#8 PEM) to `path`.
+pub fn write_github_app_key(path: &std::path::Path) {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = key.as_der().unwrap();
+    std::fs::write(
+        path,
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        ),
+    )
+    .unwrap();
+}
