@@ -118,11 +118,7 @@ impl Budget {
             .in_flight
             .acquire()
             .await
-            .map_err(|_| GithubError::Exhausted {
-                key: key.into(),
-                attempts: 0,
-                last: "client closed".into(),
-            })?;
+            .map_err(|_| GithubError::closed(key))?;
         loop {
             let wait = {
                 let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());

@@ -199,11 +199,7 @@ impl GithubClient {
             .permits
             .acquire()
             .await
-            .map_err(|_| GithubError::Exhausted {
-                key: key.into(),
-                attempts: 0,
-                last: "client closed".into(),
-            })?;
+            .map_err(|_| GithubError::closed(key))?;
         let fetched = match &self.settings.base {
             Base::Replay(replay) => self.replay(replay, key, validators),
             Base::ReplayUnavailable(why) => Err(GithubError::ReplayUnavailable(why.clone())),

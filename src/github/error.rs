@@ -47,6 +47,15 @@ pub enum GithubError {
 }
 
 impl GithubError {
+    /// A request that could not wait for its turn: the client is being dropped.
+    pub fn closed(key: &str) -> GithubError {
+        GithubError::Exhausted {
+            key: key.into(),
+            attempts: 0,
+            last: "client closed".into(),
+        }
+    }
+
     pub fn error_type(&self) -> &'static str {
         match self {
             GithubError::Status { .. } => "http_status",

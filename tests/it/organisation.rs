@@ -121,6 +121,35 @@ fn datadog_sink(url: &str) -> String {
     )
 }
 
+/// The binary with `args`, `--config cfg --state state`, the API key, and none of the
+/// environment that would redirect it (a developer's or a runner's).
+fn binary(args: &[&str], cfg: &Path, state: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("infra-health"));
+    c.args(args)
+        .arg("--config")
+        .arg(cfg)
+        .args(["--state", state])
+        .env("DD_API_KEY", KEY)
+        .env_remove("DD_URL")
+        .env_remove("DD_SITE")
+        .env_remove("INFRA_HEALTH_STATE")
+        .env_remove("INFRA_HEALTH_SHARD")
+        .env_remove("GITHUB_REPOSITORY")
+        .env_remove("GITHUB_API_URL");
+    c
+}
+
+/// `pulls_config` on `org:acme` delivering to `intake`, written to `dir/org.toml`.
+fn write_org_config(dir: &Path, github: &str, intake: &str) -> std::path::PathBuf {
+    let cfg = dir.join("org.toml");
+    std::fs::write(
+        &cfg,
+        pulls_config(github, &datadog_sink(intake), r#"["org:acme"]"#, ""),
+    )
+    .unwrap();
+    cfg
+}
+
 fn repos_of(summary: &RunSummary) -> BTreeSet<String> {
     summary
         .results
@@ -355,29 +384,13 @@ async fn three_shards_at_once_split_an_organisation_over_one_s3_store() {
     let endpoint = s3::endpoint();
     s3::create_bucket(&endpoint, "shards-it");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("org.toml");
-    std::fs::write(
-        &cfg,
-        pulls_config(&gh.url, &datadog_sink(&intake.url), r#"["org:acme"]"#, ""),
-    )
-    .unwrap();
+    let cfg = write_org_config(dir.path(), &gh.url, &intake.url);
     let state = "s3://shards-it/org";
     let children: Vec<_> = (1..=3)
         .map(|k| {
-            let mut cmd =
-                tokio::process::Command::new(assert_cmd::cargo::cargo_bin("infra-health"));
-            cmd.arg("run")
-                .arg("--config")
-                .arg(&cfg)
-                .args(["--state", state, "--shard", &format!("{k}/3")])
-                .env("DD_API_KEY", KEY)
-                .env_remove("DD_URL")
-                .env_remove("DD_SITE")
-                .env_remove("INFRA_HEALTH_STATE")
-                .env_remove("INFRA_HEALTH_SHARD")
-                .env_remove("GITHUB_REPOSITORY")
-                .env_remove("GITHUB_API_URL")
-                .env("RUST_LOG", "info")
+            let shard = format!("{k}/3");
+            let mut cmd = binary(&["run", "--shard", &shard], &cfg, state);
+            cmd.env("RUST_LOG", "info")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             for (k, v) in s3::env(&endpoint) {
@@ -515,28 +528,11 @@ async fn verify_reads_back_every_repository_row() {
     let intake = FakeDatadog::start(KEY);
     intake.set_app_key(APP);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("org.toml");
-    std::fs::write(
-        &cfg,
-        pulls_config(&gh.url, &datadog_sink(&intake.url), r#"["org:acme"]"#, ""),
-    )
-    .unwrap();
+    let cfg = write_org_config(dir.path(), &gh.url, &intake.url);
     let state = dir.path().join("state");
     let bin = |args: &[&str]| {
-        let mut c = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("infra-health"));
-        c.args(args)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--state")
-            .arg(&state)
-            .env("DD_API_KEY", KEY)
-            .env("DD_APP_KEY", APP)
-            .env("DD_URL", &intake.url)
-            .env_remove("DD_SITE")
-            .env_remove("INFRA_HEALTH_STATE")
-            .env_remove("INFRA_HEALTH_SHARD")
-            .env_remove("GITHUB_REPOSITORY")
-            .env_remove("GITHUB_API_URL");
+        let mut c = binary(args, &cfg, state.to_str().unwrap());
+        c.env("DD_APP_KEY", APP).env("DD_URL", &intake.url);
         c
     };
     let run = bin(&["run"]).output().await.unwrap();

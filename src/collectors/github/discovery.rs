@@ -27,16 +27,6 @@ use crate::github::error::GithubError;
 use crate::github::models::{InstallationReposPage, ListedRepo};
 use crate::github::shard::Shard;
 
-/// The discovery options every `github_*` collector accepts (with `repos`).
-pub const KEYS: &[&str] = &[
-    "topics",
-    "include",
-    "exclude",
-    "include_forks",
-    "include_archived",
-    "include_empty",
-];
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filters {
