@@ -73,6 +73,9 @@ pub struct Budget {
     peak: AtomicUsize,
     peak_minute: AtomicUsize,
     paused_until: tokio::sync::Mutex<Option<Instant>>,
+    /// Some request has completed: until then one goes alone, so the allowance is known
+    /// (from its `x-ratelimit-remaining`) before the others start.
+    answered: std::sync::atomic::AtomicBool,
 }
 
 /// A request's place in flight; dropping it frees the place.
@@ -83,6 +86,7 @@ pub struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        self.budget.answered.store(true, Ordering::Relaxed);
         self.budget.current.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -107,6 +111,7 @@ impl Budget {
             peak: AtomicUsize::new(0),
             peak_minute: AtomicUsize::new(0),
             paused_until: tokio::sync::Mutex::new(None),
+            answered: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -147,11 +152,18 @@ impl Budget {
             }
         }
         // Checked again with the requests in flight counted as spent, under the allowance's
-        // lock, so concurrent requests cannot together pass it.
-        let now = {
-            let guard = self.allowance.lock().unwrap_or_else(|p| p.into_inner());
-            self.check_spent(key, *guard, self.current.load(Ordering::Relaxed) as u64)?;
-            self.current.fetch_add(1, Ordering::Relaxed) + 1
+        // lock, so concurrent requests cannot together pass it; and the first request of the
+        // run goes alone, so the allowance is known before the others are sent.
+        let now = loop {
+            {
+                let guard = self.allowance.lock().unwrap_or_else(|p| p.into_inner());
+                let in_flight = self.current.load(Ordering::Relaxed);
+                if self.answered.load(Ordering::Relaxed) || in_flight == 0 {
+                    self.check_spent(key, *guard, in_flight as u64)?;
+                    break self.current.fetch_add(1, Ordering::Relaxed) + 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         };
         self.peak.fetch_max(now, Ordering::Relaxed);
         Ok(InFlight {
@@ -337,11 +349,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_first_request_goes_alone() {
+        let b = Arc::new(Budget::new(BudgetSettings::default()));
+        let first = b.acquire("/first").await.expect("first");
+        let b2 = b.clone();
+        let second = tokio::spawn(async move {
+            let _p = b2.acquire("/second").await.expect("second");
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!second.is_finished(), "sent before the first answer");
+        b.saw_remaining(100);
+        drop(first);
+        second.await.expect("join");
+        assert_eq!(b.stats().allowance, Some(80));
+    }
+
+    #[tokio::test]
     async fn in_flight_is_bounded() {
         let b = Arc::new(Budget::new(BudgetSettings {
             max_in_flight: 2,
             ..BudgetSettings::default()
         }));
+        // The run's first request goes alone; once it is answered, the limit is the setting.
+        drop(b.acquire("/first").await.expect("first"));
         let one = b.acquire("/a").await.expect("a");
         let two = b.acquire("/b").await.expect("b");
         let b2 = b.clone();
