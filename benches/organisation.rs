@@ -36,6 +36,8 @@ struct Round {
     peak_in_flight: i64,
     peak_minute: usize,
     backfilling: f64,
+    /// The budget's own count of primary cost and its allowance.
+    budget: Vec<(u64, Option<u64>)>,
 }
 
 async fn one_run(
@@ -86,6 +88,12 @@ async fn one_run(
             .max()
             .unwrap_or(0),
         backfilling,
+        budget: ctx
+            .github
+            .stats()
+            .iter()
+            .map(|s| (s.spent, s.allowance))
+            .collect(),
     }
 }
 
@@ -226,6 +234,7 @@ fn main() {
             fake.set_remaining(5000);
             let r = one_run(&budgeted, &state2, now, &fake).await;
             spent.push((r.primary, r.requests));
+            eprintln!("    run {runs}: budget (spent, allowance) {:?}", r.budget);
             if r.backfilling == 0.0 || runs >= 40 {
                 println!(
                     "  backfill on a 5,000/h token: {runs} hourly runs; (primary cost, requests) per run {:?}; peak in flight {}; most in a minute {}",
