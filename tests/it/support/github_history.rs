@@ -113,6 +113,26 @@ pub struct IssueData {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
+/// A GitHub deployment and its statuses (oldest first: `(state, at)`).
+#[derive(Debug, Clone)]
+pub struct DeploymentData {
+    pub id: u64,
+    pub sha: String,
+    pub environment: String,
+    pub created_at: DateTime<Utc>,
+    pub statuses: Vec<(String, DateTime<Utc>)>,
+}
+
+/// A successful run of the deploy workflow (`actions/workflows/deploy.yml/runs`).
+#[derive(Debug, Clone)]
+pub struct DeployRun {
+    pub id: u64,
+    pub sha: String,
+    pub branch: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Sizes of a generated history.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -139,6 +159,10 @@ pub struct History {
     pub required_checks: Vec<String>,
     /// Highest number first.
     pub issues: Vec<IssueData>,
+    /// Deployments, in any order (the fake lists them newest first).
+    pub deployments: Vec<DeploymentData>,
+    /// Successful runs of the `deploy.yml` workflow, in any order.
+    pub deploy_runs: Vec<DeployRun>,
 }
 
 fn secs(n: i64) -> TimeDelta {
@@ -584,6 +608,27 @@ impl History {
             force_pushes,
             required_checks: vec!["Tests".to_string()],
             issues,
+            deployments: Vec::new(),
+            deploy_runs: Vec::new(),
+        }
+    }
+
+    /// A repository with nothing in it yet, at `now` (scenarios add what they need).
+    pub fn empty(repo: &str, now: DateTime<Utc>) -> History {
+        History {
+            repo: repo.to_string(),
+            now,
+            workflows: Vec::new(),
+            runs: Vec::new(),
+            jobs: HashMap::new(),
+            annotations: HashMap::new(),
+            commits: Vec::new(),
+            pulls: Vec::new(),
+            force_pushes: Vec::new(),
+            required_checks: Vec::new(),
+            issues: Vec::new(),
+            deployments: Vec::new(),
+            deploy_runs: Vec::new(),
         }
     }
 }
