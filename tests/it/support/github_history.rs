@@ -564,6 +564,7 @@ impl History {
             commits.push(c);
         }
         commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+        let commits_for_deployments = commits.clone();
         // Force pushes to main over ten days.
         let force_pushes = (0..6)
             .map(|i| ForcePush {
@@ -607,8 +608,8 @@ impl History {
             pulls,
             force_pushes,
             required_checks: vec!["Tests".to_string()],
+            deployments: generate_deployments(seed, &commits_for_deployments, now),
             issues,
-            deployments: Vec::new(),
             deploy_runs: Vec::new(),
         }
     }
@@ -631,6 +632,85 @@ impl History {
             deploy_runs: Vec::new(),
         }
     }
+}
+
+/// Deployments of the first-parent chain, with their own random stream (so adding them left
+/// every other part of a seed's history as it was): to `production` every third commit on
+/// `main` (20 minutes after it; about one in eight ends `failure` or `error`, and one is a
+/// rollback to the sha deployed two before it), to `staging` every commit.
+fn generate_deployments(
+    seed: u64,
+    commits: &[CommitData],
+    now: DateTime<Utc>,
+) -> Vec<DeploymentData> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x00de_9107);
+    let mut mainline: Vec<&CommitData> = commits.iter().filter(|c| c.mainline).collect();
+    mainline.sort_by_key(|c| c.date);
+    let mut out = Vec::new();
+    let mut id = 7_000_000_u64;
+    let mut production: Vec<String> = Vec::new();
+    let push = |out: &mut Vec<DeploymentData>,
+                id: &mut u64,
+                sha: &str,
+                env: &str,
+                at: DateTime<Utc>,
+                state: &str,
+                took: i64| {
+        *id += 1;
+        out.push(DeploymentData {
+            id: *id,
+            sha: sha.to_string(),
+            environment: env.to_string(),
+            created_at: at,
+            statuses: vec![
+                ("in_progress".into(), at + secs(30)),
+                (state.to_string(), at + secs(took)),
+            ],
+        });
+    };
+    for (i, c) in mainline.iter().enumerate() {
+        let at = c.date + secs(1200);
+        if at + secs(3600) > now {
+            continue;
+        }
+        let took = rng.random_range(120..900);
+        push(&mut out, &mut id, &c.sha, "staging", at, "success", took);
+        if i % 3 != 0 {
+            continue;
+        }
+        let state = match rng.random_range(0..16) {
+            0 => "failure",
+            1 => "error",
+            _ => "success",
+        };
+        push(
+            &mut out,
+            &mut id,
+            &c.sha,
+            "production",
+            at + secs(600),
+            state,
+            took,
+        );
+        if state == "success" {
+            production.push(c.sha.clone());
+        }
+        if production.len() == 12 {
+            // A rollback to the sha deployed two before.
+            let back = production[9].clone();
+            push(
+                &mut out,
+                &mut id,
+                &back,
+                "production",
+                at + secs(2400),
+                "success",
+                200,
+            );
+            production.push(back);
+        }
+    }
+    out
 }
 
 /// The runs part of a history while it is being shaped.
