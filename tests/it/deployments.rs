@@ -515,3 +515,65 @@ async fn five_hundred_deployments_cost_and_an_unchanged_run_costs_nothing() {
         log.len()
     );
 }
+
+/// The bundled config's Delivery rows: replayed from the example recording, known (not
+/// `unknown`), drawn in the board's `delivery` section and the dashboard's "Delivery" group.
+#[test]
+fn the_bundled_delivery_rows_reach_the_board_and_the_dashboard() {
+    let config = crate::support::repo_root().join("config/infra-health.toml");
+    let state = tempfile::tempdir().unwrap();
+    let out = crate::support::bin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--state")
+        .arg(state.path())
+        .args(["--only", "github_example_deployments"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let delivery: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("delivery/dora"))
+        .collect();
+    assert_eq!(delivery.len(), 5, "{stdout}");
+    assert!(delivery.iter().all(|l| !l.contains("unknown")), "{stdout}");
+    let board = std::fs::read_to_string(state.path().join("board.html")).unwrap();
+    assert!(board.contains("id=\"category-delivery\""));
+    assert!(board.contains("Lead time for changes p50"));
+
+    let plan = infra_health::config::load(&config).unwrap();
+    let dashboard = infra_health::dashboard::render(&plan).unwrap();
+    let groups: Vec<&str> = dashboard["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["definition"]["title"].as_str())
+        .collect();
+    assert!(groups.contains(&"Delivery"), "{groups:?}");
+}
+
+/// A deployment of a sha GitHub cannot compare (a force-pushed branch: 404) yields no lead
+/// time samples; the repository's other figures still count, and the answer is kept.
+#[tokio::test]
+async fn a_sha_github_cannot_compare_costs_only_its_own_samples() {
+    let mut s = Scenario::new();
+    s.commit(1, "c1", t(0), &[]);
+    s.commit(2, "c2", t(2), &[1]);
+    s.deploy(60, 1, "production", t(1), "success");
+    s.deploy(61, 99, "production", t(3), "success"); // sha 99 is in no history
+    s.deploy(62, 2, "production", t(4), "success");
+    let (ran, fake) = collect(s, "").await;
+    assert_eq!(
+        ids(&ran.obs, "deployments", "production"),
+        strings(&["60", "61", "62"])
+    );
+    assert!(by_id(&ran.obs, "deployments.lead_time", "production").is_empty());
+    assert_eq!(
+        fake.log()
+            .iter()
+            .filter(|l| l.target.contains("/compare/") && l.status == 404)
+            .count(),
+        2
+    );
+}

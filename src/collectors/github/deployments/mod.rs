@@ -48,6 +48,7 @@ use crate::collectors::{
 };
 use crate::github::cache::PageCache;
 use crate::github::client::{GithubClient, decode};
+use crate::github::error::GithubError;
 use crate::github::models::{
     Commit, Comparison, Deployment, DeploymentStatus, Issue, PullItem, Run, closed_pulls_key,
     pull_items,
@@ -699,14 +700,37 @@ impl DeploymentsCollector {
                 return Ok((k.clone(), Compared::default_identical()));
             }
             let first = format!("/repos/{}/compare/{k}?per_page=100", repo.full);
-            let pages: Vec<Comparison> = client.get_all_pages(first).await?;
+            let pages: Vec<Comparison> = match client.get_all_pages(first).await {
+                Ok(p) => p,
+                // A sha GitHub no longer has (a force-pushed branch) or no common history: no
+                // commits to attribute, kept so it is not asked again; the others still count.
+                Err(GithubError::Status {
+                    status: 404 | 422,
+                    message,
+                    ..
+                }) => {
+                    tracing::warn!(
+                        "collector {}: {}: cannot compare {k} ({message}): no lead time samples for that deployment",
+                        self.source.instance,
+                        repo.full
+                    );
+                    return Ok((
+                        k.clone(),
+                        Compared {
+                            status: "unavailable".into(),
+                            commits: Vec::new(),
+                        },
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
             let status = pages.first().map(|p| p.status.clone()).unwrap_or_default();
             let commits = pages
                 .iter()
                 .flat_map(|p| p.commits.iter())
                 .map(|c| (c.sha.clone(), commit_date(c)))
                 .collect();
-            Ok::<_, crate::github::error::GithubError>((k.clone(), Compared { status, commits }))
+            Ok::<_, GithubError>((k.clone(), Compared { status, commits }))
         }))
         .await;
         for r in fetched {
