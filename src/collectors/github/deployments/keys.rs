@@ -72,7 +72,11 @@ fn seconds(d: TimeDelta) -> f64 {
 
 /// Whether `short` (a full or abbreviated sha) names `full`.
 fn names(short: &str, full: &str) -> bool {
-    short.len() >= 7 && full.len() >= short.len() && full[..short.len()].eq_ignore_ascii_case(short)
+    // `get`, not indexing: a sha from the network is not trusted to be ASCII.
+    short.len() >= 7
+        && full
+            .get(..short.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(short))
 }
 
 impl Inputs<'_> {
@@ -213,6 +217,16 @@ mod tests {
             window_start: t(0),
             now: t(1000),
         }
+    }
+
+    #[test]
+    fn a_sha_names_a_commit_by_a_prefix_of_seven_or_more() {
+        assert!(names("abcdef1", "abcdef1234"));
+        assert!(names("ABCDEF1", "abcdef1234"));
+        assert!(!names("abcdef", "abcdef1234"));
+        assert!(!names("abcdef12345", "abcdef1234"));
+        // Not a char boundary: no panic, no match.
+        assert!(!names("abcdefg", "abcdefé12345"));
     }
 
     #[test]
