@@ -219,6 +219,78 @@ mod tests {
         }
     }
 
+    /// The worked example of docs/collectors.md, `github_deployments`, minute for minute.
+    #[test]
+    fn the_documented_example_holds() {
+        let at = |h: i64, m: i64| t(h) + TimeDelta::minutes(m);
+        let d = |id: u64, sha: &str, h: i64| Deployed {
+            id,
+            sha: sha.into(),
+            created: at(h, 0),
+            finished: at(h, 10),
+        };
+        let deployed = [
+            d(10, "c1", 9),
+            d(11, "m", 11),
+            d(12, "c1", 12),
+            d(13, "c3", 13),
+        ];
+        let commits = |list: &[(&str, i64, i64)]| -> Vec<(String, Option<DateTime<Utc>>)> {
+            list.iter()
+                .map(|(s, h, m)| (s.to_string(), Some(at(*h, *m))))
+                .collect()
+        };
+        let pr = [("p1", 8, 0), ("p2", 8, 30), ("c2", 9, 30), ("m", 10, 0)];
+        let mut all = pr.to_vec();
+        all.push(("c3", 12, 30));
+        let compared: BTreeMap<u64, Compared> = [
+            (
+                11,
+                Compared {
+                    status: "ahead".into(),
+                    commits: commits(&pr),
+                },
+            ),
+            (
+                12,
+                Compared {
+                    status: "behind".into(),
+                    commits: Vec::new(),
+                },
+            ),
+            (
+                13,
+                Compared {
+                    status: "ahead".into(),
+                    commits: commits(&all),
+                },
+            ),
+        ]
+        .into();
+        let mut inputs = inputs(&deployed, &compared, &[], &[]);
+        let k = inputs.keys();
+        assert_eq!(k.deployments, vec!["10", "11", "12", "13"]);
+        let minutes = |id: &str| -> Vec<f64> {
+            k.lead_time
+                .iter()
+                .filter(|(_, i)| i.starts_with(&format!("{id}:")))
+                .map(|(v, _)| v / 60.0)
+                .collect()
+        };
+        assert_eq!(minutes("11"), vec![190.0, 160.0, 100.0, 70.0]);
+        assert_eq!(minutes("13"), vec![310.0, 280.0, 220.0, 190.0, 40.0]);
+        assert!(minutes("10").is_empty() && minutes("12").is_empty());
+        assert_eq!(k.failed, vec!["11"]);
+        assert_eq!(k.recovery_time, vec![(3600.0, "11".to_string())]);
+        // An incident at 15:00 fails 13 (1 h 50 m after it); two days later, none.
+        let soon = [at(15, 0)];
+        inputs.incidents = &soon;
+        assert_eq!(inputs.keys().failed, vec!["11", "13"]);
+        let late = [at(15 + 48, 0)];
+        inputs.incidents = &late;
+        assert_eq!(inputs.keys().failed, vec!["11"]);
+    }
+
     #[test]
     fn a_sha_names_a_commit_by_a_prefix_of_seven_or_more() {
         assert!(names("abcdef1", "abcdef1234"));
