@@ -577,3 +577,57 @@ async fn a_sha_github_cannot_compare_costs_only_its_own_samples() {
         2
     );
 }
+
+/// A deployment still in progress is asked again each run, conditionally: unchanged, it costs
+/// no primary rate limit; once it succeeds it is counted, and its statuses are not read again.
+#[tokio::test]
+async fn an_unfinished_deployment_is_asked_again_at_no_cost_until_it_finishes() {
+    let mut s = Scenario::new();
+    s.commit(1, "c1", t(0), &[]);
+    s.commit(2, "c2", t(2), &[1]);
+    s.deploy(70, 1, "production", t(1), "success");
+    s.deploy(71, 2, "production", t(3), "in_progress");
+    let fake = FakeGithub::start(vec![s.h]).await;
+    let plan = infra_health::config::parse(
+        Path::new("/tmp/deployments-test.toml"),
+        &toml(&fake.url, ""),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(dir.path().to_str().unwrap()).unwrap());
+    let first = run(&plan, &state).await;
+    assert_eq!(
+        ids(&first.obs, "deployments", "production"),
+        strings(&["70"])
+    );
+
+    fake.clear_log();
+    let second = run(&plan, &state).await;
+    assert_eq!(second.metrics["github.primary_cost"], 0.0);
+    let statuses: Vec<_> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.target.contains("/statuses"))
+        .collect();
+    assert_eq!(statuses.len(), 1, "only the unfinished one: {statuses:?}");
+    assert!(statuses[0].target.contains("/71/") && statuses[0].status == 304);
+
+    // It succeeds at t(3) + 10 m.
+    fake.with_history(REPO, |h| {
+        let d = h.deployments.iter_mut().find(|d| d.id == 71).unwrap();
+        d.statuses.push(("success".into(), t(3) + DEPLOY_TAKES));
+    });
+    fake.clear_log();
+    let third = run(&plan, &state).await;
+    assert_eq!(
+        ids(&third.obs, "deployments", "production"),
+        strings(&["70", "71"])
+    );
+    assert_eq!(
+        by_id(&third.obs, "deployments.lead_time", "production"),
+        lead(71, t(3) + DEPLOY_TAKES, &[(2, t(2))])
+    );
+    fake.clear_log();
+    run(&plan, &state).await;
+    assert!(!fake.log().iter().any(|l| l.target.contains("/statuses")));
+}

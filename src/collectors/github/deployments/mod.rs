@@ -202,9 +202,6 @@ struct DeploymentsState {
     /// Final outcomes by deployment id.
     #[serde(default)]
     outcomes: BTreeMap<u64, Outcome>,
-    /// Deployments listed without a final outcome yet (their statuses are asked conditionally).
-    #[serde(default)]
-    unfinished: BTreeSet<u64>,
     /// Comparisons by `BASE...HEAD` (never change).
     #[serde(default)]
     compared: BTreeMap<String, Compared>,
@@ -352,7 +349,6 @@ impl DeploymentsCollector {
             }
         }
         state.outcomes.retain(|id, _| used_outcomes.contains(id));
-        state.unfinished.retain(|id| used_outcomes.contains(id));
         state.compared.retain(|k, _| used_compares.contains(k));
         state.pages.retain_touched();
         save_state(ctx, &key, &state).await?;
@@ -549,9 +545,9 @@ impl DeploymentsCollector {
         Ok(deployed)
     }
 
-    /// Read the outcome of each deployment in `ids` that has none yet: never-seen ones
-    /// concurrently (the client limits how many are in flight), ones unfinished at an earlier
-    /// run conditionally, so a deployment stuck in `pending` costs nothing while unchanged.
+    /// Read the outcome of each deployment in `ids` that has none yet, concurrently (the client
+    /// limits how many are in flight), each conditional on its page from an earlier run: a
+    /// deployment stuck in `pending` costs nothing while unchanged.
     async fn read_outcomes(
         &self,
         client: &GithubClient,
@@ -565,39 +561,28 @@ impl DeploymentsCollector {
                 repo.full
             )
         };
-        let (again, new): (Vec<u64>, Vec<u64>) = ids
+        // Each read with a page cache of its own (holding its earlier page, if any), so they
+        // run concurrently; the pages of unfinished ones go back, with their ETag.
+        let reads: Vec<(u64, String, PageCache)> = ids
             .iter()
             .filter(|id| !state.outcomes.contains_key(id))
-            .partition(|id| state.unfinished.contains(id));
-        let fresh = futures::future::join_all(new.iter().map(|id| {
-            let k = key(*id);
-            async move {
-                client
-                    .get_json::<Vec<DeploymentStatus>>(&k)
-                    .await
-                    .map(|(statuses, _)| (*id, latest_outcome(&statuses).cloned()))
-            }
-        }))
-        .await;
-        let mut latest = Vec::new();
-        for r in fresh {
-            latest.push(r?);
-        }
-        for id in again {
-            let statuses = client
-                .list(
-                    &mut state.pages,
-                    key(id),
-                    decode::<Vec<DeploymentStatus>>,
-                    |_| true,
-                )
-                .await?;
-            latest.push((id, latest_outcome(&statuses).cloned()));
-        }
-        for (id, status) in latest {
-            match status {
+            .map(|id| {
+                let k = key(*id);
+                let own = state.pages.split_off(&k);
+                (*id, k, own)
+            })
+            .collect();
+        let read =
+            futures::future::join_all(reads.into_iter().map(|(id, k, mut own)| async move {
+                let r = client
+                    .list(&mut own, k, decode::<Vec<DeploymentStatus>>, |_| true)
+                    .await;
+                (id, own, r)
+            }))
+            .await;
+        for (id, own, r) in read {
+            match latest_outcome(&r?).cloned() {
                 Some(s) if is_final(&s.state) => {
-                    state.unfinished.remove(&id);
                     state.outcomes.insert(
                         id,
                         Outcome {
@@ -606,9 +591,8 @@ impl DeploymentsCollector {
                         },
                     );
                 }
-                _ => {
-                    state.unfinished.insert(id);
-                }
+                // Unfinished: asked again next run, conditionally.
+                _ => state.pages.absorb(own),
             }
         }
         Ok(())
