@@ -20,6 +20,7 @@ pub const OPTIONAL_TAGS: &[&str] = &[
     "zone",
     "unit",
     "label",
+    "environment",
     "inferred",
     "collector",
     "reason",

@@ -287,6 +287,7 @@ pub const REGISTRY: &[CollectorKind] = &[
     github::commits::KIND,
     github::pulls::KIND,
     github::issues::KIND,
+    github::deployments::KIND,
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static CollectorKind> {

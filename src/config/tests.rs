@@ -10,7 +10,7 @@ fn path() -> PathBuf {
 #[test]
 fn the_bundled_config_is_valid() {
     let plan = parse(&path(), GOOD).unwrap();
-    assert_eq!(plan.checks.len(), 21);
+    assert_eq!(plan.checks.len(), 26);
     for c in &plan.collectors {
         assert!(
             plan.checks.iter().any(|d| d.collector == c.name),
@@ -27,7 +27,7 @@ fn a_config_file_with_a_byte_order_mark_loads() {
     let file = dir.path().join("infra-health.toml");
     std::fs::write(&file, format!("\u{feff}{GOOD}")).unwrap();
     let plan = load(&file).unwrap();
-    assert_eq!(plan.checks.len(), 21);
+    assert_eq!(plan.checks.len(), 26);
 }
 
 #[test]

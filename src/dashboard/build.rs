@@ -32,6 +32,7 @@ use crate::observation::SelfMetricChart;
 const CATEGORY_ORDER: &[(&str, &str)] = &[
     ("ci", "CI"),
     ("code", "Code"),
+    ("delivery", "Delivery"),
     ("training", "Training"),
     ("evaluation", "Evaluation"),
 ];

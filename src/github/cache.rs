@@ -56,6 +56,22 @@ pub struct PageCache {
 }
 
 impl PageCache {
+    /// Take the page `key` (if cached) out into a cache of its own, so one listing can be read
+    /// concurrently with others; [`absorb`](Self::absorb) puts it back.
+    pub fn split_off(&mut self, key: &str) -> PageCache {
+        let mut own = PageCache::default();
+        if let Some(page) = self.pages.remove(key) {
+            own.pages.insert(key.to_string(), page);
+        }
+        own
+    }
+
+    /// Put back what a cache of its own holds: its pages, and which of them were read.
+    pub fn absorb(&mut self, other: PageCache) {
+        self.touched.extend(other.touched);
+        self.pages.extend(other.pages);
+    }
+
     /// Drop the pages this run did not read.
     pub fn retain_touched(&mut self) {
         let touched = std::mem::take(&mut self.touched);

@@ -46,6 +46,9 @@ pub struct Run {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub run_started_at: Option<DateTime<Utc>>,
+    /// The commit the run ran on.
+    #[serde(default)]
+    pub head_sha: Option<String>,
 }
 
 /// `{"full_name": "owner/name"}` as runs carry it.
@@ -255,6 +258,33 @@ pub struct InstallationToken {
     pub token: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /repos/{o}/{r}/deployments` (a list of these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: u64,
+    pub sha: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /repos/{o}/{r}/deployments/{id}/statuses` (a list of these, newest first).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    /// `success`, `failure`, `error`, `inactive`, `in_progress`, `queued`, `pending`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    /// `ahead`, `behind`, `identical` or `diverged`.
+    pub status: String,
+    #[serde(default)]
+    pub commits: Vec<Commit>,
 }
 
 /// What the collectors keep of a pull request (GitHub's full object is ~20 KB).

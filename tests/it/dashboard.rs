@@ -247,12 +247,12 @@ fn checks_metrics_lists_the_catalog() {
         .iter()
         .filter(|s| s.kind == infra_health::catalog::SeriesKind::Distribution)
         .count();
-    assert_eq!(distributions, 4);
+    assert_eq!(distributions, 6);
     let cost = catalog.series.len() - distributions + 10 * distributions;
     let last = text.lines().last().unwrap();
     assert!(
         last.starts_with(&format!("custom metrics: about {cost} in a steady hour"))
-            && last.contains("percentiles × 5 = 20"),
+            && last.contains("percentiles × 5 = 30"),
         "{last}"
     );
     let line = |metric: &str| {

@@ -71,6 +71,8 @@ const DISTRIBUTIONS: &[&str] = &[
     "metta.infra.cron.ci.workflow.duration",
     "metta.infra.cron.ci.jobs.queue_time",
     "metta.infra.cron.github.pulls.time_to_merge",
+    "metta.infra.cron.delivery.lead_time",
+    "metta.infra.cron.delivery.recovery_time",
     "metta.infra.cron.eval.remote.latency",
 ];
 
@@ -112,7 +114,7 @@ fn apply_makes_everything_the_config_implies_and_a_second_apply_changes_nothing(
     assert_eq!(code, 0, "{out}\n{err}");
     // Every monitor validated before it was created.
     let (creates, updates, deletes, validations) = s.fake.monitor_counts();
-    assert_eq!(creates, 21 + 2 + 7, "{creates} monitors created:\n{out}");
+    assert_eq!(creates, 26 + 2 + 8, "{creates} monitors created:\n{out}");
     assert_eq!((updates, deletes), (0, 0));
     assert_eq!(validations, creates);
     let seen = s.fake.seen();

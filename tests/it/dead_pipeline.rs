@@ -228,7 +228,7 @@ async fn a_stopped_pipeline_turns_the_matrix_grey_and_every_job_monitor_has_no_d
     let series = intake
         .timeseries(query, at(now - span).timestamp(), at(now).timestamp())
         .unwrap();
-    let jobs: Vec<&str> = ["actions", "commits", "issues", "evals"].to_vec();
+    let jobs: Vec<&str> = ["actions", "commits", "issues", "deploys", "evals"].to_vec();
     for job in &jobs {
         let buckets = series
             .iter()

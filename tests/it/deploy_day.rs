@@ -83,7 +83,7 @@ fn the_quick_start_stays_offline_with_an_actions_runners_environment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("21 rows: ") && stdout.contains(" 0 unknown;"),
+        stdout.contains("26 rows: ") && stdout.contains(" 0 unknown;"),
         "{stdout}"
     );
     assert_eq!(

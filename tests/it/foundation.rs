@@ -374,7 +374,7 @@ fn the_readme_command_shows_a_complete_matrix_offline() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("21 rows:"), "{stdout}");
+    assert!(stdout.contains("26 rows:"), "{stdout}");
     assert!(stdout.contains(" 0 unknown;"), "{stdout}");
     assert!(state.path().join("board.html").exists());
 }

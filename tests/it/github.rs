@@ -59,6 +59,15 @@ labels = ["training", "infra", "bug"]
     )
 }
 
+/// The four collectors and `github_deployments` (production and staging), as the bundled
+/// example records them.
+fn with_deployments(url: &str, repos: &str, extra: &str) -> String {
+    format!(
+        "{}\n[[collector]]\nname = \"deployments\"\ntype = \"github_deployments\"\nenvironments = [\"production\", \"staging\"]\nrepos = {repos}\napi_url = \"{url}\"\nretry_base = \"10ms\"\nmax_concurrency = 16\n{extra}\n",
+        collectors_toml(url, repos, extra)
+    )
+}
+
 struct Collected {
     obs: BTreeMap<String, Vec<Observation>>,
     metrics: BTreeMap<String, BTreeMap<String, f64>>,
@@ -1099,7 +1108,7 @@ async fn a_recording_replays_to_the_same_observations() {
     let fake = FakeGithub::start(vec![h.clone()]).await;
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("recording");
-    let live_plan = plan(&collectors_toml(
+    let live_plan = plan(&with_deployments(
         &fake.url,
         &format!("[\"{REPO}\"]"),
         &format!("record_to = \"{}\"", rec.display()),
@@ -1108,7 +1117,7 @@ async fn a_recording_replays_to_the_same_observations() {
     let live = collect_all(&live_plan, &state, h.now).await;
     assert!(live.errors.is_empty(), "{:?}", live.errors);
 
-    let replay_plan = plan(&collectors_toml(
+    let replay_plan = plan(&with_deployments(
         &format!("file://{}", rec.display()),
         &format!("[\"{REPO}\"]"),
         "",
@@ -1153,6 +1162,8 @@ fn the_default_config_replays_the_bundled_github_example_offline() {
             "github_example_pulls",
             "--only",
             "github_example_issues",
+            "--only",
+            "github_example_deployments",
         ])
         .output()
         .unwrap();
@@ -1173,6 +1184,11 @@ fn the_default_config_replays_the_bundled_github_example_offline() {
         "Reverts, 7 days",
         "Time to merge p90",
         "Open bugs: training",
+        "Deployments to production, 30 days",
+        "Lead time for changes p50",
+        "Change failure rate",
+        "Failed deployments, 30 days",
+        "Failed deployment recovery time p50",
     ] {
         let line = stdout
             .lines()

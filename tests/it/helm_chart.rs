@@ -395,7 +395,9 @@ fn default_jobs_exist_with_their_schedules_and_commands() {
             .expect("cron job has --only");
         assert_eq!(
             a.get(only + 1),
-            Some(&"github_actions,github_commits,github_pulls,github_issues,http_probe"),
+            Some(
+                &"github_actions,github_commits,github_pulls,github_issues,github_deployments,http_probe"
+            ),
             "cron args: {a:?}"
         );
 
@@ -888,6 +890,7 @@ fn default_rendered_config_reads_no_example_data() {
         "github_commits",
         "github_pulls",
         "github_issues",
+        "github_deployments",
         "http_probe",
         "exec",
         "stable_suite",

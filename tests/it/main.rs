@@ -13,6 +13,7 @@ mod datadog_models;
 mod datadog_side;
 mod dead_pipeline;
 mod deploy_day;
+mod deployments;
 mod docs;
 mod edges;
 mod exec_probe;

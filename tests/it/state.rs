@@ -91,10 +91,10 @@ fn row_key(row: &Value) -> String {
 /// (one per run: none lost) and with the fresh observation of the run that collected it.
 fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
     let onlys = [
-        "github_actions,github_commits,github_pulls,github_issues",
+        "github_actions,github_commits,github_pulls,github_issues,github_deployments",
         "stable_suite",
         "eval,remote_eval",
-        "github_actions,github_commits,github_pulls,github_issues,eval,remote_eval,stable_suite",
+        "github_actions,github_commits,github_pulls,github_issues,github_deployments,eval,remote_eval,stable_suite",
     ];
     let barrier = Arc::new(Barrier::new(onlys.len()));
     let handles: Vec<_> = onlys
@@ -127,7 +127,7 @@ fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
         );
     }
     let rows = rows(state, env);
-    assert_eq!(rows.len(), 21, "every configured row is remembered");
+    assert_eq!(rows.len(), 26, "every configured row is remembered");
     for row in &rows {
         let key = row_key(row);
         let history = row["history"].as_array().unwrap();
@@ -145,7 +145,7 @@ fn overlapping_runs(state: &str, env: &[(&'static str, String)]) {
             .or_default() += 1;
         m
     });
-    assert_eq!(collectors.len(), 7, "{collectors:?}");
+    assert_eq!(collectors.len(), 8, "{collectors:?}");
 }
 
 #[test]
@@ -318,7 +318,7 @@ async fn s3_corrupt_state_is_moved_aside_and_the_run_goes_on() {
     let rows: Value =
         serde_json::from_slice(&store.get("rows.json").await.unwrap().unwrap()).unwrap();
     assert_eq!(rows["format"], 1);
-    assert_eq!(rows["data"]["rows"].as_array().unwrap().len(), 21);
+    assert_eq!(rows["data"]["rows"].as_array().unwrap().len(), 26);
 }
 
 #[test]
@@ -367,8 +367,10 @@ fn state_show_and_reset_through_the_binary() {
         ]));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    run("github_actions,github_commits,github_pulls,github_issues,eval,remote_eval,stable_suite");
-    let second = run("github_actions,github_commits,github_pulls,github_issues");
+    run(
+        "github_actions,github_commits,github_pulls,github_issues,github_deployments,eval,remote_eval,stable_suite",
+    );
+    let second = run("github_actions,github_commits,github_pulls,github_issues,github_deployments");
     // The stable-suite rows were not collected: carried forward, and said so.
     let hearts = second.lines().find(|l| l.contains("Arena reward")).unwrap();
     assert!(hearts.contains("pass (inferred)"), "{hearts}");
@@ -417,7 +419,7 @@ fn state_show_and_reset_through_the_binary() {
         String::from_utf8_lossy(&done.stderr)
     );
     let after = rows(&state, &[]);
-    assert_eq!(after.len(), 20);
+    assert_eq!(after.len(), 25);
     assert!(!after.iter().any(|r| row_key(r) == row));
 
     let missing = reset("no/such/row/here");

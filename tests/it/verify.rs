@@ -13,7 +13,7 @@ const API_KEY: &str = "api-key-for-verify-tests-000000";
 const APP_KEY: &str = "app-key-for-verify-tests-111111";
 
 /// Rows of the bundled matrix.
-const ROWS: usize = 21;
+const ROWS: usize = 26;
 
 struct Setup {
     fake: FakeDatadog,
@@ -305,6 +305,8 @@ fn percentiles_on(fake: &FakeDatadog, off: Option<&str>) {
         "metta.infra.cron.ci.workflow.duration",
         "metta.infra.cron.ci.jobs.queue_time",
         "metta.infra.cron.github.pulls.time_to_merge",
+        "metta.infra.cron.delivery.lead_time",
+        "metta.infra.cron.delivery.recovery_time",
         "metta.infra.cron.eval.remote.latency",
     ] {
         fake.set_tag_config(

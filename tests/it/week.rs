@@ -329,6 +329,11 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         truth.queue.len(),
         "queue time samples over the week"
     );
+    assert_eq!(
+        samples("metta.infra.cron.delivery.lead_time"),
+        truth.lead.len(),
+        "lead time samples over the week"
+    );
     // The catch-up's 30,000 samples arrived whole, split over requests within the limits.
     let eval_truth = eval_samples_truth();
     assert_eq!(
@@ -379,6 +384,12 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
                 &truth.bugs_closed,
                 end_levels.bugs_closed,
             ),
+            ("Deployments, 7 days", &truth.deploys, end_levels.deploys),
+            (
+                "Failed deployments, 7 days",
+                &truth.failed_deploys,
+                end_levels.failed_deploys,
+            ),
         ] {
             // The COUNT, summed as Datadog does by default: the events first seen in the frame.
             let q = &reader.query(title, "events").query;
@@ -404,6 +415,7 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         for (title, samples) in [
             ("p90 workflow duration — p50 / p90", &truth.durations),
             ("Job queue time p90 — p50 / p90", &truth.queue),
+            ("Lead time for changes p90 — p50 / p90", &truth.lead),
             ("Eval latency p50 — p50 / p90", &eval_truth),
         ] {
             let in_it: Vec<f64> = samples
@@ -483,4 +495,7 @@ async fn a_week_of_cron_runs_reads_true_in_datadog_at_every_time_frame() {
         "the matrix shows the row grey during the outage"
     );
     assert!(truth.reverts.contains(&OUTAGE.1), "{:?}", truth.reverts);
+    // Both hotfixes fail the deployment before them; a deployment every eight hours.
+    assert_eq!(truth.failed_deploys.len(), 2, "{:?}", truth.failed_deploys);
+    assert!(truth.deploys.len() >= 20 && truth.lead.len() >= 80);
 }

@@ -1,6 +1,6 @@
 //! The `github_*` collectors, one file each, and what they share.
 //!
-//! [`actions`], [`commits`], [`pulls`] and [`issues`] each read one kind of GitHub data. This
+//! [`actions`], [`commits`], [`pulls`], [`issues`] and [`deployments`] each read one kind of GitHub data. This
 //! module owns what they have in common: the options every `github_*` collector accepts
 //! ([`COMMON_KEYS`]), how they resolve (environment first, as GitHub Actions names them:
 //! `GITHUB_API_URL`, `GITHUB_REPOSITORY`, `GITHUB_TOKEN`), the per-repository loop
@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod commits;
+pub mod deployments;
 pub mod discovery;
 pub mod issues;
 pub mod pulls;

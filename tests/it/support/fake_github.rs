@@ -750,6 +750,131 @@ fn route(
                 .collect();
             list(items)
         }
+        ["deployments"] => {
+            let env = q.get("environment");
+            let mut deps: Vec<_> = h
+                .deployments
+                .iter()
+                .filter(|d| env.is_none_or(|e| &d.environment == e))
+                .collect();
+            deps.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
+            list(
+                deps.iter()
+                    .map(|d| {
+                        json!({
+                            "id": d.id, "sha": d.sha, "ref": "main", "task": "deploy",
+                            "environment": d.environment, "created_at": ts(d.created_at),
+                            "updated_at": ts(d.statuses.last().map_or(d.created_at, |s| s.1)),
+                            "payload": {}, "description": "x".repeat(100),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+        ["deployments", id, "statuses"] => {
+            match h.deployments.iter().find(|d| d.id.to_string() == *id) {
+                Some(d) => list(
+                    d.statuses
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(i, (state, at))| {
+                            json!({
+                                "id": d.id * 100 + i as u64, "state": state,
+                                "environment": d.environment, "created_at": ts(*at),
+                            })
+                        })
+                        .collect(),
+                ),
+                None => error(404, "Not Found"),
+            }
+        }
+        ["compare", range] => {
+            let Some((base, head)) = range.split_once("...") else {
+                return error(404, "Not Found");
+            };
+            let by_sha: HashMap<&str, &super::github_history::CommitData> =
+                h.commits.iter().map(|c| (c.sha.as_str(), c)).collect();
+            if !by_sha.contains_key(base) || !by_sha.contains_key(head) {
+                return error(404, "No common ancestor between base and head");
+            }
+            let ancestors = |from: &str| {
+                let mut seen = std::collections::HashSet::new();
+                let mut stack = vec![from.to_string()];
+                while let Some(s) = stack.pop() {
+                    if let Some(c) = by_sha.get(s.as_str())
+                        && seen.insert(s.clone())
+                    {
+                        stack.extend(c.parents.iter().cloned());
+                    }
+                }
+                seen
+            };
+            let of_base = ancestors(base);
+            let of_head = ancestors(head);
+            let status = if base == head {
+                "identical"
+            } else if of_head.contains(base) {
+                "ahead"
+            } else if of_base.contains(head) {
+                "behind"
+            } else {
+                "diverged"
+            };
+            // Oldest first, as GitHub lists a comparison's commits.
+            let mut commits: Vec<_> = h
+                .commits
+                .iter()
+                .filter(|c| of_head.contains(&c.sha) && !of_base.contains(&c.sha))
+                .collect();
+            commits.sort_by_key(|c| c.date);
+            let items: Vec<Value> = commits
+                .iter()
+                .map(|c| {
+                    json!({
+                        "sha": c.sha,
+                        "commit": {
+                            "message": c.message,
+                            "author": { "name": "dev", "date": ts(c.date) },
+                            "committer": { "name": "GitHub", "date": ts(c.date) },
+                        },
+                        "parents": c.parents.iter().map(|p| json!({ "sha": p })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let ahead_by = items.len();
+            let (page, link) = paginate(&st.base, path, &q, items);
+            let body = json!({
+                "status": status, "ahead_by": ahead_by, "total_commits": ahead_by,
+                "behind_by": of_base.iter().filter(|s| !of_head.contains(*s)).count(),
+                "commits": page, "files": [],
+            });
+            (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
+        }
+        ["actions", "workflows", "deploy.yml", "runs"] => {
+            let mut runs: Vec<_> = h
+                .deploy_runs
+                .iter()
+                .filter(|r| q.get("branch").is_none_or(|b| &r.branch == b))
+                .collect();
+            runs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+            let total = runs.len();
+            let items: Vec<Value> = runs
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id, "name": "deploy", "path": ".github/workflows/deploy.yml",
+                        "head_branch": r.branch, "head_sha": r.sha, "event": "push",
+                        "status": "completed", "conclusion": "success", "run_attempt": 1,
+                        "created_at": ts(r.created_at), "updated_at": ts(r.updated_at),
+                        "run_started_at": ts(r.created_at),
+                    })
+                })
+                .collect();
+            let (page, link) = paginate(&st.base, path, &q, items);
+            let body = json!({ "total_count": total, "workflow_runs": page });
+            (200, serde_json::to_vec(&body).unwrap(), link, Vec::new())
+        }
         _ => error(404, "Not Found"),
     }
 }

@@ -113,6 +113,26 @@ pub struct IssueData {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
+/// A GitHub deployment and its statuses (oldest first: `(state, at)`).
+#[derive(Debug, Clone)]
+pub struct DeploymentData {
+    pub id: u64,
+    pub sha: String,
+    pub environment: String,
+    pub created_at: DateTime<Utc>,
+    pub statuses: Vec<(String, DateTime<Utc>)>,
+}
+
+/// A successful run of the deploy workflow (`actions/workflows/deploy.yml/runs`).
+#[derive(Debug, Clone)]
+pub struct DeployRun {
+    pub id: u64,
+    pub sha: String,
+    pub branch: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Sizes of a generated history.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -139,6 +159,10 @@ pub struct History {
     pub required_checks: Vec<String>,
     /// Highest number first.
     pub issues: Vec<IssueData>,
+    /// Deployments, in any order (the fake lists them newest first).
+    pub deployments: Vec<DeploymentData>,
+    /// Successful runs of the `deploy.yml` workflow, in any order.
+    pub deploy_runs: Vec<DeployRun>,
 }
 
 fn secs(n: i64) -> TimeDelta {
@@ -540,6 +564,7 @@ impl History {
             commits.push(c);
         }
         commits.sort_by_key(|c| std::cmp::Reverse(c.date));
+        let commits_for_deployments = commits.clone();
         // Force pushes to main over ten days.
         let force_pushes = (0..6)
             .map(|i| ForcePush {
@@ -583,9 +608,109 @@ impl History {
             pulls,
             force_pushes,
             required_checks: vec!["Tests".to_string()],
+            deployments: generate_deployments(seed, &commits_for_deployments, now),
             issues,
+            deploy_runs: Vec::new(),
         }
     }
+
+    /// A repository with nothing in it yet, at `now` (scenarios add what they need).
+    pub fn empty(repo: &str, now: DateTime<Utc>) -> History {
+        History {
+            repo: repo.to_string(),
+            now,
+            workflows: Vec::new(),
+            runs: Vec::new(),
+            jobs: HashMap::new(),
+            annotations: HashMap::new(),
+            commits: Vec::new(),
+            pulls: Vec::new(),
+            force_pushes: Vec::new(),
+            required_checks: Vec::new(),
+            issues: Vec::new(),
+            deployments: Vec::new(),
+            deploy_runs: Vec::new(),
+        }
+    }
+}
+
+/// Deployments of the first-parent chain, with their own random stream (so adding them left
+/// every other part of a seed's history as it was): to `production` every third commit on
+/// `main` (20 minutes after it; about one in eight ends `failure` or `error`, and one is a
+/// rollback to the sha deployed two before it), to `staging` every commit.
+fn generate_deployments(
+    seed: u64,
+    commits: &[CommitData],
+    now: DateTime<Utc>,
+) -> Vec<DeploymentData> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x00de_9107);
+    let mut mainline: Vec<&CommitData> = commits.iter().filter(|c| c.mainline).collect();
+    mainline.sort_by_key(|c| c.date);
+    let mut out = Vec::new();
+    let mut id = 7_000_000_u64;
+    let mut production: Vec<String> = Vec::new();
+    let push = |out: &mut Vec<DeploymentData>,
+                id: &mut u64,
+                sha: &str,
+                env: &str,
+                at: DateTime<Utc>,
+                state: &str,
+                took: i64| {
+        *id += 1;
+        out.push(DeploymentData {
+            id: *id,
+            sha: sha.to_string(),
+            environment: env.to_string(),
+            created_at: at,
+            statuses: vec![
+                ("in_progress".into(), at + secs(30)),
+                (state.to_string(), at + secs(took)),
+            ],
+        });
+    };
+    for (i, c) in mainline.iter().enumerate() {
+        let at = c.date + secs(1200);
+        if at + secs(3600) > now {
+            continue;
+        }
+        let took = rng.random_range(120..900);
+        push(&mut out, &mut id, &c.sha, "staging", at, "success", took);
+        if i % 3 != 0 {
+            continue;
+        }
+        let state = match rng.random_range(0..16) {
+            0 => "failure",
+            1 => "error",
+            _ => "success",
+        };
+        push(
+            &mut out,
+            &mut id,
+            &c.sha,
+            "production",
+            at + secs(600),
+            state,
+            took,
+        );
+        if state == "success" {
+            production.push(c.sha.clone());
+        }
+        if production.len() == 12 {
+            // A rollback to the sha deployed two before.
+            let back = production[9].clone();
+            push(
+                &mut out,
+                &mut id,
+                &back,
+                "production",
+                at + secs(2400),
+                "success",
+                200,
+            );
+            production.push(back);
+        }
+    }
+    out
 }
 
 /// The runs part of a history while it is being shaped.

@@ -13,7 +13,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::github_history::{CommitData, History, IssueData, JobData, REPO, RunData};
+use super::github_history::{
+    CommitData, DeploymentData, History, IssueData, JobData, REPO, RunData,
+};
 
 pub const KEY: &str = "week-simulation-key";
 pub const STEP: i64 = 600;
@@ -147,7 +149,13 @@ pub struct Scenario {
     pub commits: Vec<(i64, String)>,
     /// (number, opened, closed)
     bugs: Vec<(u64, i64, Option<i64>)>,
+    /// Deployments to production: creation times (each deploys the newest commit then and
+    /// succeeds `DEPLOY_TAKES` later).
+    pub deploys: Vec<i64>,
 }
+
+/// How long a deployment takes: `in_progress` 30 s after its creation, `success` after this.
+pub const DEPLOY_TAKES: i64 = 600;
 
 /// The Tests run created at index `i` (every 30 minutes from 8 days before t0).
 pub fn scenario() -> Scenario {
@@ -219,10 +227,29 @@ pub fn scenario() -> Scenario {
         (1, -10 * 86_400, None),
         (2, 2 * 86_400 + 3_600, Some(5 * 86_400 + 16 * 3_600)),
     ];
+    // A deployment every eight hours, twenty minutes past the hour, from eight days back.
+    let deploys = (-24..=(STEPS * STEP) / 28_800)
+        .map(|k| k * 28_800 + 1_200)
+        .filter(|c| *c <= STEPS * STEP)
+        .collect();
     Scenario {
         runs,
         commits,
         bugs,
+        deploys,
+    }
+}
+
+impl Scenario {
+    /// The commit a deployment created at `created` deploys: the newest one then.
+    pub fn deployed_commit(&self, created: i64) -> (usize, i64) {
+        self.commits
+            .iter()
+            .enumerate()
+            .filter(|(_, (when, _))| *when <= created)
+            .max_by_key(|(_, (when, _))| *when)
+            .map(|(n, (when, _))| (n, *when))
+            .expect("a commit before every deployment")
     }
 }
 
@@ -317,6 +344,23 @@ pub fn show(h: &mut History, s: &Scenario, t: i64) {
         commits[i].parents = vec![commits[i + 1].sha.clone()];
     }
     h.commits = commits;
+    h.deployments = s
+        .deploys
+        .iter()
+        .enumerate()
+        .filter(|(_, created)| **created <= t)
+        .map(|(k, created)| DeploymentData {
+            id: 8_000_000 + k as u64,
+            sha: sha_of(s.deployed_commit(*created).0 + 1),
+            environment: "production".into(),
+            created_at: at(*created),
+            statuses: [("in_progress", 30), ("success", DEPLOY_TAKES)]
+                .iter()
+                .filter(|(_, after)| created + after <= t)
+                .map(|(state, after)| (state.to_string(), at(created + after)))
+                .collect(),
+        })
+        .collect();
     h.pulls.clear();
     h.issues = s
         .bugs
@@ -366,6 +410,11 @@ pub struct Truth {
     /// Training bugs opened / closed: detection times.
     pub bugs_opened: Vec<i64>,
     pub bugs_closed: Vec<i64>,
+    /// Deployments and failed deployments: detection times.
+    pub deploys: Vec<i64>,
+    pub failed_deploys: Vec<i64>,
+    /// Lead time samples: (detection time, seconds).
+    pub lead: Vec<(i64, f64)>,
 }
 
 pub fn truth(s: &Scenario) -> Truth {
@@ -377,6 +426,9 @@ pub fn truth(s: &Scenario) -> Truth {
         queue: Vec::new(),
         bugs_opened: Vec::new(),
         bugs_closed: Vec::new(),
+        deploys: Vec::new(),
+        failed_deploys: Vec::new(),
+        lead: Vec::new(),
     };
     for (_, opened, closed) in &s.bugs {
         if let Some(d) = detected(*opened, |now| *opened >= now - WINDOW) {
@@ -435,6 +487,35 @@ pub fn truth(s: &Scenario) -> Truth {
             list.push(d);
         }
     }
+    // Deployments: seen once finished, while finished within the window. Lead time: each
+    // commit after the one the previous deployment deployed, up to its own, finished −
+    // committed. Failed: a hotfix lands after a deployment finished and before the next one
+    // was created (no incident, rollback or revert of a deployed commit in this week).
+    for (k, created) in s.deploys.iter().enumerate() {
+        let finished = created + DEPLOY_TAKES;
+        let still = |now: i64| finished >= now - WINDOW;
+        let Some(d) = detected(finished, still) else {
+            continue;
+        };
+        t.deploys.push(d);
+        if k > 0 {
+            let from = s.deployed_commit(s.deploys[k - 1]).1;
+            let to = s.deployed_commit(*created).1;
+            for (when, _) in s.commits.iter().filter(|(w, _)| *w > from && *w <= to) {
+                t.lead.push((d, (finished - when) as f64));
+            }
+        }
+        let next = s.deploys.get(k + 1).copied().unwrap_or(i64::MAX);
+        for (when, message) in &s.commits {
+            if message.starts_with("hotfix")
+                && *when >= finished
+                && *when < next
+                && let Some(d) = detected(*when, still)
+            {
+                t.failed_deploys.push(d);
+            }
+        }
+    }
     t
 }
 
@@ -447,6 +528,8 @@ pub struct Levels {
     pub reverts: usize,
     pub hotfixes: usize,
     pub open_bugs: usize,
+    pub deploys: usize,
+    pub failed_deploys: usize,
 }
 
 pub fn levels(s: &Scenario, t: i64) -> Levels {
@@ -485,6 +568,24 @@ pub fn levels(s: &Scenario, t: i64) -> Levels {
         reverts: commits("Revert"),
         hotfixes: commits("hotfix"),
         open_bugs,
+        deploys: s
+            .deploys
+            .iter()
+            .filter(|c| in_window(*c + DEPLOY_TAKES))
+            .count(),
+        failed_deploys: s
+            .deploys
+            .iter()
+            .enumerate()
+            .filter(|(k, c)| {
+                let finished = *c + DEPLOY_TAKES;
+                let next = s.deploys.get(k + 1).copied().unwrap_or(i64::MAX);
+                in_window(finished)
+                    && s.commits.iter().any(|(when, m)| {
+                        m.starts_with("hotfix") && *when >= finished && *when < next && *when <= t
+                    })
+            })
+            .count(),
     }
 }
 
@@ -548,6 +649,11 @@ window = "7d"
 name = "issues"
 type = "github_issues"
 labels = ["training"]
+{common}
+[[collector]]
+name = "deploys"
+type = "github_deployments"
+window = "7d"
 {common}
 # An eval job's results: one sample per eval request, identified by its request id.
 [[collector]]
@@ -647,6 +753,45 @@ signal = "commits.hotfixes"
 condition = "<5"
 encoding = "count"
 metric = "github.hotfixes.count"
+
+[[check]]
+workflow_category = "delivery"
+workflow_name = "dora"
+task = "deployments"
+check = "weekly_count"
+title = "Deployments, 7 days"
+collector = "deploys"
+signal = "deployments"
+condition = ">=1"
+encoding = "count"
+metric = "delivery.deployments"
+
+[[check]]
+workflow_category = "delivery"
+workflow_name = "dora"
+task = "failed_deployments"
+check = "weekly_count"
+title = "Failed deployments, 7 days"
+collector = "deploys"
+signal = "deployments.failed"
+condition = "<=2"
+encoding = "count"
+metric = "delivery.deployments.failed"
+
+[[check]]
+workflow_category = "delivery"
+workflow_name = "dora"
+task = "lead_time"
+check = "lead_time_p90"
+title = "Lead time for changes p90"
+collector = "deploys"
+signal = "deployments.lead_time"
+condition = "<7d"
+encoding = "distribution"
+summary = "p90"
+percentiles = true
+unit = "second"
+metric = "delivery.lead_time"
 
 [[check]]
 workflow_category = "code"

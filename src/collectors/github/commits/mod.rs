@@ -30,7 +30,7 @@
 
 mod changes;
 mod fetch;
-mod rules;
+pub(super) mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -70,6 +70,10 @@ pub const KIND: CollectorKind = CollectorKind {
     self_metrics: super::SELF_METRICS,
     build,
 };
+
+/// The line a revert commit names what it reverts with (`git revert` writes it); group 1 is the
+/// sha. Shared with `github_deployments`, which finds the deployment that shipped it.
+pub(super) const REVERT_REF: &str = "(?m)^This reverts commit ([0-9a-fA-F]{7,40})";
 
 /// Bumped when what is stored changes meaning: older state is dropped and rebuilt.
 const STATE_VERSION: u32 = 2;
@@ -127,22 +131,22 @@ fn yes() -> bool {
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
-fn default_revert_patterns() -> Vec<String> {
+pub(super) fn default_revert_patterns() -> Vec<String> {
     strings(&["^Revert \"", "(?m)^This reverts commit [0-9a-f]{7,40}"])
 }
-fn default_revert_labels() -> Vec<String> {
+pub(super) fn default_revert_labels() -> Vec<String> {
     strings(&["revert"])
 }
-fn default_revert_prefixes() -> Vec<String> {
+pub(super) fn default_revert_prefixes() -> Vec<String> {
     strings(&["revert-"])
 }
-fn default_hotfix_patterns() -> Vec<String> {
+pub(super) fn default_hotfix_patterns() -> Vec<String> {
     strings(&["(?i)^\\s*(\\[hotfix\\]|hotfix\\b)"])
 }
-fn default_hotfix_labels() -> Vec<String> {
+pub(super) fn default_hotfix_labels() -> Vec<String> {
     strings(&["hotfix"])
 }
-fn default_hotfix_prefixes() -> Vec<String> {
+pub(super) fn default_hotfix_prefixes() -> Vec<String> {
     strings(&["hotfix/", "hotfix-"])
 }
 fn default_force_patterns() -> Vec<String> {
@@ -192,7 +196,7 @@ fn build(ctx: &BuildContext) -> Result<Arc<dyn Collector>, BuildError> {
         count_unapproved: o.count_unapproved_merges,
         count_failing_checks: o.count_failing_check_merges,
         required_checks: o.required_checks,
-        revert_ref: Regex::new("(?m)^This reverts commit ([0-9a-fA-F]{7,40})")
+        revert_ref: Regex::new(REVERT_REF)
             .map_err(|e| BuildError::new(format!("internal revert pattern: {e}")))?,
     }))
 }

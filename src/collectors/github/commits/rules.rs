@@ -10,14 +10,14 @@ use crate::github::models::PullItem;
 
 /// One kind of commit to count, and how to recognise it.
 #[derive(Debug)]
-pub(super) struct Rule {
+pub(in crate::collectors::github) struct Rule {
     patterns: Vec<Regex>,
     labels: Vec<String>,
     prefixes: Vec<String>,
 }
 
 impl Rule {
-    pub(super) fn new(
+    pub(in crate::collectors::github) fn new(
         key: &str,
         patterns: &[String],
         labels: Vec<String>,
@@ -37,11 +37,11 @@ impl Rule {
         })
     }
 
-    pub(super) fn matches_message(&self, message: &str) -> bool {
+    pub(in crate::collectors::github) fn matches_message(&self, message: &str) -> bool {
         self.patterns.iter().any(|p| p.is_match(message))
     }
 
-    pub(super) fn matches_pull(&self, pr: &PullItem) -> bool {
+    pub(in crate::collectors::github) fn matches_pull(&self, pr: &PullItem) -> bool {
         self.patterns.iter().any(|p| p.is_match(&pr.title))
             || pr
                 .labels
