@@ -91,9 +91,11 @@ impl Scenario {
 }
 
 fn toml(url: &str, extra: &str) -> String {
+    // The fake enforces no per-minute limit: the client's own (900) would only slow the tests.
     format!(
         "[[collector]]\nname = \"delivery\"\ntype = \"github_deployments\"\nrepo = \"{REPO}\"\n\
-         api_url = \"{url}\"\nretry_base = \"10ms\"\nmax_retries = 2\n{extra}\n"
+         api_url = \"{url}\"\nretry_base = \"10ms\"\nmax_retries = 2\n\
+         max_requests_per_minute = 100000\n{extra}\n"
     )
 }
 
