@@ -1,5 +1,5 @@
-//! Benchmark: the four `github_*` collectors against the fake GitHub with 5,000 workflow runs,
-//! 1,000 pull requests and 2,000 issues. For a first run (empty state) and a steady-state run
+//! Benchmark: the five `github_*` collectors against the fake GitHub with 5,000 workflow runs,
+//! 1,000 pull requests and 2,000 issues (and the deployments of its commits). For a first run (empty state) and a steady-state run
 //! (nothing changed): requests made, primary-rate-limit cost, wall time, and our own CPU time
 //! (process CPU minus the time the in-process fake spent building responses). Prints medians
 //! over several rounds and the peak RSS (VmHWM).
@@ -100,7 +100,8 @@ fn main() {
             "[[collector]]\nname = \"actions\"\ntype = \"github_actions\"\nworkflows = [\"tests\", \"benchmarks\"]\n{common}\n\
              [[collector]]\nname = \"commits\"\ntype = \"github_commits\"\n{common}\n\
              [[collector]]\nname = \"pulls\"\ntype = \"github_pulls\"\n{common}\n\
-             [[collector]]\nname = \"issues\"\ntype = \"github_issues\"\nlabels = [\"training\", \"infra\", \"bug\"]\n{common}\n"
+             [[collector]]\nname = \"issues\"\ntype = \"github_issues\"\nlabels = [\"training\", \"infra\", \"bug\"]\n{common}\n\
+             [[collector]]\nname = \"deployments\"\ntype = \"github_deployments\"\nenvironments = [\"production\", \"staging\"]\n{common}\n"
         );
         let plan = infra_health::config::parse(Path::new("bench.toml"), &text).unwrap();
         let mut first = Vec::new();
