@@ -654,6 +654,34 @@ impl GithubSource {
     }
 }
 
+/// What a collector keeps per repository between runs, with the version of its shape: an object
+/// written by another version is started afresh (a cache, never a source of truth).
+pub trait RepoState: Default + serde::de::DeserializeOwned {
+    /// The version this build writes.
+    const VERSION: u32;
+    fn version(&self) -> u32;
+    /// An empty state of this version.
+    fn fresh() -> Self;
+}
+
+impl GithubSource {
+    /// `repo`'s state object `what` and its key: the stored one, or a fresh one when there is
+    /// none or it has another version.
+    pub async fn load_state<T: RepoState>(
+        &self,
+        ctx: &CollectContext,
+        repo: &Repo,
+        what: &str,
+    ) -> anyhow::Result<(String, T)> {
+        let key = self.state_key(repo, what);
+        let state: Option<T> = ctx.state.get_json(&key).await?;
+        let state = state
+            .filter(|s| s.version() == T::VERSION)
+            .unwrap_or_else(T::fresh);
+        Ok((key, state))
+    }
+}
+
 /// Save a state object, unless this is a dry run: then nothing is written, so checkpoints and
 /// caches never advance.
 pub async fn save_state<T: serde::Serialize>(

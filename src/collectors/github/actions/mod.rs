@@ -48,7 +48,7 @@ use crate::collectors::{
 use crate::github::client::GithubClient;
 use crate::observation::Observation;
 use crate::observation::SelfMetric;
-use records::{ActionsState, STATE_VERSION};
+use records::ActionsState;
 
 pub const KIND: CollectorKind = CollectorKind {
     name: "github_actions",
@@ -140,14 +140,8 @@ impl ActionsCollector {
         repo: &Repo,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Observation>> {
-        let key = self.source.state_key(repo, "actions");
-        let mut state: ActionsState = ctx.state.get_json(&key).await?.unwrap_or_default();
-        if state.version != STATE_VERSION {
-            state = ActionsState {
-                version: STATE_VERSION,
-                ..ActionsState::default()
-            };
-        }
+        let (key, mut state): (String, ActionsState) =
+            self.source.load_state(ctx, repo, "actions").await?;
         let window_start = now - self.window;
         let client = &*client;
         let workflows = self.repo_workflows(client, repo, &mut state).await?;

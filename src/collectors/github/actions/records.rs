@@ -38,6 +38,21 @@ pub(super) struct ActionsState {
     pub(super) runs: BTreeMap<u64, RunRecord>,
 }
 
+impl crate::collectors::github::RepoState for ActionsState {
+    const VERSION: u32 = STATE_VERSION;
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn fresh() -> Self {
+        ActionsState {
+            version: STATE_VERSION,
+            ..ActionsState::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct RunRecord {
     pub(super) workflow_id: u64,

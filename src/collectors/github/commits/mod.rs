@@ -224,6 +224,21 @@ struct CommitsState {
     checks: BTreeMap<u64, BTreeMap<String, String>>,
 }
 
+impl crate::collectors::github::RepoState for CommitsState {
+    const VERSION: u32 = STATE_VERSION;
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn fresh() -> Self {
+        CommitsState {
+            version: STATE_VERSION,
+            ..CommitsState::default()
+        }
+    }
+}
+
 impl CommitsCollector {
     async fn collect_repo(
         &self,
@@ -232,14 +247,8 @@ impl CommitsCollector {
         repo: &Repo,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Observation>> {
-        let key = self.source.state_key(repo, "commits");
-        let mut state: CommitsState = ctx.state.get_json(&key).await?.unwrap_or_default();
-        if state.version != STATE_VERSION {
-            state = CommitsState {
-                version: STATE_VERSION,
-                ..CommitsState::default()
-            };
-        }
+        let (key, mut state): (String, CommitsState) =
+            self.source.load_state(ctx, repo, "commits").await?;
         let client = &*client;
         let window_start = now - self.window;
         let since = day_floor(window_start)

@@ -207,6 +207,21 @@ struct DeploymentsState {
     compared: BTreeMap<String, Compared>,
 }
 
+impl crate::collectors::github::RepoState for DeploymentsState {
+    const VERSION: u32 = STATE_VERSION;
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn fresh() -> Self {
+        DeploymentsState {
+            version: STATE_VERSION,
+            ..DeploymentsState::default()
+        }
+    }
+}
+
 /// What is kept of a listed deployment (or of a run standing in for one).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Listed {
@@ -259,14 +274,8 @@ impl DeploymentsCollector {
         repo: &Repo,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Observation>> {
-        let key = self.source.state_key(repo, "deployments");
-        let mut state: DeploymentsState = ctx.state.get_json(&key).await?.unwrap_or_default();
-        if state.version != STATE_VERSION {
-            state = DeploymentsState {
-                version: STATE_VERSION,
-                ..DeploymentsState::default()
-            };
-        }
+        let (key, mut state): (String, DeploymentsState) =
+            self.source.load_state(ctx, repo, "deployments").await?;
         let client = &*client;
         let window_start = now - self.window;
         let landed = self
